@@ -1,0 +1,14 @@
+"""Governance: the hash-chained audit log.
+
+Examples
+--------
+>>> from driftloop.governance import AuditLog
+>>> from driftloop.store import Store
+>>> with Store.open("sqlite://") as store:
+...     AuditLog(store).verify().reason
+'the log is empty.'
+"""
+
+from driftloop.governance.audit import GENESIS_HASH, AuditLog, ChainReport, entry_hash
+
+__all__ = ["GENESIS_HASH", "AuditLog", "ChainReport", "entry_hash"]

@@ -1,0 +1,211 @@
+"""The store's tables (SQLAlchemy 2 declarative); ``migrations/versions`` creates them.
+
+Change a table here, then add a migration (``python -m driftloop.store.migrate "message"``
+writes one); ``tests/store/test_migrations.py`` fails while the two differ.
+
+Examples
+--------
+>>> sorted(Base.metadata.tables)
+['audit_entries', 'datasets', 'model_versions', 'run_datasets', 'run_metrics', 'runs']
+>>> Run.__table__.c.status.type
+String(length=16)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from driftloop.store.records import DATASET_ROLES, RUN_STATUSES
+
+# Named constraints let SQLite batch migrations drop or alter them later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime.
+
+    Examples
+    --------
+    >>> utcnow().tzinfo
+    datetime.timezone.utc
+    """
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always aware UTC in Python, whatever the database keeps.
+
+    SQLite has no time zones: values are stored as naive UTC and come back aware.
+
+    Examples
+    --------
+    >>> from datetime import timedelta
+    >>> t = datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    >>> UTCDateTime().process_result_value(t, None).isoformat()
+    '2024-01-01T10:00:00+00:00'
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp {value.isoformat()} has no time zone; pass an aware one")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every driftloop table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Dataset(Base):
+    """A dataset, named by the fingerprint of its content."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Run(Base):
+    """A training run."""
+
+    __tablename__ = "runs"
+    __table_args__ = (_one_of("status", RUN_STATUSES, "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    world_size: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    samples_per_s: Mapped[float | None] = mapped_column(Float)
+    package_versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    run_dir: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class RunDataset(Base):
+    """Which dataset a run used in which role (train, val, test, source)."""
+
+    __tablename__ = "run_datasets"
+    __table_args__ = (_one_of("role", DATASET_ROLES, "role"),)
+
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(Integer, ForeignKey("datasets.id"), index=True)
+
+
+class RunMetric(Base):
+    """One metric of one epoch of a run."""
+
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class ModelVersion(Base):
+    """A registered model version; ``version`` counts 1, 2, 3, ... per ``model_name``."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    task: Mapped[str] = mapped_column(String(32))
+    input_kind: Mapped[str] = mapped_column(String(32))
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    bundle_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    parent_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("model_versions.id"))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """One link of the audit chain; the unique ``prev_hash`` keeps the chain from forking."""
+
+    __tablename__ = "audit_entries"
+    # AUTOINCREMENT: SQLite never hands a deleted entry's seq to a new one
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Dataset",
+    "ModelVersion",
+    "NAMING_CONVENTION",
+    "Run",
+    "RunDataset",
+    "RunMetric",
+    "UTCDateTime",
+    "utcnow",
+]

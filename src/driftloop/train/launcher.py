@@ -1,0 +1,343 @@
+"""``dl.train``: prepare the data once, start the ranks with torch.distributed.run, record.
+
+The launcher is the only part of training that touches the store. It
+
+1. prepares the data (schema, split, preprocessing fitted on the training split) and writes the
+   arrays the ranks memory-map into a fresh run folder with the training spec;
+2. starts ``python -m torch.distributed.run --standalone --nproc-per-node N -m
+   driftloop.train.worker --run-dir RUN`` (the engine behind ``torchrun``) with the workers'
+   output going to ``RUN/logs/`` and draws rank 0's progress;
+3. reads rank 0's outputs, evaluates the best weights on the test split, and records the run
+   (params, per-epoch metrics, world size, duration, throughput, package versions, git commit)
+   and the new model version (weights, bundle, metrics, fingerprints) with an audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from driftloop.config import Settings
+from driftloop.data import PreparedData, prepare
+from driftloop.errors import DataError, TrainingError
+from driftloop.evaluate.metrics import classification_metrics, regression_metrics
+from driftloop.registry.bundle import ModelBundle
+from driftloop.registry.loaded import LoadedModel
+from driftloop.registry.registry import Registry
+from driftloop.train.models import factory_reference, resolve_model_name
+from driftloop.train.provenance import git_commit, package_versions
+from driftloop.train.spec import (
+    DATA_DIR,
+    HISTORY_FILE,
+    LOG_DIR,
+    OUTPUTS_DIR,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    WEIGHTS_FILE,
+    TrainSpec,
+)
+
+ModelArg = str | Callable[[dict[str, Any], int], nn.Module]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced; ``to_json()`` is what ``driftloop train --json`` prints."""
+
+    run_id: str
+    model: str
+    version: int
+    task: str
+    metrics: dict[str, float]
+    world_size: int
+    samples_per_s: float
+    duration_s: float
+    weights_sha256: str
+    run_dir: str
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train(
+    data: str | os.PathLike[str] | pd.DataFrame,
+    target: str | None = None,
+    *,
+    model: ModelArg = "auto",
+    workers: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    task: str | None = None,
+    time_column: str | None = None,
+    group_column: str | None = None,
+    input_kind: str | None = None,
+    settings: Settings | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model data-parallel on ``data`` and register it as a new version.
+
+    Parameters
+    ----------
+    data
+        CSV / Parquet / NPZ path, or a DataFrame.
+    target
+        Target column (tables); NPZ files carry ``y``.
+    model
+        ``"auto"``, ``"mlp"``, ``"cnn"``, ``"gru"``, ``"module:function"``, or a factory
+        ``f(model_inputs: dict, n_outputs: int) -> nn.Module`` defined at module top level.
+    workers, epochs, batch_size, lr, seed
+        Override the ``train:`` settings; ``batch_size`` is per worker, ``lr`` applies at the
+        reference batch and is scaled linearly to the global batch.
+    name
+        Registered model name (default: the data file's stem, or ``"model"``).
+
+    Examples
+    --------
+    >>> import driftloop as dl, tempfile                       # doctest: +SKIP
+    >>> from sklearn.datasets import load_breast_cancer          # doctest: +SKIP
+    >>> frame = load_breast_cancer(as_frame=True).frame          # doctest: +SKIP
+    >>> result = dl.train(frame, target="target", workers=2, epochs=5)  # doctest: +SKIP
+    >>> result.metrics["accuracy"] > 0.9                          # doctest: +SKIP
+    True
+    """
+    overrides = {
+        "workers": workers, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+    }
+    settings = settings or Settings.load()
+    cfg = settings.train.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    cfg = type(cfg).model_validate(cfg.model_dump())  # re-validate the overridden values
+    model_ref = model if isinstance(model, str) else factory_reference(model)
+
+    prepared = prepare(
+        data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
+        input_kind=input_kind,
+    )
+    _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
+    model_name = name or _default_name(data)
+    model_ref = resolve_model_name(model_ref, prepared.input_kind)
+
+    registry = Registry.open(settings)
+    params = {
+        **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
+        "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
+    }
+    run = registry.store.create_run(
+        model_name=model_name, params=params, world_size=cfg.workers, run_dir="",
+        package_versions=package_versions(), git_commit=git_commit(Path.cwd()),
+    )
+    run_dir = (settings.runs_dir / run.id).resolve()
+    started = time.perf_counter()
+    try:
+        registry.store.set_run_dir(run.id, str(run_dir))
+        for role in ("source", "train", "val", "test"):
+            registry.record_dataset(run.id, role, prepared)
+        spec = _write_run_folder(run_dir, run.id, prepared, model_ref, cfg, progress)
+        _launch(run_dir, spec, cfg.workers, show_progress=progress)
+        outputs = _read_outputs(run_dir)
+        for epoch in outputs["history"]:
+            registry.store.add_run_metrics(
+                run.id, int(epoch["epoch"]),
+                {k: float(v) for k, v in epoch.items() if k != "epoch"},
+            )
+        weights = (run_dir / OUTPUTS_DIR / WEIGHTS_FILE).read_bytes()
+        bundle = _bundle(prepared, model_ref)
+        metrics = test_metrics(LoadedModel(bundle, weights), prepared)
+        duration = time.perf_counter() - started
+        version = registry.register(
+            model_name, run_id=run.id, bundle=bundle, weights=weights, metrics=metrics,
+            actor="driftloop train", reason=f"trained by run {run.id}",
+        )
+        registry.store.finish_run(
+            run.id, "succeeded", duration_s=duration,
+            samples_per_s=outputs["result"]["samples_per_s"],
+        )
+    except BaseException as exc:
+        registry.store.finish_run(
+            run.id, "failed", duration_s=time.perf_counter() - started, error=str(exc)
+        )
+        raise
+    return TrainResult(
+        run_id=run.id, model=model_name, version=version.version, task=prepared.task,
+        metrics=metrics, world_size=outputs["result"]["world_size"],
+        samples_per_s=outputs["result"]["samples_per_s"], duration_s=duration,
+        weights_sha256=version.weights_sha256, run_dir=str(run_dir),
+        best_epoch=outputs["result"]["best_epoch"], epochs_run=outputs["result"]["epochs_run"],
+        history=outputs["history"], fingerprints=dict(prepared.fingerprints),
+        warnings=list(prepared.warnings),
+    )
+
+
+def test_metrics(model: LoadedModel, prepared: PreparedData) -> dict[str, float]:
+    """Metrics of ``model`` on the prepared test split (original target scale for regression)."""
+    test = prepared.splits["test"]
+    outputs = model.predict_arrays(test.x, test.x_cat)
+    if prepared.task == "regression":
+        return regression_metrics(model.to_original_scale(test.y), model.to_original_scale(outputs))
+    return classification_metrics(test.y, outputs)
+
+
+test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def _check_enough_rows(prepared: PreparedData, workers: int, batch_size: int) -> None:
+    rows = prepared.row_counts["train"]
+    if rows < workers * batch_size:
+        raise DataError(
+            f"the training split has {rows} rows, fewer than workers × batch size = "
+            f"{workers} × {batch_size} = {workers * batch_size}. Use a smaller --batch-size, "
+            "fewer --workers, or more data."
+        )
+
+
+def _default_name(data: object) -> str:
+    if isinstance(data, (str, os.PathLike)):
+        stem = Path(data).name.split(".")[0]
+        return stem or "model"
+    return "model"
+
+
+def _write_run_folder(
+    run_dir: Path, run_id: str, prepared: PreparedData, model_ref: str, cfg: Any, progress: bool
+) -> TrainSpec:
+    workers = int(cfg.workers)
+    spec = TrainSpec(
+        run_id=run_id, task=prepared.task, input_kind=prepared.input_kind, model=model_ref,
+        model_inputs=prepared.model_inputs, n_outputs=_n_outputs(prepared), epochs=cfg.epochs,
+        batch_size=cfg.batch_size, lr=cfg.lr, reference_batch=cfg.reference_batch,
+        warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay, patience=cfg.patience,
+        seed=cfg.seed, threads_per_worker=max(1, _cores() // workers), progress=progress,
+    )
+    (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        arrays = prepared.splits[split]
+        values = [arrays.x, arrays.x_cat, arrays.y] if spec.input_kind == "table" else [
+            arrays.x, arrays.y,
+        ]
+        for fname, value in zip(spec.array_files(split), values, strict=True):
+            if value is None:
+                value = np.zeros((len(arrays.y), 0), np.int64)
+            np.save(run_dir / DATA_DIR / fname, np.ascontiguousarray(value))
+    spec.write(run_dir)  # written last: a run folder with a spec is complete
+    return spec
+
+
+def _n_outputs(prepared: PreparedData) -> int:
+    return 1 if prepared.task == "regression" else prepared.n_classes
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_command(run_dir: Path, workers: int) -> list[str]:
+    """The torchrun command line that starts ``workers`` ranks on this machine."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc-per-node={workers}", "--max-restarts=0",
+        "-m", "driftloop.train.worker", "--run-dir", str(run_dir),
+    ]
+
+
+def _launch(run_dir: Path, spec: TrainSpec, workers: int, show_progress: bool) -> None:
+    env = dict(os.environ)
+    # torchrun would otherwise force 1 thread per rank (and print a warning about it)
+    env["OMP_NUM_THREADS"] = str(spec.threads_per_worker)
+    # a user's model factory must be importable in the workers exactly as it is here
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+    (run_dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / LOG_DIR / "workers.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            worker_command(run_dir, workers), stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            _follow(proc, run_dir / OUTPUTS_DIR / PROGRESS_FILE, show_progress)
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        raise TrainingError(_failure_message(run_dir, proc.returncode, log_path))
+
+
+def _follow(proc: subprocess.Popen[bytes], progress_file: Path, show: bool) -> None:
+    if not (show and sys.stderr.isatty()):
+        proc.wait()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]train[/] {task.description}"), BarColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} samples/s"), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    ) as bar:
+        task = bar.add_task("starting workers", total=None, rate=0.0)
+        while proc.poll() is None:
+            time.sleep(0.25)
+            try:
+                state = json.loads(progress_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            bar.update(
+                task, completed=state["steps"], total=state["total"],
+                rate=state["samples_per_s"], description=state["text"],
+            )
+
+
+def _failure_message(run_dir: Path, returncode: int, log_path: Path) -> str:
+    errors = []
+    for path in sorted((run_dir / OUTPUTS_DIR).glob("error-rank*.json")):
+        info = json.loads(path.read_text(encoding="utf-8"))
+        errors.append(f"rank {info['rank']}: {info['type']}: {info['message']}")
+    why = "; ".join(errors) if errors else f"the worker group exited with code {returncode}"
+    return f"training failed — {why}. Workers' output: {log_path}"
+
+
+def _read_outputs(run_dir: Path) -> dict[str, Any]:
+    out = run_dir / OUTPUTS_DIR
+    try:
+        return {
+            "history": json.loads((out / HISTORY_FILE).read_text(encoding="utf-8")),
+            "result": json.loads((out / RESULT_FILE).read_text(encoding="utf-8")),
+        }
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"rank 0 left no complete outputs in {out}: {exc}") from None
+
+
+def _bundle(prepared: PreparedData, model_ref: str) -> ModelBundle:
+    return ModelBundle(
+        task=prepared.task, input_kind=prepared.input_kind, model=model_ref,
+        model_inputs=dict(prepared.model_inputs), n_outputs=_n_outputs(prepared),
+        classes=list(prepared.classes),
+        schema=prepared.schema.to_json() if prepared.schema is not None else None,
+        preprocessor=prepared.preprocessor, target_encoder=dict(prepared.target_encoder),
+        fingerprints=dict(prepared.fingerprints),
+    )
+
+
+__all__ = ["TrainResult", "test_metrics", "train", "worker_command"]

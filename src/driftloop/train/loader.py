@@ -1,0 +1,83 @@
+"""Sharded batches from memory-mapped arrays, without a per-sample ``Dataset``.
+
+Each epoch every rank draws the same seeded permutation of all rows and takes every
+``world_size``-th row starting at its rank, so the shards are disjoint and cover every row once.
+All ranks run the same number of steps (``steps_per_epoch``): a rank whose shard is one row
+shorter gets a last batch one row smaller, never a missing step, so no rank waits on a
+collective that never comes. Batches are index slices of the arrays (one fancy-index copy per
+array per step), not Python loops over samples.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(10, dtype=np.float32).reshape(10, 1); y = np.arange(10)
+>>> a = ShardedLoader([x, y], rank=0, world_size=2, batch_size=2, seed=0)
+>>> b = ShardedLoader([x, y], rank=1, world_size=2, batch_size=2, seed=0)
+>>> a.steps_per_epoch, b.steps_per_epoch
+(3, 3)
+>>> seen = [int(v) for ld in (a, b) for _, yb in ld.epoch(0) for v in yb]
+>>> sorted(seen) == list(range(10))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+class ShardedLoader:
+    """Yield this rank's batches of ``arrays`` (inputs then target) for one epoch at a time.
+
+    Parameters
+    ----------
+    arrays
+        Arrays with the same first dimension (rows); memory-mapped ``.npy`` files work.
+    rank, world_size
+        This process's rank and the number of ranks.
+    batch_size
+        Rows per step on this rank (the per-worker batch).
+    seed
+        Seed of the per-epoch permutation; the same on every rank.
+    """
+
+    def __init__(
+        self, arrays: Sequence[np.ndarray], rank: int, world_size: int, batch_size: int, seed: int
+    ) -> None:
+        rows = {len(a) for a in arrays}
+        if len(rows) != 1:
+            raise ValueError(f"arrays must have the same number of rows, got {sorted(rows)}")
+        self.arrays = list(arrays)
+        self.rows = rows.pop()
+        self.rank, self.world_size = rank, world_size
+        self.batch_size, self.seed = batch_size, seed
+        self.rows_per_rank = math.ceil(self.rows / world_size)
+        self.steps_per_epoch = math.ceil(self.rows_per_rank / batch_size)
+
+    def shard(self, epoch: int) -> np.ndarray:
+        """Row indices this rank consumes in ``epoch``, in consumption order."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.rows)
+        return order[self.rank :: self.world_size]
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[list[torch.Tensor]]:
+        """Batches of ``epoch`` from ``start_step`` on, as tensors sharing no memory with the file."""
+        shard = self.shard(epoch)
+        for step in range(start_step, self.steps_per_epoch):
+            index = shard[step * self.batch_size : (step + 1) * self.batch_size]
+            yield [torch.from_numpy(np.ascontiguousarray(a[index])) for a in self.arrays]
+
+
+def eval_shard(rows: int, rank: int, world_size: int) -> slice:
+    """Contiguous slice of ``rows`` that this rank evaluates (shards cover every row once).
+
+    >>> [eval_shard(5, r, 2) for r in range(2)]
+    [slice(0, 3, None), slice(3, 5, None)]
+    """
+    per = math.ceil(rows / world_size)
+    return slice(min(rank * per, rows), min((rank + 1) * per, rows))
+
+
+__all__ = ["ShardedLoader", "eval_shard"]

@@ -1,0 +1,61 @@
+"""Two real processes append to one audit log at the same time; the chain stays linear."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from driftloop.governance import GENESIS_HASH, AuditLog
+from driftloop.store import Store
+
+WORKER = """
+import os, sys, time
+from driftloop.governance import AuditLog
+from driftloop.store import Store
+
+
+def barrier(path, parties):
+    open(path + "." + str(os.getpid()), "w").close()
+    folder, prefix = os.path.split(path)
+    while sum(f.startswith(prefix + ".") for f in os.listdir(folder)) < parties:
+        time.sleep(0.002)
+
+
+url, go, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+barrier(go + "-start", 2)
+with Store.open(url) as store:
+    log = AuditLog(store)
+    barrier(go + "-opened", 2)
+    for i in range(count):
+        log.append(name, "check", "model:v1", {"i": i})
+        time.sleep(0.002)  # give the other process a chance at the tail between entries
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_appends_keep_one_linear_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'driftloop.db'}"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(go), name, "25"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("alice", "bob")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+
+    with Store.open(url) as store:
+        log = AuditLog(store)
+        report = log.verify()
+        entries = log.entries()
+    assert report.ok and report.entries == 50, report.reason
+    assert [e.prev_hash for e in entries] == [GENESIS_HASH] + [e.hash for e in entries[:-1]]
+    for actor in ("alice", "bob"):
+        assert [e.details["i"] for e in entries if e.actor == actor] == list(range(25))
