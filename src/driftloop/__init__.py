@@ -7,12 +7,35 @@ Examples
 ['DataReport', 'DriftloopError', 'Registry']
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-from driftloop.data.check import DataReport, check_data
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
 from driftloop.errors import DriftloopError
-from driftloop.registry import Registry
-from driftloop.train.launcher import TrainResult, train
+
+if TYPE_CHECKING:
+    from driftloop.data.check import DataReport, check_data
+    from driftloop.registry import Registry
+    from driftloop.train.launcher import TrainResult, train
+
+# Imported on first use: torch, pandas and SQLAlchemy take seconds to import, and
+# `driftloop --help` or a worker rank should not pay for stages it does not use.
+_LAZY = {
+    "DataReport": "driftloop.data.check",
+    "check_data": "driftloop.data.check",
+    "Registry": "driftloop.registry",
+    "TrainResult": "driftloop.train.launcher",
+    "train": "driftloop.train.launcher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'driftloop' has no attribute {name!r}")
+
 
 try:
     __version__ = version("driftloop")

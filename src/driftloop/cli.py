@@ -11,7 +11,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -267,21 +266,19 @@ def demo_cmd(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the CLI and turn errors into messages and exit codes."""
+    """Console entry point: run the CLI and turn driftloop's errors into messages and exit codes.
+
+    Usage errors of the command line itself (unknown flag, missing argument) are reported by
+    typer, which exits 2.
+    """
     try:
-        code = app(args=argv, standalone_mode=False)
+        app(args=argv)
     except DriftloopError as exc:
         err.print(f"[red]error:[/] {exc}" if exc.exit_code != 1 else f"[yellow]{exc}[/]")
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
-    return int(code or 0)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -296,3 +296,11 @@ def test_recorder_audits_a_registration(store: Store, log: AuditLog) -> None:
     }
     with pytest.raises(UsageError, match="audit actor"):
         log.recorder("", "register")
+
+
+def test_the_public_names_are_pinned() -> None:
+    import driftloop.governance
+
+    assert sorted(driftloop.governance.__all__) == [
+        "AuditLog", "ChainReport", "GENESIS_HASH", "entry_hash",
+    ]  # fmt: skip

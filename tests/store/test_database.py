@@ -262,3 +262,12 @@ def test_readers_do_not_wait_for_a_writer_in_another_connection(store: Store, db
         assert store.get_version("churn").version == 1
         assert store.list_versions() and store.model_names() == ["churn"]
         assert time.perf_counter() - started < 5
+
+
+def test_the_public_names_are_pinned() -> None:
+    import driftloop.store
+
+    assert sorted(driftloop.store.__all__) == [
+        "ArtifactStore", "AuditHook", "AuditRecord", "DATASET_ROLES", "DatasetRecord",
+        "RUN_STATUSES", "RunRecord", "Store", "VersionRecord", "canonical_json",
+    ]  # fmt: skip

@@ -245,8 +245,9 @@ class Store:
         run_dir: str,
         package_versions: Mapping[str, Any],
         git_commit: str | None,
+        run_id: str | None = None,
     ) -> RunRecord:
-        """Record a new run with status ``"running"`` and a fresh uuid4 hex id.
+        """Record a new run with status ``"running"`` and ``run_id`` (default: a fresh uuid4 hex).
 
         Examples
         --------
@@ -259,7 +260,7 @@ class Store:
         if world_size < 1:
             raise UsageError(f"world_size must be 1 or more, got {world_size}.")
         row = Run(
-            id=uuid.uuid4().hex,
+            id=run_id or uuid.uuid4().hex,
             model_name=model_name,
             status="running",
             params=copy.deepcopy(dict(params)),

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -141,14 +142,14 @@ def train(
         **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
         "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
     }
+    run_id = uuid.uuid4().hex
+    run_dir = (settings.runs_dir / run_id).resolve()
     run = registry.store.create_run(
-        model_name=model_name, params=params, world_size=cfg.workers, run_dir="",
-        package_versions=package_versions(), git_commit=git_commit(Path.cwd()),
+        model_name=model_name, params=params, world_size=cfg.workers, run_dir=str(run_dir),
+        package_versions=package_versions(), git_commit=git_commit(Path.cwd()), run_id=run_id,
     )
-    run_dir = (settings.runs_dir / run.id).resolve()
     started = time.perf_counter()
     try:
-        registry.store.set_run_dir(run.id, str(run_dir))
         for role in ("source", "train", "val", "test"):
             registry.record_dataset(run.id, role, prepared)
         spec = _write_run_folder(run_dir, run.id, prepared, model_ref, cfg, progress)
