@@ -2,22 +2,34 @@
 AdamW, linear LR scaling with warmup).
 
 Started by bench_train.py under torchrun with the same arrays, model, optimiser, batch size,
-epochs and threads per rank as the driftloop run it is compared with. Two data paths:
+epochs and threads per rank as the driftloop run it is compared with::
 
-* ``--loader slicing``: tensors in memory, a seeded permutation per epoch, one index per batch
-  (the fastest loop we know how to write by hand);
+    OMP_NUM_THREADS=<spec threads_per_worker> python -m torch.distributed.run --standalone \
+        --nproc-per-node 2 benchmarks/plain_ddp.py --run-dir RUN --loader slicing
+
+Two data paths:
+
+* ``--loader slicing``: tensors in memory (the whole ``train_*.npy`` read up front), the same
+  seeded permutation per epoch as driftloop's loader, one index per batch (the fastest loop we
+  know how to write by hand);
 * ``--loader dataloader``: ``TensorDataset`` + ``DistributedSampler`` + ``DataLoader``, the
-  loop most tutorials show.
+  loop most tutorials show (per-sample indexing and collation).
+
+Both run the same number of optimiser steps per epoch as driftloop
+(``ceil(ceil(rows / world) / batch)``) on every rank, so no rank waits on an all-reduce that
+never comes when the rows do not divide evenly.
 
 Only the training steps are timed (as in driftloop's own samples/s): no validation, no
-start-up. Prints one JSON line from rank 0.
+start-up, no data loading before the first epoch. Prints one JSON line from rank 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,58 +44,94 @@ from driftloop.train.scaling import scaled_lr, warmup_factor, warmup_steps_for
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--loader", choices=["slicing", "dataloader"], default="slicing")
     args = parser.parse_args()
+    if "RANK" not in os.environ:
+        sys.exit("plain_ddp.py: start me under torchrun (python -m torch.distributed.run ...)")
     spec = json.loads((args.run_dir / "spec.json").read_text())
+    if spec.get("input_kind") != "table":
+        sys.exit(f"plain_ddp.py: only table runs are supported, got {spec.get('input_kind')!r}")
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    torch.set_num_threads(spec["threads_per_worker"])
+    threads = max(1, int(spec["threads_per_worker"]))
+    if os.environ.get("OMP_NUM_THREADS") != str(threads) and rank == 0:
+        print(
+            f"plain_ddp.py: warning: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')!r}, "
+            f"the spec's threads_per_worker is {threads}",
+            file=sys.stderr,
+        )
+    torch.set_num_threads(threads)
     dist.init_process_group("gloo")
+
     data = args.run_dir / "data"
     x = torch.from_numpy(np.load(data / "train_x.npy"))
     xc = torch.from_numpy(np.load(data / "train_xcat.npy"))
     y = torch.from_numpy(np.load(data / "train_y.npy"))
+    rows = len(y)
+
     torch.manual_seed(spec["seed"])
     model = DistributedDataParallel(
         build_model(spec["model"], spec["model_inputs"], spec["n_outputs"])
     )
-    batch = spec["batch_size"]
+    torch.manual_seed(spec["seed"] + 1000 * rank)  # dropout masks differ between ranks
+    batch = int(spec["batch_size"])
     lr = scaled_lr(spec["lr"], batch * world, spec["reference_batch"])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=spec["weight_decay"])
     loss_fn = torch.nn.CrossEntropyLoss()
-    steps_per_epoch = -(-(-(-len(y) // world)) // batch)
+    steps_per_epoch = math.ceil(math.ceil(rows / world) / batch)
     warmup = warmup_steps_for(spec["warmup_epochs"], steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_factor(s, warmup))
 
     if args.loader == "dataloader":
-        sampler = DistributedSampler(TensorDataset(x, xc, y), world, rank, seed=spec["seed"])
-        loader = DataLoader(TensorDataset(x, xc, y), batch_size=batch, sampler=sampler)
+        dataset = TensorDataset(x, xc, y)
+        # pads the shorter shard by wrapping around, so every rank runs steps_per_epoch steps
+        sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=spec["seed"])
+        loader = DataLoader(dataset, batch_size=batch, sampler=sampler)
 
-    seconds, samples = 0.0, 0
+    seconds, samples, last_loss = 0.0, 0, float("nan")
     for epoch in range(spec["epochs"]):
+        model.train()
         t0 = time.perf_counter()
         if args.loader == "dataloader":
             sampler.set_epoch(epoch)
             batches = iter(loader)
         else:
-            g = torch.Generator().manual_seed(spec["seed"] * 1000 + epoch)
-            shard = torch.randperm(len(y), generator=g)[rank::world]
+            # the same permutation and shard as driftloop's loader: identical batches
+            order = np.random.default_rng([spec["seed"], epoch]).permutation(rows)
+            shard = torch.from_numpy(order[rank::world])
             batches = (
-                (x[i], xc[i], y[i]) for i in shard.split(batch)
+                (x[i], xc[i], y[i])
+                for i in (shard[s * batch : (s + 1) * batch] for s in range(steps_per_epoch))
             )
-        total = torch.zeros(())
+        total, steps = torch.zeros(()), 0
         for xb, cb, yb in batches:
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb, cb), yb)
+            out = model(xb, cb)
+            # an empty last batch (shard one row short) still joins the all-reduce
+            loss = loss_fn(out, yb) if len(yb) else out.sum() * 0.0
             loss.backward()
             opt.step()
             schedule.step()
             total += loss.detach()
+            steps += 1
         seconds += time.perf_counter() - t0
-        samples += len(y)
+        samples += rows
+        last_loss = float(total) / max(steps, 1)
     if rank == 0:
-        print(json.dumps({"samples_per_s": samples / seconds, "train_seconds": seconds}))
+        print(json.dumps({
+            "samples_per_s": samples / seconds,
+            "train_seconds": seconds,
+            "loader": args.loader,
+            "epochs": spec["epochs"],
+            "steps_per_epoch": steps_per_epoch,
+            "world_size": world,
+            "threads_per_worker": threads,
+            "last_epoch_mean_loss": last_loss,
+        }), flush=True)
+    # without a barrier, a gloo rank that tears down while its peer is still in the last
+    # collective aborts ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

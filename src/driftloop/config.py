@@ -99,6 +99,21 @@ class Settings(BaseModel):
             raise ConfigError(_explain(exc)) from None
 
 
+    def updated(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with ``overrides`` (nested mappings merge) applied and validated again.
+
+        >>> base = Settings.load(environ={}, cwd="/nonexistent")
+        >>> base.updated({"train": {"epochs": 2}}).train.epochs
+        2
+        """
+        merged = self.model_dump()
+        _deep_update(merged, {k: v for k, v in overrides.items() if v is not None})
+        try:
+            return type(self).model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+
 def _read_yaml(environ: Mapping[str, str], cwd: str | os.PathLike[str] | None) -> dict[str, Any]:
     explicit = environ.get(ENV_PREFIX + "CONFIG")
     path = Path(explicit) if explicit else Path(cwd or os.getcwd()) / CONFIG_FILE

@@ -11,7 +11,7 @@ Examples
 >>> weights = save(build_model("mlp", inputs, 2).state_dict())
 >>> b = ModelBundle(task="binary", input_kind="table", model="mlp", model_inputs=inputs,
 ...                 n_outputs=2, classes=[0, 1], schema=None, preprocessor=None,
-...                 target_encoder={})
+...                 target_encoder={"task": "binary", "classes": [0, 1]})
 >>> m = LoadedModel(b, weights)
 >>> m.predict_arrays(np.zeros((3, 2), np.float32), np.zeros((3, 0), np.int64)).shape
 (3, 2)
@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
+from driftloop.data.prepare import apply_preprocessing
+from driftloop.data.preprocess import TargetEncoder
 from driftloop.registry.bundle import ModelBundle
 from driftloop.train.models import build_model
 
@@ -65,12 +67,31 @@ class LoadedModel:
             return np.zeros(shape)
         return np.concatenate(outs)
 
+    def predict_raw(self, data: Any) -> np.ndarray:
+        """Outputs for raw rows (a DataFrame of feature columns, or an image/sequence array),
+        preprocessed with the state fitted at training time."""
+        if self.bundle.preprocessor is None:
+            x, x_cat = np.asarray(data, dtype=np.float32), None
+        else:
+            x, x_cat = apply_preprocessing(self.bundle.preprocessor, data)
+        return self.predict_arrays(x, x_cat)
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Predicted labels (classification) or values on the target's scale (regression)."""
+        outputs = self.predict_raw(data)
+        if self.task == "regression":
+            return self.to_original_scale(outputs)
+        return self._encoder().inverse_transform(outputs.argmax(axis=1))
+
     def to_original_scale(self, outputs: np.ndarray) -> np.ndarray:
         """Regression outputs on the target's original scale (identity for classification)."""
         if self.task != "regression":
             return outputs
-        enc: dict[str, Any] = self.bundle.target_encoder
-        return outputs * float(enc["std"]) + float(enc["mean"])
+        encoder = self._encoder()
+        return np.asarray(outputs, dtype=np.float64) * encoder.std_ + encoder.mean_
+
+    def _encoder(self) -> TargetEncoder:
+        return TargetEncoder.from_json(self.bundle.target_encoder)
 
 
 __all__ = ["LoadedModel"]

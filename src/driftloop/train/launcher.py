@@ -123,9 +123,10 @@ def train(
     overrides = {
         "workers": workers, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
     }
-    settings = settings or Settings.load()
-    cfg = settings.train.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    cfg = type(cfg).model_validate(cfg.model_dump())  # re-validate the overridden values
+    settings = (settings or Settings.load()).updated(
+        {"train": {k: v for k, v in overrides.items() if v is not None}}
+    )
+    cfg = settings.train
     model_ref = model if isinstance(model, str) else factory_reference(model)
 
     prepared = prepare(

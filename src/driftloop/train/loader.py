@@ -63,7 +63,7 @@ class ShardedLoader:
         return order[self.rank :: self.world_size]
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[list[torch.Tensor]]:
-        """Batches of ``epoch`` from ``start_step`` on, as tensors sharing no memory with the file."""
+        """Batches of ``epoch`` from ``start_step`` on, as tensors (copies, not file views)."""
         shard = self.shard(epoch)
         for step in range(start_step, self.steps_per_epoch):
             index = shard[step * self.batch_size : (step + 1) * self.batch_size]
