@@ -67,7 +67,7 @@ def _root(
 
 @app.command("train")
 def train_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or NPZ file.")],
+    data: Annotated[Path | None, typer.Argument(help="CSV, Parquet or NPZ file.")] = None,
     target: Annotated[str | None, typer.Option(help="Column to predict (tables).")] = None,
     model: Annotated[str, typer.Option(help="auto, mlp, cnn, gru or module:function.")] = "auto",
     workers: Annotated[int | None, typer.Option(help="Data-parallel processes.")] = None,
@@ -80,16 +80,39 @@ def train_cmd(
     time_column: Annotated[str | None, typer.Option(help="Split by this time column.")] = None,
     group_column: Annotated[str | None, typer.Option(help="Keep groups in one split.")] = None,
     input_kind: Annotated[str | None, typer.Option(help="table, image or sequence.")] = None,
+    accumulate: Annotated[
+        int | None, typer.Option(help="Micro-batches per optimiser step.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 (GPU).")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every K optimiser steps (and each epoch).")
+    ] = None,
+    consistency_every: Annotated[
+        int | None, typer.Option(help="Compare ranks' parameters every N steps (0: epoch).")
+    ] = None,
+    collective_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a rank before failing.")
+    ] = None,
+    max_restarts: Annotated[
+        int | None, typer.Option(help="Restart the worker group this often on failure.")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue a stopped run from its newest checkpoint.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Train a model data-parallel and register it as a new version."""
+    """Train a model data-parallel and register it as a new version.
+
+    DATA is required unless --resume RUN_ID continues a stopped run.
+    """
     from driftloop.train.launcher import train
 
     result = train(
         data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
         lr=lr, seed=seed, name=name, task=task, time_column=time_column,
-        group_column=group_column, input_kind=input_kind, settings=_settings(),
-        progress=not json_out,
+        group_column=group_column, input_kind=input_kind, accumulate=accumulate,
+        precision=precision, checkpoint_every=checkpoint_every,
+        consistency_every=consistency_every, collective_timeout=collective_timeout,
+        max_restarts=max_restarts, resume=resume, settings=_settings(), progress=not json_out,
     )
     if json_out:
         _emit_json(result.to_json())

@@ -38,13 +38,23 @@ from driftloop.store import migrate
 from driftloop.store.engine import READ_ONLY, make_engine, safe_url
 from driftloop.store.records import (
     DATASET_ROLES,
+    REPORT_KINDS,
     RUN_STATUSES,
     DatasetRecord,
+    ReportRecord,
     RunRecord,
     VersionRecord,
     record_from,
 )
-from driftloop.store.tables import Dataset, ModelVersion, Run, RunDataset, RunMetric, utcnow
+from driftloop.store.tables import (
+    Dataset,
+    ModelVersion,
+    Report,
+    Run,
+    RunDataset,
+    RunMetric,
+    utcnow,
+)
 
 T = TypeVar("T")
 AuditHook = Callable[[Session, VersionRecord], object]
@@ -137,7 +147,7 @@ class Store:
         True
         >>> store.upgrade()
         >>> store.schema_revision()
-        '0001'
+        '0002'
         >>> store.close()
         """
         return migrate.current_revision(self._engine)
@@ -234,6 +244,96 @@ class Store:
             return record_from(DatasetRecord, row)
 
         return self.transact(work)
+
+    def get_dataset(self, fingerprint: str) -> DatasetRecord:
+        """Return the dataset recorded under ``fingerprint``.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     store.get_dataset("0" * 64)
+        Traceback (most recent call last):
+        ...
+        driftloop.errors.NotFoundError: no dataset with fingerprint '0000000000000000…'.
+        """
+        with self.session(write=False) as session:
+            row = _dataset_by_fingerprint(session, fingerprint)
+            if row is None:
+                raise NotFoundError(f"no dataset with fingerprint '{fingerprint[:16]}…'.")
+            return record_from(DatasetRecord, row)
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def add_report(
+        self,
+        kind: str,
+        dataset_fingerprint: str,
+        artifact_sha256: str,
+        summary: Mapping[str, Any],
+        *,
+        version_id: int | None = None,
+        run_id: str | None = None,
+    ) -> ReportRecord:
+        """Link a stored report artifact to its dataset (recorded first) and model version.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     _ = store.upsert_dataset("d" * 64, "test.csv", 10, None)
+        ...     r = store.add_report("data_check", "d" * 64, "a" * 64, {"errors": 0})
+        ...     [x.id for x in store.list_reports(dataset_fingerprint="d" * 64)] == [r.id]
+        True
+        """
+        if kind not in REPORT_KINDS:
+            raise UsageError(f"report kind '{kind}' is not one of {', '.join(REPORT_KINDS)}.")
+        _require_text("artifact_sha256", artifact_sha256, max_len=64)
+        with self.session() as session:
+            dataset = _dataset_by_fingerprint(session, dataset_fingerprint)
+            if dataset is None:
+                raise NotFoundError(
+                    f"no dataset with fingerprint '{dataset_fingerprint}'. Record it with "
+                    "upsert_dataset before linking a report to it."
+                )
+            if version_id is not None and session.get(ModelVersion, version_id) is None:
+                raise NotFoundError(f"no model version with id {version_id}.")
+            if run_id is not None:
+                _get_run(session, run_id)
+            row = Report(
+                kind=kind, dataset_id=dataset.id, version_id=version_id, run_id=run_id,
+                artifact_sha256=artifact_sha256, summary=copy.deepcopy(dict(summary)),
+            )
+            session.add(row)
+            session.flush()
+            return _report_record(row, dataset.fingerprint)
+
+    def list_reports(
+        self,
+        *,
+        kind: str | None = None,
+        version_id: int | None = None,
+        dataset_fingerprint: str | None = None,
+    ) -> list[ReportRecord]:
+        """Reports matching every filter given, oldest first.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     store.list_reports(kind="evaluation")
+        []
+        """
+        with self.session(write=False) as session:
+            query = (
+                select(Report, Dataset.fingerprint)
+                .join(Dataset, Dataset.id == Report.dataset_id)
+                .order_by(Report.id)
+            )
+            if kind is not None:
+                query = query.where(Report.kind == kind)
+            if version_id is not None:
+                query = query.where(Report.version_id == version_id)
+            if dataset_fingerprint is not None:
+                query = query.where(Dataset.fingerprint == dataset_fingerprint)
+            return [_report_record(row, fp) for row, fp in session.execute(query)]
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -349,6 +449,31 @@ class Store:
             row.duration_s = duration_s
             row.samples_per_s = samples_per_s
             row.error = error
+            session.flush()
+            return record_from(RunRecord, row)
+
+    def resume_run(self, run_id: str, world_size: int) -> RunRecord:
+        """Mark a failed (stopped) run ``"running"`` again, for ``driftloop train --resume``.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     run = store.create_run("m", {}, 2, "runs/x", {}, None)
+        ...     _ = store.finish_run(run.id, "failed", error="interrupted")
+        ...     again = store.resume_run(run.id, world_size=1)
+        ...     again.status, again.error, again.world_size
+        ('running', None, 1)
+        """
+        with self.session() as session:
+            row = _get_run(session, run_id)
+            if row.status == "succeeded":
+                raise UsageError(
+                    f"run '{run_id}' already succeeded; there is nothing to resume."
+                )
+            row.status = "running"
+            row.finished_at = None
+            row.error = None
+            row.world_size = world_size
             session.flush()
             return record_from(RunRecord, row)
 
@@ -560,6 +685,14 @@ def _finite_metric(name: str, value: float, epoch: int) -> float:
 
 def _dataset_by_fingerprint(session: Session, fingerprint: str) -> Dataset | None:
     return session.scalars(select(Dataset).where(Dataset.fingerprint == fingerprint)).first()
+
+
+def _report_record(row: Report, fingerprint: str) -> ReportRecord:
+    return ReportRecord(
+        id=row.id, kind=row.kind, dataset_fingerprint=fingerprint, version_id=row.version_id,
+        run_id=row.run_id, artifact_sha256=row.artifact_sha256,
+        summary=copy.deepcopy(row.summary), created_at=row.created_at,
+    )
 
 
 def _get_run(session: Session, run_id: str) -> Run:

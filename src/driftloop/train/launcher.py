@@ -14,6 +14,7 @@ The launcher is the only part of training that touches the store. It
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ from torch import nn
 
 from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
-from driftloop.errors import DataError, TrainingError
+from driftloop.errors import DataError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
 from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.loaded import LoadedModel
@@ -45,9 +46,13 @@ from driftloop.train.spec import (
     OUTPUTS_DIR,
     PROGRESS_FILE,
     RESULT_FILE,
+    SPEC_FILE,
     WEIGHTS_FILE,
     TrainSpec,
+    write_json_atomic,
 )
+
+BUNDLE_FILE = "bundle.json"
 
 ModelArg = str | Callable[[dict[str, Any], int], nn.Module]
 
@@ -71,13 +76,15 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    step_seconds_p50: float = 0.0
+    step_seconds_p95: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def train(
-    data: str | os.PathLike[str] | pd.DataFrame,
+    data: str | os.PathLike[str] | pd.DataFrame | None = None,
     target: str | None = None,
     *,
     model: ModelArg = "auto",
@@ -91,6 +98,13 @@ def train(
     time_column: str | None = None,
     group_column: str | None = None,
     input_kind: str | None = None,
+    accumulate: int | None = None,
+    precision: str | None = None,
+    checkpoint_every: int | None = None,
+    consistency_every: int | None = None,
+    collective_timeout: float | None = None,
+    max_restarts: int | None = None,
+    resume: str | None = None,
     settings: Settings | None = None,
     progress: bool = True,
 ) -> TrainResult:
@@ -99,7 +113,7 @@ def train(
     Parameters
     ----------
     data
-        CSV / Parquet / NPZ path, or a DataFrame.
+        CSV / Parquet / NPZ path, or a DataFrame (not needed with ``resume``).
     target
         Target column (tables); NPZ files carry ``y``.
     model
@@ -108,6 +122,21 @@ def train(
     workers, epochs, batch_size, lr, seed
         Override the ``train:`` settings; ``batch_size`` is per worker, ``lr`` applies at the
         reference batch and is scaled linearly to the global batch.
+    accumulate
+        Micro-batches per optimiser step (gradients all-reduced once per step).
+    precision
+        ``fp32``, ``bf16`` (autocast, CPU and GPU) or ``fp16`` (GPU, with a grad scaler).
+    checkpoint_every, consistency_every
+        Every this many optimiser steps (0: at each epoch end) write a checkpoint / compare
+        the ranks' parameter checksums.
+    collective_timeout
+        Seconds a collective may wait for a rank before the run fails naming it.
+    max_restarts
+        How often the elastic agent restarts the worker group after a failure; each restart
+        resumes from the newest complete checkpoint.
+    resume
+        Id of a stopped run to continue from its newest checkpoint (``workers`` may differ;
+        then the result is not bitwise-equal to an uninterrupted run).
     name
         Registered model name (default: the data file's stem, or ``"model"``).
 
@@ -122,13 +151,20 @@ def train(
     """
     overrides = {
         "workers": workers, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+        "accumulate": accumulate, "precision": precision, "checkpoint_every": checkpoint_every,
+        "consistency_every": consistency_every, "collective_timeout": collective_timeout,
+        "max_restarts": max_restarts,
     }
     settings = (settings or Settings.load()).updated(
         {"train": {k: v for k, v in overrides.items() if v is not None}}
     )
     cfg = settings.train
+    registry = Registry.open(settings)
+    if resume is not None:
+        return _resume_run(registry, resume, workers, cfg.max_restarts, progress)
+    if data is None:
+        raise UsageError("pass the data to train on, or resume=RUN_ID to continue a run.")
     model_ref = model if isinstance(model, str) else factory_reference(model)
-
     prepared = prepare(
         data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
         test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
@@ -138,64 +174,103 @@ def train(
     model_name = name or _default_name(data)
     model_ref = resolve_model_name(model_ref, prepared.input_kind)
 
-    registry = Registry.open(settings)
     params = {
         **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
         "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
+        "name": model_name,
     }
     run_id = uuid.uuid4().hex
     run_dir = (settings.runs_dir / run_id).resolve()
-    run = registry.store.create_run(
+    registry.store.create_run(
         model_name=model_name, params=params, world_size=cfg.workers, run_dir=str(run_dir),
         package_versions=package_versions(), git_commit=git_commit(Path.cwd()), run_id=run_id,
     )
-    started = time.perf_counter()
     try:
         for role in ("source", "train", "val", "test"):
-            registry.record_dataset(run.id, role, prepared)
-        spec = _write_run_folder(run_dir, run.id, prepared, model_ref, cfg, progress)
-        _launch(run_dir, spec, cfg.workers, show_progress=progress)
+            registry.record_dataset(run_id, role, prepared)
+        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
+    except BaseException as exc:
+        registry.store.finish_run(run_id, "failed", error=str(exc))
+        raise
+    return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
+                              model_name, progress, warnings=list(prepared.warnings))
+
+
+def _resume_run(
+    registry: Registry, run_id: str, workers: int | None, max_restarts: int, progress: bool
+) -> TrainResult:
+    run = registry.store.get_run(run_id)
+    run_dir = Path(run.run_dir)
+    if not (run_dir / SPEC_FILE).is_file():
+        raise UsageError(
+            f"run '{run_id}' has no run folder at {run_dir} (it was never launched or the "
+            "folder was removed); train it again instead."
+        )
+    world_size = workers or run.world_size
+    registry.store.resume_run(run_id, world_size)
+    spec = TrainSpec.read(run_dir)
+    spec = dataclasses.replace(
+        spec, threads_per_worker=max(1, _cores() // world_size), progress=progress
+    )
+    spec.write(run_dir)
+    return _launch_and_record(registry, run_id, run_dir, spec, world_size, max_restarts,
+                              run.model_name, progress, warnings=[])
+
+
+def _launch_and_record(
+    registry: Registry, run_id: str, run_dir: Path, spec: TrainSpec, workers: int,
+    max_restarts: int, model_name: str, progress: bool, warnings: list[str],
+) -> TrainResult:
+    started = time.perf_counter()
+    try:
+        _launch(run_dir, spec, workers, max_restarts, show_progress=progress)
         outputs = _read_outputs(run_dir)
         for epoch in outputs["history"]:
             registry.store.add_run_metrics(
-                run.id, int(epoch["epoch"]),
+                run_id, int(epoch["epoch"]),
                 {k: float(v) for k, v in epoch.items() if k != "epoch"},
             )
         weights = (run_dir / OUTPUTS_DIR / WEIGHTS_FILE).read_bytes()
-        bundle = _bundle(prepared, model_ref)
-        metrics = test_metrics(LoadedModel(bundle, weights), prepared)
+        bundle = ModelBundle.from_json(
+            json.loads((run_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
+        )
+        metrics = test_metrics(LoadedModel(bundle, weights), run_dir)
         duration = time.perf_counter() - started
         version = registry.register(
-            model_name, run_id=run.id, bundle=bundle, weights=weights, metrics=metrics,
-            actor="driftloop train", reason=f"trained by run {run.id}",
+            model_name, run_id=run_id, bundle=bundle, weights=weights, metrics=metrics,
+            actor="driftloop train", reason=f"trained by run {run_id}",
         )
         registry.store.finish_run(
-            run.id, "succeeded", duration_s=duration,
+            run_id, "succeeded", duration_s=duration,
             samples_per_s=outputs["result"]["samples_per_s"],
         )
     except BaseException as exc:
+        why = "interrupted (resume with --resume)" if isinstance(exc, KeyboardInterrupt) else exc
         registry.store.finish_run(
-            run.id, "failed", duration_s=time.perf_counter() - started, error=str(exc)
+            run_id, "failed", duration_s=time.perf_counter() - started, error=str(why)
         )
         raise
+    result = outputs["result"]
     return TrainResult(
-        run_id=run.id, model=model_name, version=version.version, task=prepared.task,
-        metrics=metrics, world_size=outputs["result"]["world_size"],
-        samples_per_s=outputs["result"]["samples_per_s"], duration_s=duration,
+        run_id=run_id, model=model_name, version=version.version, task=bundle.task,
+        metrics=metrics, world_size=result["world_size"],
+        samples_per_s=result["samples_per_s"], duration_s=duration,
         weights_sha256=version.weights_sha256, run_dir=str(run_dir),
-        best_epoch=outputs["result"]["best_epoch"], epochs_run=outputs["result"]["epochs_run"],
-        history=outputs["history"], fingerprints=dict(prepared.fingerprints),
-        warnings=list(prepared.warnings),
+        best_epoch=result["best_epoch"], epochs_run=result["epochs_run"],
+        history=outputs["history"], fingerprints=dict(bundle.fingerprints),
+        warnings=warnings, step_seconds_p50=result.get("step_seconds_p50", 0.0),
+        step_seconds_p95=result.get("step_seconds_p95", 0.0),
     )
 
 
-def test_metrics(model: LoadedModel, prepared: PreparedData) -> dict[str, float]:
-    """Metrics of ``model`` on the prepared test split (original target scale for regression)."""
-    test = prepared.splits["test"]
-    outputs = model.predict_arrays(test.x, test.x_cat)
-    if prepared.task == "regression":
-        return regression_metrics(model.to_original_scale(test.y), model.to_original_scale(outputs))
-    return classification_metrics(test.y, outputs)
+def test_metrics(model: LoadedModel, run_dir: Path) -> dict[str, float]:
+    """Metrics of ``model`` on the run's test split (original target scale for regression)."""
+    files = TrainSpec.read(run_dir).array_files("test")
+    *inputs, y = (np.load(run_dir / DATA_DIR / name) for name in files)
+    outputs = model.predict_arrays(*inputs)
+    if model.task == "regression":
+        return regression_metrics(model.to_original_scale(y), model.to_original_scale(outputs))
+    return classification_metrics(y, outputs)
 
 
 test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
@@ -228,9 +303,15 @@ def _write_run_folder(
         batch_size=cfg.batch_size, lr=cfg.lr, reference_batch=cfg.reference_batch,
         warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay, patience=cfg.patience,
         seed=cfg.seed, threads_per_worker=max(1, _cores() // workers), progress=progress,
+        accumulate=cfg.accumulate, precision=cfg.precision,
+        checkpoint_every=cfg.checkpoint_every, consistency_every=cfg.consistency_every,
+        collective_timeout_s=cfg.collective_timeout,
     )
     (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val"):
+    # the test split and the bundle live in the run folder too, so that a resumed run can be
+    # finished and registered without the source data
+    write_json_atomic(run_dir / BUNDLE_FILE, _bundle(prepared, model_ref).to_json())
+    for split in ("train", "val", "test"):
         arrays = prepared.splits[split]
         values = [arrays.x, arrays.x_cat, arrays.y] if spec.input_kind == "table" else [
             arrays.x, arrays.y,
@@ -254,16 +335,18 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def worker_command(run_dir: Path, workers: int) -> list[str]:
+def worker_command(run_dir: Path, workers: int, max_restarts: int = 0) -> list[str]:
     """The torchrun command line that starts ``workers`` ranks on this machine."""
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={workers}", "--max-restarts=0",
+        f"--nproc-per-node={workers}", f"--max-restarts={max_restarts}",
         "-m", "driftloop.train.worker", "--run-dir", str(run_dir),
     ]
 
 
-def _launch(run_dir: Path, spec: TrainSpec, workers: int, show_progress: bool) -> None:
+def _launch(
+    run_dir: Path, spec: TrainSpec, workers: int, max_restarts: int, show_progress: bool
+) -> None:
     env = dict(os.environ)
     # torchrun would otherwise force 1 thread per rank (and print a warning about it)
     env["OMP_NUM_THREADS"] = str(spec.threads_per_worker)
@@ -273,8 +356,8 @@ def _launch(run_dir: Path, spec: TrainSpec, workers: int, show_progress: bool) -
     log_path = run_dir / LOG_DIR / "workers.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            worker_command(run_dir, workers), stdout=log, stderr=subprocess.STDOUT, env=env,
-            stdin=subprocess.DEVNULL,
+            worker_command(run_dir, workers, max_restarts), stdout=log,
+            stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL,
         )
         try:
             _follow(proc, run_dir / OUTPUTS_DIR / PROGRESS_FILE, show_progress)

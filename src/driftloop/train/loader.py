@@ -64,10 +64,17 @@ class ShardedLoader:
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[list[torch.Tensor]]:
         """Batches of ``epoch`` from ``start_step`` on, as tensors (copies, not file views)."""
+        for _, batch in self.indexed(epoch, start_step):
+            yield batch
+
+    def indexed(
+        self, epoch: int, start_step: int = 0
+    ) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+        """Like :meth:`epoch`, with the row indices of each batch."""
         shard = self.shard(epoch)
         for step in range(start_step, self.steps_per_epoch):
             index = shard[step * self.batch_size : (step + 1) * self.batch_size]
-            yield [torch.from_numpy(np.ascontiguousarray(a[index])) for a in self.arrays]
+            yield index, [torch.from_numpy(np.ascontiguousarray(a[index])) for a in self.arrays]
 
 
 def eval_shard(rows: int, rank: int, world_size: int) -> slice:

@@ -10,6 +10,7 @@ database)::
     RUN/outputs/result.json          throughput, best epoch, … (rank 0, at the end)
     RUN/outputs/progress.json        steps done, samples/s, last loss (rank 0, twice a second)
     RUN/outputs/error-rank{R}.json   why rank R failed, when it did
+    RUN/checkpoints/step-NNNNNNNN/   resumable checkpoints (see driftloop.train.checkpoint)
     RUN/logs/                        the workers' stdout and stderr
 
 Examples
@@ -62,6 +63,11 @@ class TrainSpec:
     threads_per_worker: int = 1
     progress: bool = True
     device: str = "auto"
+    accumulate: int = 1
+    precision: str = "fp32"
+    checkpoint_every: int = 0
+    consistency_every: int = 0
+    collective_timeout_s: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def array_files(self, split: str) -> list[str]:

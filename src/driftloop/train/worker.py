@@ -5,28 +5,36 @@
     # one machine, 2 CPU workers (gloo) or 2 GPUs (nccl, one process per GPU)
     torchrun --standalone --nproc-per-node 2 -m driftloop.train.worker --run-dir RUN
 
+    # survive a dying worker: the agent restarts the group, every rank resumes from the
+    # newest complete checkpoint in RUN/checkpoints
+    torchrun --standalone --nproc-per-node 2 --max-restarts 3 \
+        -m driftloop.train.worker --run-dir RUN
+
     # two nodes with 4 GPUs each; RUN on storage both nodes see (see docs/scaling-out.md)
-    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\
         --rdzv-endpoint HOST0:29500 --rdzv-id job42 -m driftloop.train.worker --run-dir RUN
 
     # no torchrun: a single process, world size 1
     python -m driftloop.train.worker --run-dir RUN
 
 The worker reads ``RUN/spec.json``, memory-maps ``RUN/data/*.npy``, trains with
-DistributedDataParallel, and rank 0 (the "master" process) writes ``RUN/outputs/``.
-It never touches the database.
+DistributedDataParallel, checkpoints into ``RUN/checkpoints/``, and rank 0 (the "master"
+process) writes ``RUN/outputs/``. It never touches the database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import datetime
 import math
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +43,14 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from driftloop.train.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
+from driftloop.train.collectives import (
+    CollectiveTimeout,
+    check_consistency,
+    is_timeout,
+    name_missing_ranks,
+)
+from driftloop.train.faults import Faults, Ledger
 from driftloop.train.loader import ShardedLoader, eval_shard
 from driftloop.train.models import build_model
 from driftloop.train.scaling import scaled_lr, warmup_factor, warmup_steps_for
@@ -49,12 +65,17 @@ from driftloop.train.spec import (
     write_json_atomic,
 )
 
+CHECKPOINT_DIR = "checkpoints"
+# loop state that differs between ranks: each rank checkpoints and restores its own
+RANK_LOCAL = ("loss_sum", "rows")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--run-dir", required=True, type=Path)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
+    (args.run_dir / OUTPUTS_DIR / f"error-rank{rank}.json").unlink(missing_ok=True)
     try:
         run(args.run_dir)
     except BaseException as exc:  # record why this rank died, for the launcher's message
@@ -66,112 +87,262 @@ def main(argv: list[str] | None = None) -> int:
 def run(run_dir: Path) -> None:
     spec = TrainSpec.read(run_dir)
     # DDP is on when torchrun set RANK; a plain `python -m` run is world size 1
-    ddp = "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    ddp = world_size > 1
     master = rank == 0
     device = _pick_device(spec.device, local_rank)
     torch.set_num_threads(max(1, spec.threads_per_worker))
     if ddp:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        _init_process_group(device, rank, world_size, spec.collective_timeout_s)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    faults = Faults.from_environ(os.environ, rank)
 
     # same seed on every rank for the weights (DDP also broadcasts rank 0's on wrap) ...
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, spec.model_inputs, spec.n_outputs).to(device)
     # ... then offset by rank so dropout masks differ between ranks
     torch.manual_seed(spec.seed + 1000 * rank)
-    net: nn.Module = DistributedDataParallel(model) if ddp else model
 
     train = ShardedLoader(
         _load(run_dir, spec.array_files("train")), rank, world_size, spec.batch_size, spec.seed
     )
     val = _load(run_dir, spec.array_files("val"))
-    global_batch = spec.batch_size * world_size
+    accumulate = max(1, spec.accumulate)
+    global_batch = spec.batch_size * world_size * accumulate
     lr = scaled_lr(spec.lr, global_batch, spec.reference_batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=spec.weight_decay)
-    warmup = warmup_steps_for(spec.warmup_epochs, train.steps_per_epoch)
+    opt_steps_per_epoch = math.ceil(train.steps_per_epoch / accumulate)
+    warmup = warmup_steps_for(spec.warmup_epochs, opt_steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, warmup))
+    autocast, scaler = _precision(spec.precision, device)
     loss_fn = _loss_fn(spec.task)
 
-    history: list[dict[str, float]] = []
-    best_state, best_loss, best_epoch, stale = None, math.inf, -1, 0
-    train_seconds, samples = 0.0, 0
-    bar = _ProgressBar(spec.epochs * train.steps_per_epoch, master and spec.progress, run_dir)
-    for epoch in range(spec.epochs):
-        net.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)  # summed on device: no sync per step
-        rows = 0
-        for batch in train.epoch(epoch):
-            *inputs, target = (t.to(device, non_blocking=True) for t in batch)
-            optimizer.zero_grad(set_to_none=True)
-            out = net(*inputs)
-            loss = _batch_loss(loss_fn, out, target)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach() * len(target)
-            rows += len(target)
-            bar.advance(len(target) * world_size)
-        epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
-        samples += train.rows
+    loop = _fresh_loop_state()
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINT_DIR)
+    best_state = None
+    if checkpoint is not None:
+        best_state = _resume(checkpoint, loop, model, optimizer, schedule, scaler, rank,
+                             world_size, lr)
+    net: nn.Module = DistributedDataParallel(model) if ddp else model
+    ledger = Ledger(run_dir, rank) if faults.ledger else None
+    if ledger is not None:
+        ledger.truncate_to(loop["epoch"], loop["step"])
 
-        train_loss = _global_mean(loss_sum, rows, device, ddp)
-        val_stats = _validate(model, val, spec.task, loss_fn, rank, world_size, device, ddp)
-        if not math.isfinite(train_loss) or not math.isfinite(val_stats["val_loss"]):
-            raise FloatingPointError(
-                f"the loss became {train_loss} (validation {val_stats['val_loss']}) in epoch "
-                f"{epoch}; lower --lr or check the data for extreme values"
-            )
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            **val_stats,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": epoch_seconds,
-            "samples_per_s": train.rows / epoch_seconds,
-        }
-        history.append(record)
-        bar.describe(epoch, train_loss, val_stats["val_loss"])
-        # every rank sees the same all-reduced val_loss, so every rank stops at the same epoch
-        if val_stats["val_loss"] < best_loss:
-            best_loss, best_epoch, stale = val_stats["val_loss"], epoch, 0
+    def save_checkpoint() -> None:
+        write_checkpoint(
+            run_dir / CHECKPOINT_DIR, loop["opt_step"], rank, world_size, model=model,
+            optimizer=optimizer, scheduler=schedule, scaler=scaler, best=best_state,
+            loop={**{k: v for k, v in loop.items() if k not in RANK_LOCAL},
+                  "world_size": world_size},
+            rank_state={k: loop[k] for k in RANK_LOCAL},
+            barrier=dist.barrier if ddp else _no_op,
+        )
+
+    step_seconds: list[float] = []
+    bar = _ProgressBar(spec.epochs * train.steps_per_epoch, master and spec.progress, run_dir,
+                       done=loop["epoch"] * train.steps_per_epoch + loop["step"])
+    where = "start"
+    try:
+        while loop["epoch"] < spec.epochs and not loop["stopped"]:
+            epoch = loop["epoch"]
+            net.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.tensor(loop["loss_sum"], dtype=torch.float32, device=device)
+            t_step = time.perf_counter()
+            for step, (index, batch) in enumerate(train.indexed(epoch, loop["step"]),
+                                                  start=loop["step"]):
+                where = f"epoch {epoch}, batch {step} (optimiser step {loop['opt_step']})"
+                if ledger is not None:
+                    ledger.record(epoch, step, index.tolist())
+                *inputs, target = (t.to(device, non_blocking=True) for t in batch)
+                group = _group_size(step, train.steps_per_epoch, accumulate)
+                sync = (step + 1) % accumulate == 0 or step + 1 == train.steps_per_epoch
+                # no_sync: gradients of the first K-1 micro-batches stay local, so one
+                # all-reduce serves K micro-batches
+                with (net.no_sync() if ddp and not sync else contextlib.nullcontext()):
+                    with autocast():
+                        out = net(*inputs)
+                    loss = _batch_loss(loss_fn, out.float(), target)
+                    scaler.scale(loss / group).backward()
+                loss_sum += loss.detach() * len(target)
+                loop["rows"] += len(target)
+                bar.advance(len(target) * world_size)
+                if not sync:
+                    continue
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                schedule.step()
+                loop["opt_step"] += 1
+                loop["step"] = step + 1
+                now = time.perf_counter()
+                step_seconds.append(now - t_step)
+                t_step = now
+                faults.after_step(loop["opt_step"], model)
+                if spec.consistency_every and loop["opt_step"] % spec.consistency_every == 0:
+                    check_consistency(model, loop["opt_step"])
+                if spec.checkpoint_every and loop["opt_step"] % spec.checkpoint_every == 0:
+                    loop["loss_sum"] = float(loss_sum)
+                    loop["train_seconds"] += time.perf_counter() - t0
+                    save_checkpoint()
+                    t0 = t_step = time.perf_counter()
+            epoch_seconds = time.perf_counter() - t0
+            loop["train_seconds"] += epoch_seconds
+            loop["samples"] += train.rows
+            where = f"the end of epoch {epoch}"
+
+            train_loss = _global_mean(loss_sum, loop["rows"], device, ddp)
+            val_stats = _validate(model, val, spec.task, loss_fn, rank, world_size, device, ddp)
+            if not math.isfinite(train_loss) or not math.isfinite(val_stats["val_loss"]):
+                raise FloatingPointError(
+                    f"the loss became {train_loss} (validation {val_stats['val_loss']}) in epoch "
+                    f"{epoch}; lower --lr or check the data for extreme values"
+                )
+            if not spec.consistency_every:
+                check_consistency(model, loop["opt_step"])
+            loop["history"].append({
+                "epoch": epoch, "train_loss": train_loss, **val_stats,
+                "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_seconds,
+                "samples_per_s": train.rows / epoch_seconds if epoch_seconds else 0.0,
+            })
+            bar.describe(epoch, train_loss, val_stats["val_loss"])
+            # every rank sees the same all-reduced val_loss, so every rank stops together
+            if loop["best_loss"] is None or val_stats["val_loss"] < loop["best_loss"]:
+                loop.update(best_loss=val_stats["val_loss"], best_epoch=epoch, stale=0)
+                best_state = copy.deepcopy(model.state_dict()) if master else None
+            else:
+                loop["stale"] += 1
+            loop.update(epoch=epoch + 1, step=0, loss_sum=0.0, rows=0,
+                        stopped=loop["stale"] >= spec.patience)
             if master:
-                best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        if master:
-            write_json_atomic(run_dir / OUTPUTS_DIR / HISTORY_FILE, history)
-        if stale >= spec.patience:
-            break
+                write_json_atomic(run_dir / OUTPUTS_DIR / HISTORY_FILE, loop["history"])
+            save_checkpoint()
+    except Exception as exc:
+        if ddp and is_timeout(exc):
+            raise CollectiveTimeout(
+                f"a collective timed out after {spec.collective_timeout_s:g} s at {where}: "
+                f"{name_missing_ranks(rank, world_size, where)}. Raise --collective-timeout "
+                "if a step can legitimately take that long."
+            ) from exc
+        raise
     bar.close()
 
     if master:
-        assert best_state is not None
-        _save_weights(run_dir, best_state)
-        write_json_atomic(
-            run_dir / OUTPUTS_DIR / RESULT_FILE,
-            {
-                "best_epoch": best_epoch,
-                "best_val_loss": best_loss,
-                "epochs_run": len(history),
-                "stopped_early": len(history) < spec.epochs,
-                "world_size": world_size,
-                "global_batch": global_batch,
-                "lr": lr,
-                "steps_per_epoch": train.steps_per_epoch,
-                "train_seconds": train_seconds,
-                "samples": samples,
-                "samples_per_s": samples / train_seconds if train_seconds else 0.0,
-                "device": str(device),
-            },
-        )
+        _finish(run_dir, loop, best_state, world_size, global_batch, lr,
+                train.steps_per_epoch, step_seconds, device, spec)
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _init_process_group(
+    device: torch.device, rank: int, world_size: int, timeout_s: float
+) -> None:
+    # a short timeout: a stalled rank fails the job in a minute, not in half an hour
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store, _, _ = next(dist.rendezvous("env://", rank, world_size, timeout=timeout))
+    # torchrun keeps one store across restarts of the group; without a prefix per attempt a
+    # restarted rank can read a dead rank's address from the previous attempt and fail to
+    # connect (pytorch/pytorch#167288)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo",
+        store=dist.PrefixStore(f"driftloop/attempt-{attempt}/", store),
+        rank=rank, world_size=world_size, timeout=timeout,
+    )
+
+
+def _fresh_loop_state() -> dict[str, Any]:
+    return {
+        "epoch": 0, "step": 0, "opt_step": 0, "loss_sum": 0.0, "rows": 0,
+        "history": [], "best_loss": None, "best_epoch": -1, "stale": 0, "stopped": False,
+        "train_seconds": 0.0, "samples": 0,
+    }
+
+
+def _resume(
+    checkpoint: Checkpoint, loop: dict[str, Any], model: nn.Module,
+    optimizer: torch.optim.Optimizer, schedule: Any, scaler: Any, rank: int, world_size: int,
+    lr: float,
+) -> dict[str, torch.Tensor] | None:
+    """Load a checkpoint into the live objects; return the best weights so far."""
+    saved = dict(checkpoint.loop)
+    saved_world = int(saved.pop("world_size", world_size))
+    loop.update(saved)
+    model.load_state_dict(checkpoint.model_state())
+    optimizer.load_state_dict(checkpoint.optimizer_state())
+    if checkpoint.scheduler_state() is not None:
+        schedule.load_state_dict(checkpoint.scheduler_state())
+    if checkpoint.scaler_state() is not None and scaler.is_enabled():
+        scaler.load_state_dict(checkpoint.scaler_state())
+    if saved_world != world_size:
+        # a different world size shards the epoch differently: the position inside an epoch
+        # has no meaning any more, so the interrupted epoch starts again (not bitwise-exact)
+        loop.update(step=0, loss_sum=0.0, rows=0)
+        schedule.base_lrs = [lr for _ in schedule.base_lrs]
+    else:
+        checkpoint.restore_rng(rank)
+        loop.update(checkpoint.rank_state(rank) or {})
+    return checkpoint.best_state() if rank == 0 else None
+
+
+def _group_size(step: int, steps: int, accumulate: int) -> int:
+    """Micro-batches in the accumulation group of ``step`` (the last group may be short)."""
+    start = (step // accumulate) * accumulate
+    return min(accumulate, steps - start)
+
+
+def _precision(precision: str, device: torch.device) -> tuple[Any, Any]:
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("--precision fp16 needs a GPU; use bf16 (or fp32) on CPU")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def autocast() -> Any:
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return autocast, scaler
+
+
+def _finish(
+    run_dir: Path, loop: dict[str, Any], best_state: dict[str, torch.Tensor] | None,
+    world_size: int, global_batch: int, lr: float, steps_per_epoch: int,
+    step_seconds: list[float], device: torch.device, spec: TrainSpec,
+) -> None:
+    if best_state is None:
+        raise RuntimeError("no epoch finished, so there are no weights to save")
+    _save_weights(run_dir, best_state)
+    times = np.array(step_seconds) if step_seconds else np.zeros(1)
+    write_json_atomic(
+        run_dir / OUTPUTS_DIR / RESULT_FILE,
+        {
+            "best_epoch": loop["best_epoch"],
+            "best_val_loss": loop["best_loss"],
+            "epochs_run": len(loop["history"]),
+            "stopped_early": len(loop["history"]) < spec.epochs,
+            "world_size": world_size,
+            "global_batch": global_batch,
+            "lr": lr,
+            "steps_per_epoch": steps_per_epoch,
+            "optimizer_steps": loop["opt_step"],
+            "train_seconds": loop["train_seconds"],
+            "samples": loop["samples"],
+            "samples_per_s": loop["samples"] / loop["train_seconds"]
+            if loop["train_seconds"] else 0.0,
+            "step_seconds_p50": float(np.percentile(times, 50)),
+            "step_seconds_p95": float(np.percentile(times, 95)),
+            "device": str(device),
+            "precision": spec.precision,
+        },
+    )
+
+
+def _no_op() -> None:
+    return None
 
 
 def _pick_device(choice: str, local_rank: int) -> torch.device:
@@ -208,14 +379,8 @@ def _global_mean(total: torch.Tensor, rows: int, device: torch.device, ddp: bool
 
 @torch.no_grad()
 def _validate(
-    model: nn.Module,
-    arrays: list[np.ndarray],
-    task: str,
-    loss_fn: nn.Module,
-    rank: int,
-    world_size: int,
-    device: torch.device,
-    ddp: bool,
+    model: nn.Module, arrays: list[np.ndarray], task: str, loss_fn: nn.Module, rank: int,
+    world_size: int, device: torch.device, ddp: bool,
 ) -> dict[str, float]:
     model.eval()
     part = eval_shard(len(arrays[0]), rank, world_size)
@@ -246,12 +411,8 @@ def _write_error(run_dir: Path, rank: int, exc: BaseException) -> None:
     try:
         write_json_atomic(
             run_dir / OUTPUTS_DIR / f"error-rank{rank}.json",
-            {
-                "rank": rank,
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
-            },
+            {"rank": rank, "type": type(exc).__name__, "message": str(exc),
+             "traceback": traceback.format_exc()},
         )
     except OSError:
         pass
@@ -264,11 +425,11 @@ class _ProgressBar:
     own output goes to the run's log; it is rewritten at most twice a second.
     """
 
-    def __init__(self, total: int, enabled: bool, run_dir: Path) -> None:
+    def __init__(self, total: int, enabled: bool, run_dir: Path, done: int = 0) -> None:
         self.progress = None
         self.enabled, self.total, self.path = enabled, total, run_dir / OUTPUTS_DIR / PROGRESS_FILE
-        self.started, self.done, self.steps, self.written = time.perf_counter(), 0, 0, 0.0
-        self.text = "starting"
+        self.started, self.done, self.steps, self.written = time.perf_counter(), 0, done, 0.0
+        self.text = "starting" if not done else "resumed"
         if enabled and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -280,7 +441,7 @@ class _ProgressBar:
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
             )
-            self.task = self.progress.add_task("epoch 0", total=total, rate=0.0)
+            self.task = self.progress.add_task(self.text, total=total, completed=done, rate=0.0)
             self.progress.start()
 
     def advance(self, samples: int) -> None:
