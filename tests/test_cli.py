@@ -87,7 +87,7 @@ def test_data_check_json_and_fail_on(workdir, capsys):
     report = json.loads(out)
     assert report["rows"] == 200 and report["task"] == "binary"
     assert report["columns"] == {"age": "numeric", "city": "categorical"}
-    assert any(f["code"] == "missing_values" and f["severity"] == "warning"
+    assert any(f["check"] == "missing_values" and f["severity"] == "warning"
                for f in report["findings"])
     code, _, err = _run(capsys, "data", "check", "data.csv", "--target", "label",
                         "--fail-on", "warning")
@@ -120,3 +120,129 @@ def test_demo_twice_keeps_the_store_and_adds_a_version(workdir):
     assert [(v["model_name"], v["version"]) for v in versions] == [("credit", 1), ("credit", 2)]
     # same data, seed and world size: the second run reproduces the first bit for bit
     assert a["training"]["weights_sha256"] == b["training"]["weights_sha256"]
+
+
+def test_data_check_json_has_the_issue_shape_and_leaks_against_a_test_set_exit_1(workdir,
+                                                                                capsys):
+    frame = _table(400, seed=1)
+    rng = np.random.default_rng(99)  # labels that age alone does not give away
+    frame["label"] = np.where(frame["age"] + rng.normal(0, 8, 400) > 40, "yes", "no")
+    frame["email"] = [f"user{i}@example.com" for i in range(400)]
+    train, test = frame.iloc[:300], frame.iloc[300:]
+    pd.concat([train, test.iloc[:10]]).to_csv(workdir / "train.csv", index=False)
+    test.to_csv(workdir / "test.csv", index=False)
+    code, out, _ = _run(capsys, "data", "check", "train.csv", "--target", "label",
+                        "--against", "test.csv", "--json")
+    assert code == 1  # the copied rows are an error
+    report = json.loads(out)
+    assert set(report["dataset"]) >= {"fingerprint", "source", "rows", "schema"}
+    assert report["dataset"]["rows"] == 310
+    by_check = {f["check"]: f for f in report["findings"]}
+    leak = by_check["row_overlap"]
+    assert set(leak) >= {"check", "severity", "columns", "rows", "count", "message", "advice"}
+    assert leak["severity"] == "error" and leak["rows"] == list(range(300, 310))
+    assert by_check["pii"]["columns"] == ["email"] and "user0@example.com" not in out
+    # provenance went to the store in the working folder
+    from driftloop.config import Settings
+    from driftloop.store import Store
+
+    with Store.open(Settings.load().store_url) as store:
+        assert store.get_dataset(report["dataset"]["fingerprint"]).rows == 310
+        assert [r.kind for r in store.list_reports()] == ["data_check"]
+    code, out, _ = _run(capsys, "data", "check", "test.csv", "--target", "label")
+    assert code == 0 and "pii" in out and "fingerprint" in out
+
+
+def _register_in_process(frame: pd.DataFrame, name: str) -> None:
+    """Register a quickly trained model in the working folder's store (no ranks)."""
+    import torch
+    from safetensors.torch import save
+
+    from driftloop.config import Settings
+    from driftloop.data import prepare
+    from driftloop.registry import ModelBundle, Registry
+    from driftloop.train.models import build_model
+
+    prepared = prepare(frame, "label", seed=0)
+    torch.manual_seed(0)
+    module = build_model("mlp", prepared.model_inputs, prepared.n_classes)
+    train = prepared.splits["train"]
+    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for _ in range(100):
+        optimiser.zero_grad()
+        out = module(torch.from_numpy(train.x), torch.from_numpy(train.x_cat))
+        torch.nn.functional.cross_entropy(out, torch.from_numpy(train.y)).backward()
+        optimiser.step()
+    bundle = ModelBundle(
+        task=prepared.task, input_kind="table", model="mlp", model_inputs=prepared.model_inputs,
+        n_outputs=prepared.n_classes, classes=prepared.classes,
+        schema=prepared.schema.to_json(), preprocessor=prepared.preprocessor,
+        target_encoder=prepared.target_encoder, fingerprints=prepared.fingerprints,
+        calibration={"kind": "temperature", "inputs": "proba", "temperature": 1.5},
+    )
+    Registry.open(Settings.load()).register(
+        name, run_id=None, bundle=bundle, weights=save(module.eval().state_dict()), metrics={},
+        actor="test", reason="cli test",
+    )
+
+
+def test_evaluate_prints_intervals_writes_the_diagram_and_stores_the_report(workdir, capsys):
+    frame = _table(600, seed=2)
+    _register_in_process(frame, "ages")
+    _table(300, seed=3).to_csv(workdir / "holdout.csv", index=False)
+    code, out, err = _run(capsys, "evaluate", "ages:1", "holdout.csv", "--slices", "city,age",
+                          "--diagram", "reliability.png")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "ages v1" in text and "95% interval" in text and "accuracy" in text
+    assert "calibration: temperature 1.500" in text and "slices by accuracy" in text
+    assert (workdir / "reliability.png").read_bytes().startswith(b"\x89PNG")
+    code, out, _ = _run(capsys, "evaluate", "ages", "holdout.csv", "--json")
+    report = json.loads(out)
+    assert report["model"] == {"name": "ages", "version": 1}
+    assert report["metrics"]["accuracy"]["low"] <= report["metrics"]["accuracy"]["value"]
+    assert report["calibration"]["after"]["ece"] >= 0 and report["artifact_sha256"]
+    code, _, err = _run(capsys, "evaluate", "ages:7", "holdout.csv")
+    assert code == 2 and "has no version 7" in err
+    code, _, err = _run(capsys, "evaluate", "ages", "holdout.csv", "--slices", "town")
+    assert code == 2 and "slice column 'town' not found" in " ".join(err.split())
+
+
+def test_train_refuses_data_with_errors_unless_ignored_and_names_unknown_checks(workdir,
+                                                                               capsys):
+    frame = _table()
+    frame["age_copy"] = (frame["label"] == "yes") + np.random.default_rng(0).normal(0, .01, 200)
+    frame.to_csv(workdir / "data.csv", index=False)
+    code, _, err = _run(capsys, "train", "data.csv", "--target", "label")
+    text = " ".join(err.split())
+    assert code == 1 and "target_leakage" in text and "--ignore-check" in text
+    code, _, err = _run(capsys, "train", "data.csv", "--target", "label",
+                        "--ignore-check", "leakage")
+    assert code == 2 and "'leakage' is not a check" in " ".join(err.split())
+    assert not (workdir / ".driftloop" / "runs").exists()
+
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["models", "promote", "credit", "1", "--to", "production", "--force"], "--reason"),
+        (["models", "promote", "credit", "1", "--to", "Prod 1"], "alias 'Prod 1'"),
+        (["models", "promote", "credit", "1", "--to", "production"], "no model named 'credit'"),
+        (["models", "rollback", "credit", "--alias", "production"], "no model named 'credit'"),
+        (["models", "lineage", "credit", "2"], "no model named 'credit'"),
+        (["models", "card", "credit", "--set", "mood=ok"], "'mood' is not a model card field"),
+        (["models", "promote", "credit", "1"], "--to"),
+    ],
+)
+def test_registry_commands_exit_2_on_bad_input(workdir, capsys, args, expected):
+    code, out, err = _run(capsys, *args)
+    assert code == 2 and "Traceback" not in err + out
+    assert expected in " ".join(err.split())
+
+
+def test_audit_of_a_new_store_verifies_and_anchors_at_zero(workdir, capsys):
+    code, out, _ = _run(capsys, "audit", "verify", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    code, out, _ = _run(capsys, "audit", "anchor")
+    assert code == 0 and json.loads(out)["seq"] == 0

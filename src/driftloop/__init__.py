@@ -4,7 +4,7 @@ Examples
 --------
 >>> import driftloop as dl
 >>> sorted(dl.__all__)[:3]
-['DataReport', 'DriftloopError', 'Registry']
+['DataReport', 'DriftloopError', 'EvaluationReport']
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from driftloop.errors import DriftloopError
 
 if TYPE_CHECKING:
     from driftloop.data.check import DataReport, check_data
+    from driftloop.evaluate.report import EvaluationReport, evaluate
     from driftloop.registry import Registry
     from driftloop.train.launcher import TrainResult, train
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "DataReport": "driftloop.data.check",
     "check_data": "driftloop.data.check",
+    "EvaluationReport": "driftloop.evaluate.report",
+    "evaluate": "driftloop.evaluate.report",
     "Registry": "driftloop.registry",
     "TrainResult": "driftloop.train.launcher",
     "train": "driftloop.train.launcher",
@@ -45,9 +48,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "DataReport",
     "DriftloopError",
+    "EvaluationReport",
     "Registry",
     "TrainResult",
     "__version__",
     "check_data",
+    "evaluate",
     "train",
 ]

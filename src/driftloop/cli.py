@@ -27,9 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(help="Check data before training on it.", no_args_is_help=True)
-models_app = typer.Typer(help="List and inspect registered model versions.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, inspect, gate, promote and roll back model versions.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+audit_app = typer.Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 out = Console()
 err = Console(stderr=True)
@@ -98,6 +102,14 @@ def train_cmd(
     resume: Annotated[
         str | None, typer.Option(help="Continue a stopped run from its newest checkpoint.")
     ] = None,
+    ignore_check: Annotated[
+        list[str] | None,
+        typer.Option(help="Train despite this data check's errors (repeatable; recorded)."),
+    ] = None,
+    allow_pii: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep this column found to hold personal data (repeatable; recorded)."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Train a model data-parallel and register it as a new version.
@@ -113,6 +125,7 @@ def train_cmd(
         precision=precision, checkpoint_every=checkpoint_every,
         consistency_every=consistency_every, collective_timeout=collective_timeout,
         max_restarts=max_restarts, resume=resume, settings=_settings(), progress=not json_out,
+        ignore_checks=ignore_check or (), allow_pii=allow_pii or (),
     )
     if json_out:
         _emit_json(result.to_json())
@@ -123,12 +136,19 @@ def train_cmd(
 
 
 def _print_training(result: Any) -> None:
-    table = Table(title=f"{result.model} v{result.version} — test split", show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    out.print(table)
+    if getattr(result, "evaluation", None):
+        from driftloop.evaluate.report import EvaluationReport
+
+        out.print(f"[bold]{result.model} v{result.version} — test split[/]")
+        out.print(EvaluationReport.from_json(result.evaluation).summary(), markup=False,
+                  highlight=False)
+    else:
+        table = Table(title=f"{result.model} v{result.version} — test split", show_header=True)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in result.metrics.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out.print(table)
     out.print(
         f"run [bold]{result.run_id}[/] · {result.world_size} workers · "
         f"{result.samples_per_s:,.0f} samples/s · {result.duration_s:.1f} s · best epoch "
@@ -143,21 +163,35 @@ def data_check_cmd(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
     target: Annotated[str, typer.Option(help="Column to predict.")],
     task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
+    against: Annotated[
+        Path | None, typer.Option(help="Another table (e.g. the test set) to find leaks in.")
+    ] = None,
+    group_column: Annotated[
+        str | None, typer.Option(help="Values of this column must not be in both tables.")
+    ] = None,
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 1 when a finding is at least this severe.")
     ] = FailOn.error,
     json_out: JsonFlag = False,
 ) -> None:
-    """Check a table for problems that would hurt a model trained on it."""
-    from driftloop.data.check import check_data
+    """Check a table for problems that would hurt a model trained on it.
 
-    report = check_data(data, target, task=task)  # type: ignore[arg-type]
+    Records the dataset (fingerprint, source, rows, schema) and the report in the store.
+    """
+    from driftloop.data.check import check_data
+    from driftloop.registry import Registry
+
+    settings = _settings()
+    registry = Registry.open(settings)
+    report = check_data(
+        data, target, against, task=task, group_column=group_column,  # type: ignore[arg-type]
+        settings=settings, store=registry.store, artifacts=registry.artifacts,
+    )
     if json_out:
         _emit_json(report.to_json())
     else:
         _print_check(report)
-    failing = {"error"} if fail_on is FailOn.error else {"error", "warning"}
-    if any(f.severity in failing for f in report.findings):
+    if report.failing(fail_on.value):
         raise CheckFailed(f"data check found {fail_on.value}-level findings in {data}")
 
 
@@ -172,13 +206,51 @@ def _print_check(report: Any) -> None:
         kinds.setdefault(kind, []).append(col)
     for kind, cols in kinds.items():
         out.print(f"  {kind}: {', '.join(cols)}")
+    out.print(f"  source {report.source_uri}", markup=False, highlight=False)
+    if getattr(report, "against", None):
+        out.print(f"  against {report.against['source']} ({report.against['rows']} rows)",
+                  markup=False, highlight=False)
     styles = {"error": "red", "warning": "yellow", "info": "cyan"}
     for f in report.findings:
-        out.print(f"  [{styles[f.severity]}]{f.severity}[/] {f.message}")
-        if f.action:
-            out.print(f"      → {f.action}")
+        out.print(f"  [{styles[f.severity]}]{f.severity:<7}[/] {f.check}: ", end="")
+        out.print(f.message, markup=False, highlight=False)
+        if f.advice:
+            out.print(f"      → {f.advice}", markup=False, highlight=False)
     if not report.findings:
         out.print("  no findings")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="Registered model.")],
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet (with the target) or NPZ file.")],
+    slices: Annotated[
+        str | None, typer.Option(help="Columns to evaluate per value/quantile bin: COL,COL.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column if renamed.")] = None,
+    diagram: Annotated[
+        Path | None, typer.Option(help="Also write the reliability diagram PNG here.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices.
+
+    The report is stored as an artifact linked to the version and the data's fingerprint.
+    """
+    from driftloop.evaluate.report import evaluate
+
+    columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
+    report = evaluate(ref, data, slices=columns, target=target, settings=_settings())
+    if diagram is not None:
+        report.write_diagram(diagram)
+    if json_out:
+        _emit_json(report.to_json())
+        return
+    out.print(report.summary(), markup=False, highlight=False)
+    out.print(f"report {report.artifact_sha256}" + (
+        f" · diagram {report.diagram_sha256}" if report.diagram_sha256 else ""))
+    if diagram is not None:
+        out.print(f"reliability diagram written to {diagram}")
 
 
 def _parse_ref(ref: str) -> tuple[str, int | None]:
@@ -201,22 +273,34 @@ def models_list_cmd(
     """List registered model versions."""
     from driftloop.registry import Registry
 
-    versions = Registry.open(_settings()).versions(name)
+    registry = Registry.open(_settings())
+    versions = [registry.describe(v) for v in registry.versions(name)]
     if json_out:
-        _emit_json([v.__dict__ for v in versions])
+        _emit_json(versions)
         return
     table = Table(show_header=True)
-    for col in ("model", "version", "task", "created", "key metric", "size", "run"):
+    for col in ("model", "version", "aliases", "task", "created", "key metric", "ECE",
+                "worst slice", "size", "train data"):
         table.add_column(col)
     for v in versions:
-        key = "rmse" if v.task == "regression" else "accuracy"
-        metric = v.metrics.get(key)
+        key = "rmse" if v["task"] == "regression" else "accuracy"
+        metric = v["metrics"].get(key)
         table.add_row(
-            v.model_name, str(v.version), v.task, v.created_at.strftime("%Y-%m-%d %H:%M"),
-            f"{key} {metric:.4f}" if metric is not None else "-", f"{v.size_bytes / 1024:.0f} KiB",
-            (v.run_id or "-")[:12],
+            v["model_name"], str(v["version"]), ", ".join(v["aliases"]) or "-", v["task"],
+            v["created_at"].strftime("%Y-%m-%d %H:%M"),
+            f"{key} {metric:.4f}" if metric is not None else "-",
+            f"{v['ece']:.4f}" if v["ece"] is not None else "-", _worst_slice(v["worst_slice"]),
+            f"{v['size_bytes'] / 1024:.0f} KiB", v["fingerprints"].get("train", "-")[:12],
         )
     out.print(table if versions else "no model versions yet — run `driftloop train`.")
+
+
+def _worst_slice(worst: dict[str, Any] | None) -> str:
+    if not worst:
+        return "-"
+    gap = f" ({worst['gap']:+.3f})" if worst.get("gap") is not None else ""
+    flag = " flagged" if worst.get("flagged") else ""
+    return f"{worst['column']} = {worst['value']}{gap}{flag}"
 
 
 @models_app.command("show")
@@ -232,16 +316,25 @@ def models_show_cmd(
     record = registry.get(name, version)
     run = registry.store.get_run(record.run_id) if record.run_id else None
     datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
+    described = registry.describe(record)
     info = {
         "version": record.__dict__,
         "run": run.__dict__ if run else None,
         "datasets": {role: d.__dict__ for role, d in datasets.items()},
+        "aliases": described["aliases"],
+        "ece": described["ece"],
+        "worst_slice": described["worst_slice"],
+        "evaluation_report": described["evaluation_report"],
     }
     if json_out:
         _emit_json(info)
         return
     out.print(f"[bold]{record.model_name} v{record.version}[/] · {record.task} · "
               f"{record.input_kind} · created {record.created_at:%Y-%m-%d %H:%M}")
+    out.print(f"  aliases: {', '.join(described['aliases']) or 'none'}")
+    if described["ece"] is not None:
+        out.print(f"  ECE (calibrated): {described['ece']:.4f}")
+    out.print(f"  worst slice: {_worst_slice(described['worst_slice'])}", markup=False)
     for key, value in record.metrics.items():
         out.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
     out.print(f"  weights {record.weights_sha256}\n  bundle  {record.bundle_sha256}")
@@ -250,6 +343,234 @@ def models_show_cmd(
                   f"{(run.samples_per_s or 0):,.0f} samples/s · {run.run_dir}")
     for role, d in datasets.items():
         out.print(f"  data {role:6s} {d.rows:>7} rows · {d.fingerprint[:16]} · {d.source_uri}")
+
+
+def _version_number(text: str) -> int:
+    try:
+        return int(text.lstrip("v"))
+    except ValueError:
+        raise UsageError(f"VERSION '{text}' is not a whole number (e.g. 3 or v3).") from None
+
+
+class CardFormat(str, Enum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+@models_app.command("promote")
+def models_promote_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to promote (3 or v3).")],
+    to: Annotated[str, typer.Option("--to", help="Alias, e.g. production or staging.")],
+    reason: Annotated[str | None, typer.Option(help="Why (audited; no personal data).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote despite failed gates (needs --reason).")
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Evaluate candidate and holder on this data first.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Point an alias at a version if every promotion gate passes (exit 1 when refused)."""
+    from driftloop.registry import GateRefused, Registry
+
+    registry = Registry.open(_settings())
+    try:
+        result = registry.promote(name, _version_number(version), to=to, reason=reason,
+                                  actor=actor, force=force, data=data)
+    except GateRefused as exc:
+        if json_out:
+            _emit_json({"moved": False, "forced": False, "move": None,
+                        "gates": exc.report.to_json()})
+        raise
+    if json_out:
+        _emit_json(result.to_json())
+        return
+    out.print(result.gates.summary(), markup=False, highlight=False)
+    if result.move is None:
+        out.print(f"{name} v{result.gates.version} already holds {to}; nothing moved.")
+        return
+    m = result.move
+    before = f"v{m.from_version}" if m.from_version is not None else "nobody"
+    note = " [yellow](forced: failed gates overridden, audited)[/]" if result.forced else ""
+    out.print(f"[bold]{name}@{m.alias}[/]: {before} → v{m.to_version} (audit entry "
+              f"{m.audit_seq}){note}")
+
+
+@models_app.command("rollback")
+def models_rollback_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to roll back.")],
+    reason: Annotated[str | None, typer.Option(help="Why (audited; no personal data).")] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Point an alias back at the version that held it before the current one."""
+    from driftloop.registry import Registry
+
+    move = Registry.open(_settings()).rollback(name, alias, reason=reason, actor=actor)
+    if json_out:
+        _emit_json(move.__dict__)
+        return
+    out.print(f"[bold]{name}@{move.alias}[/]: v{move.from_version} → v{move.to_version} "
+              f"(rolled back; audit entry {move.audit_seq})")
+
+
+@models_app.command("gate")
+def models_gate_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Candidate version (3 or v3).")],
+    to: Annotated[str, typer.Option("--to", help="Alias it would be promoted to.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Evaluate candidate and holder on this data first.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Run the promotion gates without promoting (exit 1 when one fails), e.g. in CI."""
+    from driftloop.registry import Registry
+
+    report = Registry.open(_settings()).gate(name, _version_number(version), to=to, data=data)
+    if json_out:
+        _emit_json(report.to_json())
+    else:
+        out.print(report.summary(), markup=False, highlight=False)
+    if not report.passed:
+        raise CheckFailed(f"{len(report.failed)} gate(s) failed: "
+                          + ", ".join(r.name for r in report.failed))
+
+
+@models_app.command("lineage")
+def models_lineage_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str | None, typer.Argument(help="Version (latest when omitted).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Where a version came from: run, datasets, parents, reports, alias moves, audit."""
+    from driftloop.registry import Registry
+
+    found = Registry.open(_settings()).lineage(
+        name, None if version is None else _version_number(version))
+    if json_out:
+        _emit_json(found.to_json())
+        return
+    say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+    v, run = found.version, found.run
+    say(f"{v.model_name} v{v.version} · {v.task} · {v.input_kind} · created "
+        f"{v.created_at:%Y-%m-%d %H:%M} · weights {v.weights_sha256[:16]}")
+    if run is not None:
+        say(f"  run {run.id} · {run.status} · world size {run.world_size} · code commit "
+            f"{run.git_commit or 'unknown'}")
+        say("  params " + ", ".join(f"{k}={run.params[k]}" for k in sorted(run.params)))
+        say("  packages " + ", ".join(f"{k} {run.package_versions[k]}"
+                                     for k in sorted(run.package_versions)))
+    for role, d in found.datasets.items():
+        say(f"  data {role:6s} {d.rows:>7} rows · {d.fingerprint[:16]} · {d.source_uri}")
+    chain = " ← ".join(f"v{a.version}" for a in found.ancestors)
+    say(f"  retrained from {chain}" if chain else "  retrained from: no parent")
+    if found.children:
+        say("  retrained into " + ", ".join(f"v{c.version}" for c in found.children))
+    for r in found.reports:
+        say(f"  report {r.kind} {r.artifact_sha256[:16]} on {r.dataset_fingerprint[:16]} · "
+            f"{r.created_at:%Y-%m-%d %H:%M}")
+    say(f"  aliases now: {', '.join(found.aliases) or 'none'}")
+    for m in found.moves:
+        gates = m.gates or {}
+        verdict = ("forced past " + ", ".join(gates.get("failed", [])) if m.forced
+                   else "gates passed" if gates.get("passed") else m.action)
+        say(f"  move {m.at:%Y-%m-%d %H:%M} {m.action} {m.alias}: "
+            f"{'v' + str(m.from_version) if m.from_version else 'nobody'} → v{m.to_version} by "
+            f"{m.actor} · {verdict} · {m.reason or 'no reason given'}")
+    for e in found.audit:
+        say(f"  audit #{e.seq} {e.at:%Y-%m-%d %H:%M} {e.action} {e.subject} by {e.actor}")
+
+
+@models_app.command("card")
+def models_card_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str | None, typer.Argument(help="Version (latest when omitted).")] = None,
+    format: Annotated[CardFormat, typer.Option("--format", help="md, html or json.")] = (
+        CardFormat.md),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=TEXT for a human part, e.g. caveats=... (repeatable)."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+) -> None:
+    """A model card (Mitchell et al. 2019): facts from the store, text from `card:`/--set."""
+    from driftloop.registry import Registry
+    from driftloop.registry.card import parse_set
+
+    card = Registry.open(_settings()).card(
+        name, None if version is None else _version_number(version), parse_set(set_ or []))
+    if format is CardFormat.json:
+        text = json.dumps(card.to_json(), indent=1) + "\n"
+    else:
+        text = card.to_html() if format is CardFormat.html else card.to_markdown()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(output)
+    err.print(f"model card written to {output} ({len(card.missing())} item(s) missing)")
+
+
+@audit_app.command("show")
+def audit_show_cmd(
+    subject: Annotated[str | None, typer.Option(help="Only this subject, e.g. credit:v3.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. promote.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the newest N entries.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List audit entries, oldest first."""
+    from driftloop.registry import Registry
+
+    entries = Registry.open(_settings()).audit.entries(subject=subject, limit=limit,
+                                                       action=action)
+    if json_out:
+        _emit_json([e.__dict__ for e in entries])
+        return
+    table = Table(show_header=True)
+    for col in ("seq", "at (UTC)", "actor", "action", "subject", "details"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject,
+                      json.dumps(e.details, default=str)[:160])
+    out.print(table if entries else "no audit entries match.")
+
+
+@audit_app.command("verify")
+def audit_verify_cmd(
+    anchor: Annotated[
+        Path | None, typer.Option(help="Anchor file from `driftloop audit anchor`.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recompute the hash chain; with --anchor also detect a truncated tail (exit 1 if bad)."""
+    from driftloop.governance import Anchor
+    from driftloop.registry import Registry
+
+    kept = Anchor.read(anchor) if anchor is not None else None
+    report = Registry.open(_settings()).audit.verify(kept)
+    if json_out:
+        _emit_json(report.__dict__)
+    elif report.ok:
+        out.print(f"[green]ok[/] {report.reason} head {report.head}")
+    if not report.ok:
+        raise CheckFailed(f"audit log verification failed at entry {report.first_bad_seq}: "
+                          f"{report.reason}")
+
+
+@audit_app.command("anchor")
+def audit_anchor_cmd() -> None:
+    """Print the newest entry's seq and hash as JSON; keep it elsewhere for `verify --anchor`."""
+    from driftloop.registry import Registry
+
+    _emit_json(Registry.open(_settings()).audit.anchor().to_json())
 
 
 @app.command("demo")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -53,6 +53,148 @@ class TrainSettings(BaseModel):
     seed: int = 0
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
+    accumulate: int = Field(1, ge=1, description="micro-batches per optimiser step")
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    checkpoint_every: int = Field(0, ge=0, description="optimiser steps; 0: each epoch end only")
+    consistency_every: int = Field(0, ge=0, description="optimiser steps; 0: each epoch end")
+    collective_timeout: float = Field(60.0, gt=0, description="seconds")
+    max_restarts: int = Field(0, ge=0, description="restarts of the worker group on failure")
+
+
+class EvaluateSettings(BaseModel):
+    """Defaults for ``driftloop evaluate`` / :func:`driftloop.evaluate` and the test split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resamples: int = Field(1000, ge=10, description="bootstrap resamples per interval")
+    confidence: float = Field(0.95, gt=0, lt=1, description="coverage of the intervals")
+    seed: int = 0
+    calibration_bins: int = Field(15, ge=2, description="bins of ECE and the reliability diagram")
+    slice_bins: int = Field(5, ge=2, description="quantile bins of a numeric slice column")
+    slice_min_count: int = Field(30, ge=1, description="rows below which a slice is too small")
+    slice_tolerance: float = Field(
+        0.05, ge=0, description="gap to overall (absolute for [0, 1] metrics, else relative)"
+    )
+    max_slice_columns: int = Field(20, ge=0, description="feature columns sliced at training")
+
+
+class CheckSettings(BaseModel):
+    """Defaults for ``driftloop data check`` / :func:`driftloop.check_data`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows_listed: int = Field(20, ge=1, description="row indices listed per finding")
+    missing_warning: float = Field(0.2, ge=0, le=1, description="missing share -> warning")
+    duplicate_warning: float = Field(0.01, ge=0, le=1, description="duplicate share -> warning")
+    minority_warning: float = Field(
+        0.1, ge=0, le=1, description="minority share -> warning (two classes; × 2/k for k)"
+    )
+    leakage_auc: float = Field(0.99, gt=0.5, le=1, description="single-feature AUC -> leakage")
+    leakage_max_rows: int = Field(200_000, ge=100, description="rows sampled for feature AUCs")
+    round_decimals: int = Field(2, ge=0, description="rounding of the near-duplicate row check")
+    label_error_max_rows: int = Field(20_000, ge=100, description="rows sampled for label errors")
+    label_error_folds: int = Field(5, ge=2)
+    label_error_warning: float = Field(0.01, ge=0, le=1, description="label-issue rate -> warning")
+    pii_sample: int = Field(2000, ge=10, description="non-missing cells sampled per text column")
+    pii_min_rate: float = Field(0.05, gt=0, le=1, description="hit rate that marks a PII column")
+    seed: int = 0
+
+
+CARD_FIELDS: tuple[str, ...] = (
+    "owners", "license", "contact", "intended_use", "intended_users", "out_of_scope_uses",
+    "factors", "ethical_considerations", "caveats",
+)
+"""The human parts of a model card, by key (``card:`` in driftloop.yaml, ``--set KEY=TEXT``)."""
+
+
+class CardText(BaseModel):
+    """The human parts of a model card (Mitchell et al. 2019); None: shown as missing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owners: str | None = Field(None, description="team or role that owns the model (no names)")
+    license: str | None = None
+    contact: str | None = Field(None, description="a team address or channel, not a person")
+    intended_use: str | None = None
+    intended_users: str | None = None
+    out_of_scope_uses: str | None = None
+    factors: str | None = Field(None, description="groups and conditions that matter")
+    ethical_considerations: str | None = None
+    caveats: str | None = Field(None, description="caveats and recommendations")
+
+
+class CardSettings(CardText):
+    """``card:``: the human parts of every model's card, and per-model text in ``models:``."""
+
+    models: dict[str, CardText] = Field(
+        default_factory=dict, description="per model name; overrides the text above"
+    )
+
+
+class GateSettings(BaseModel):
+    """``gates:``: the promotion policy checked on every ``driftloop models promote``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric_bounds: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.5, "r2": 0.0},
+        description="worst acceptable value per metric (a minimum for accuracy-like metrics, "
+        "a maximum for error metrics); metrics the task does not have are ignored",
+    )
+    max_ece: float = Field(0.1, ge=0, le=1, description="expected calibration error, calibrated")
+    slice_tolerance: float = Field(
+        0.05, ge=0, description="largest gap of a flagged slice (absolute for [0, 1] metrics, "
+        "else relative), as the evaluation measures it",
+    )
+    allow_pii: list[str] = Field(
+        default_factory=list, description="feature columns allowed to hold personal data"
+    )
+    card_required: list[str] = Field(
+        default_factory=lambda: ["intended_use", "ethical_considerations", "caveats"],
+        description="model card text that must be present (keys of `card:`)",
+    )
+    margin: float = Field(
+        0.01, ge=0, description="how much worse than the alias's holder a candidate may be on "
+        "the same evaluation data (absolute for [0, 1] metrics, else relative)",
+    )
+    compare_metric: str | None = Field(
+        None, description="metric compared with the holder; None: accuracy, or rmse (regression)"
+    )
+    skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
+
+    @model_validator(mode="after")
+    def _known_card_fields(self) -> GateSettings:
+        unknown = [key for key in self.card_required if key not in CARD_FIELDS]
+        if unknown:
+            raise ValueError(
+                f"card_required names {unknown[0]!r}, which is not one of {', '.join(CARD_FIELDS)}"
+            )
+        return self
+
+
+class ServeSettings(BaseModel):
+    """``serve:``: defaults of ``driftloop serve`` (the HTTP model server)."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field("127.0.0.1", description="loopback by default; elsewhere needs API keys")
+    port: int = Field(8000, ge=0, le=65535)
+    alias: str = Field("production", description="alias whose holder is served")
+    runtime: Literal["torch", "int8", "onnx"] = "torch"
+    max_batch_size: int = Field(32, ge=1, description="samples per batch (1: batching off)")
+    max_latency_ms: float = Field(5.0, ge=0, description="wait after a batch's first request")
+    max_queue: int = Field(2048, ge=1, description="queued samples per model; past it: 503")
+    retry_after_s: int = Field(1, ge=1, description="Retry-After of a 503")
+    max_instances: int = Field(1000, ge=1, description="instances in one request")
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size limit")
+    poll_s: float = Field(5.0, gt=0, description="how often the alias is checked for a move")
+    log_predictions: bool = True
+    log_buffer: int = Field(100_000, ge=1, description="rows buffered; past it rows are dropped")
+    log_flush_ms: float = Field(500.0, gt=0, description="prediction-log write interval")
+    pii_hash_key: str = Field(
+        "", description="key of the HMAC-SHA256 that hashes PII columns in the log; empty: "
+        "plain SHA-256"
+    )
+    key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
 
 
 class Settings(BaseModel):
@@ -64,6 +206,15 @@ class Settings(BaseModel):
     store_url: str = ""
     artifacts_url: str = ""
     train: TrainSettings = Field(default_factory=TrainSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    check: CheckSettings = Field(default_factory=CheckSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    card: CardSettings = Field(default_factory=CardSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    actor: str = Field(
+        "", max_length=128, description="who the audit log records (a role or service id, not a "
+        "name); empty: a pseudonymous id of the operating-system user",
+    )
 
     @model_validator(mode="after")
     def _derive_locations(self) -> Settings:
@@ -160,4 +311,14 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(lines) + ". Fix driftloop.yaml, the DRIFTLOOP_* variable or the flag."
 
 
-__all__ = ["Settings", "TrainSettings"]
+__all__ = [
+    "CARD_FIELDS",
+    "CardSettings",
+    "CardText",
+    "CheckSettings",
+    "EvaluateSettings",
+    "GateSettings",
+    "ServeSettings",
+    "Settings",
+    "TrainSettings",
+]

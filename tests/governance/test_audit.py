@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from driftloop.errors import UsageError
-from driftloop.governance import GENESIS_HASH, AuditLog, ChainReport, entry_hash
+from driftloop.governance import GENESIS_HASH, Anchor, AuditLog, ChainReport, entry_hash
 from driftloop.store import Store
 from driftloop.store.tables import AuditEntry
 
@@ -302,5 +303,95 @@ def test_the_public_names_are_pinned() -> None:
     import driftloop.governance
 
     assert sorted(driftloop.governance.__all__) == [
-        "AuditLog", "ChainReport", "GENESIS_HASH", "entry_hash",
+        "Anchor", "AuditLog", "ChainReport", "GENESIS_HASH", "entry_hash", "pseudonymous_actor",
     ]  # fmt: skip
+
+
+# -- anchors: a truncated tail ------------------------------------------------------------------
+
+
+def anchored(template: Path) -> Anchor:
+    with Store(f"sqlite:///{template}") as store:
+        return AuditLog(store).anchor()
+
+
+def test_an_untouched_chain_verifies_against_its_anchor(template: Path) -> None:
+    anchor = anchored(template)
+    assert (anchor.seq, anchor.entries) == (N_ENTRIES, N_ENTRIES)
+    with Store(f"sqlite:///{template}") as store:
+        report = AuditLog(store).verify(anchor)
+    assert report.ok and "still matches the anchor" in report.reason
+
+
+@settings(max_examples=30, deadline=None)
+@given(cut=st.integers(1, N_ENTRIES), appended=st.integers(0, 3), reuse_seqs=st.booleans())
+def test_a_truncated_tail_is_found_against_the_anchor(
+    template: Path, cut: int, appended: int, reuse_seqs: bool
+) -> None:
+    """Cut ``cut`` newest entries, then append ``appended`` well-formed entries that link to
+    the new tail (with the freed seqs, or new ones): the chain itself still verifies."""
+    anchor = anchored(template)
+    keep = N_ENTRIES - cut
+
+    def truncate(conn: Connection) -> None:
+        current = rows(conn)
+        conn.execute(delete(AuditEntry).where(AuditEntry.seq > keep))
+        head = current[keep]["hash"] if keep else GENESIS_HASH
+        for n in range(appended):
+            seq = keep + 1 + n if reuse_seqs else N_ENTRIES + 10 + n
+            at = current[N_ENTRIES]["at"] + timedelta(seconds=n + 1)
+            digest = entry_hash(at, "mallory", "promote", "model:evil", {"n": n}, head)
+            conn.execute(insert(AuditEntry).values(
+                seq=seq, at=at, actor="mallory", action="promote", subject="model:evil",
+                details={"n": n}, prev_hash=head, hash=digest,
+            ))
+            head = digest
+
+    without_anchor = tampered(template, truncate)
+    assert without_anchor.ok  # a cut chain links: only the anchor can tell
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "copy.db"
+        shutil.copyfile(template, copy)
+        with Store(f"sqlite:///{copy}") as store:
+            with store.engine.begin() as conn:
+                truncate(conn)
+            report = AuditLog(store).verify(anchor)
+    assert not report.ok
+    start = keep + 1 if reuse_seqs else N_ENTRIES + 10
+    seqs = list(range(1, keep + 1)) + list(range(start, start + appended))
+    if N_ENTRIES in seqs:  # the anchored seq was reused by a forgery
+        assert report.first_bad_seq == N_ENTRIES and "rewritten" in report.reason
+    elif max(seqs, default=0) < N_ENTRIES:
+        assert report.first_bad_seq == max(seqs, default=0) + 1
+        assert "truncated" in report.reason
+    else:
+        assert report.first_bad_seq == N_ENTRIES and "was deleted" in report.reason
+
+
+def test_anchor_files_round_trip_and_bad_ones_are_named(tmp_path: Path, log: AuditLog) -> None:
+    log.append("ci", "retrain", "churn")
+    path = tmp_path / "anchor.json"
+    path.write_text(json.dumps(log.anchor().to_json()))
+    assert Anchor.read(path) == Anchor(**json.loads(path.read_text()))
+    assert log.verify(Anchor.read(path)).ok
+    with pytest.raises(UsageError, match="not found"):
+        Anchor.read(tmp_path / "none.json")
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="cannot be read as JSON"):
+        Anchor.read(path)
+    path.write_text(json.dumps({"seq": 1, "entries": 1, "hash": "ab"}))
+    with pytest.raises(UsageError, match="field 'hash'"):
+        Anchor.read(path)
+
+
+def test_events_are_recorded_and_filtered_by_action(store: Store, log: AuditLog) -> None:
+    store.on_event = log.event_recorder("ci:nightly")
+    store.upsert_dataset("f" * 64, "data.csv", 10, None)
+    store.upsert_dataset("f" * 64, "again.csv", 10, None)  # known: not recorded again
+    run = store.create_run("churn", {}, 2, "runs/x", {}, "abc")
+    store.finish_run(run.id, "succeeded", duration_s=2.0)
+    assert [e.action for e in log.entries()] == ["dataset_recorded", "run_started",
+                                                "run_finished"]
+    (started,) = log.entries(action="run_started")
+    assert started.subject == f"run:{run.id}" and started.details["world_size"] == 2
+    assert log.verify().ok

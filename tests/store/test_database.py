@@ -268,6 +268,8 @@ def test_the_public_names_are_pinned() -> None:
     import driftloop.store
 
     assert sorted(driftloop.store.__all__) == [
-        "ArtifactStore", "AuditHook", "AuditRecord", "DATASET_ROLES", "DatasetRecord",
-        "RUN_STATUSES", "RunRecord", "Store", "VersionRecord", "canonical_json",
+        "ALIAS_ACTIONS", "AliasMoveRecord", "AliasMoved", "AliasRecord", "ArtifactStore",
+        "AuditHook", "AuditRecord", "DATASET_ROLES", "DatasetRecord", "EventHook", "MoveHook",
+        "REPORT_KINDS", "RUN_STATUSES", "ReportRecord", "RunRecord", "Store", "VersionRecord",
+        "canonical_json",
     ]  # fmt: skip

@@ -81,7 +81,8 @@ def test_one_and_two_rank_runs_register_consecutive_versions(two_rank_runs):
     assert datasets["train"].fingerprint == first.fingerprints["train"]
     assert sum(datasets[r].rows for r in ("train", "val", "test")) == 569
     entries = registry.audit.entries()
-    assert [e.action for e in entries] == ["register"] * 3
+    assert [e.action for e in entries if e.action == "register"] == ["register"] * 3
+    assert [e.action for e in entries].count("run_finished") == 3
     assert registry.audit.verify().ok
 
 
@@ -191,3 +192,19 @@ def test_history_records_every_epoch(two_rank_runs):
     history = json.loads(Path(first.run_dir, "outputs", "history.json").read_text())
     assert len(history) == first.epochs_run == 8
     assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+
+def test_bf16_autocast_trains_on_cpu(cancer, dl_settings):
+    result = train(cancer, "target", workers=1, epochs=4, batch_size=32, precision="bf16",
+                   settings=dl_settings, progress=False)
+    assert result.metrics["accuracy"] > 0.85
+    result_json = json.loads(Path(result.run_dir, "outputs", "result.json").read_text())
+    assert result_json["precision"] == "bf16"
+
+
+def test_fp16_without_a_gpu_is_refused_up_front(cancer, dl_settings):
+    from driftloop.errors import UsageError
+
+    with pytest.raises(UsageError, match="fp16 needs a GPU"):
+        train(cancer, "target", precision="fp16", settings=dl_settings, progress=False)
+    assert _runs(Registry.open(dl_settings)) == []

@@ -7,6 +7,7 @@ repeats the fitted transform (stored as JSON) at evaluation and serving time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -73,6 +74,7 @@ def prepare(
     time_column: str | None = None,
     group_column: str | None = None,
     input_kind: InputKind | None = None,
+    exclude: Mapping[str, str] | None = None,
 ) -> PreparedData:
     """Read ``source``, split it and fit preprocessing on the train rows only.
 
@@ -90,6 +92,9 @@ def prepare(
         Split a table by time or by group; the column is not used as a feature.
     input_kind
         ``table``, ``image`` or ``sequence``; inferred from the source when None.
+    exclude
+        Table columns to leave out of the features, with the reason (e.g. columns holding
+        personal data); the schema lists them as excluded.
 
     Examples
     --------
@@ -114,7 +119,9 @@ def prepare(
     if isinstance(source, pd.DataFrame) or not name.lower().endswith(ARRAY_SUFFIXES):
         if input_kind in ("image", "sequence"):
             raise DataError(f"{name}: input_kind {input_kind!r} needs an .npz file with X and y.")
-        return _prepare_table(source, name, target, task, time_column, group_column, fractions)
+        return _prepare_table(
+            source, name, target, task, time_column, group_column, fractions, exclude or {}
+        )
     if input_kind == "table":
         raise DataError(f"{name}: an .npz file holds arrays, not a table. Use a CSV or Parquet.")
     if time_column is not None or group_column is not None:
@@ -161,6 +168,7 @@ def _prepare_table(
     time_column: str | None,
     group_column: str | None,
     fractions: dict[str, Any],
+    exclude: Mapping[str, str],
 ) -> PreparedData:
     table = read_table(source)
     frame = table.frame
@@ -169,7 +177,7 @@ def _prepare_table(
         raise DataError(
             f"{name}: a table needs a target column. Pass --target with one of: {columns}."
         )
-    split_columns = {}
+    split_columns: dict[str, str] = {}
     for role, column in (("time", time_column), ("group", group_column)):
         if column is not None:
             if column not in frame.columns:
@@ -177,7 +185,12 @@ def _prepare_table(
                     f"{name}: {role} column {column!r} not found. Available columns: {columns}."
                 )
             split_columns[column] = f"{role} column (used to split, not as a feature)"
-    schema, warnings = infer_schema(frame, target, task, exclude=split_columns, source=name)
+    unknown = [column for column in exclude if column not in frame.columns]
+    if unknown:
+        raise DataError(f"{name}: column {unknown[0]!r} (asked to be excluded) not found. "
+                        f"Available columns: {columns}.")
+    excluded = {**{c: r for c, r in exclude.items() if c != target}, **split_columns}
+    schema, warnings = infer_schema(frame, target, task, exclude=excluded, source=name)
     kept = np.flatnonzero(~missing_mask(frame[target])).astype(np.int64)
     if len(kept) < len(frame):
         dropped = np.setdiff1d(np.arange(len(frame)), kept)

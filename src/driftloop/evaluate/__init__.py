@@ -1,5 +1,57 @@
-"""Evaluation of model predictions."""
+"""Evaluation: metrics with bootstrap intervals, calibration, slices, and the report.
 
-from driftloop.evaluate.metrics import classification_metrics, regression_metrics
+``evaluate`` and ``EvaluationReport`` are imported on first use: the report loads models
+through the registry, and the registry needs :mod:`driftloop.evaluate.calibration`, so an
+eager import here would be circular. The package itself is callable: ``dl.evaluate(...)`` runs
+:func:`driftloop.evaluate.report.evaluate` even after this package was imported (see
+:mod:`driftloop._callable`).
+"""
 
-__all__ = ["classification_metrics", "regression_metrics"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from driftloop._callable import make_callable
+from driftloop.evaluate.calibration import (
+    TemperatureScaler,
+    calibration_summary,
+    expected_calibration_error,
+    maximum_calibration_error,
+    reliability_diagram,
+)
+from driftloop.evaluate.intervals import Interval, bootstrap_interval, metric_intervals
+from driftloop.evaluate.metrics import METRICS, classification_metrics, regression_metrics
+from driftloop.evaluate.slices import SliceReport, evaluate_slices
+
+if TYPE_CHECKING:
+    from driftloop.evaluate.report import EvaluationReport, evaluate
+
+_LAZY = {"EvaluationReport": "driftloop.evaluate.report", "evaluate": "driftloop.evaluate.report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'driftloop.evaluate' has no attribute {name!r}")
+
+
+make_callable(__name__, "driftloop.evaluate.report", "evaluate")
+
+__all__ = [
+    "METRICS",
+    "EvaluationReport",
+    "Interval",
+    "SliceReport",
+    "TemperatureScaler",
+    "bootstrap_interval",
+    "calibration_summary",
+    "classification_metrics",
+    "evaluate",
+    "evaluate_slices",
+    "expected_calibration_error",
+    "maximum_calibration_error",
+    "metric_intervals",
+    "reliability_diagram",
+    "regression_metrics",
+]

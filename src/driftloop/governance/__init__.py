@@ -9,6 +9,15 @@ Examples
 'the log is empty.'
 """
 
-from driftloop.governance.audit import GENESIS_HASH, AuditLog, ChainReport, entry_hash
+from driftloop.governance.audit import (
+    GENESIS_HASH,
+    Anchor,
+    AuditLog,
+    ChainReport,
+    entry_hash,
+    pseudonymous_actor,
+)
 
-__all__ = ["GENESIS_HASH", "AuditLog", "ChainReport", "entry_hash"]
+__all__ = [
+    "GENESIS_HASH", "Anchor", "AuditLog", "ChainReport", "entry_hash", "pseudonymous_actor",
+]

@@ -7,8 +7,9 @@ a link, and :meth:`AuditLog.verify` names the first entry where that happens. ``
 is unique in the table, so two processes appending on the same tail cannot fork the chain: one
 of them fails and retries on the new tail.
 
-A chain cannot tell that its newest entries were deleted; keep ``ChainReport.head`` (the last
-hash) somewhere else, such as a governance report, to catch that.
+A chain cannot tell that its newest entries were deleted; keep an :class:`Anchor` (the newest
+entry's ``seq`` and hash, from :meth:`AuditLog.anchor` or ``driftloop audit anchor > FILE``)
+somewhere else, and ``verify(anchor)`` reports a truncated tail.
 
 Examples
 --------
@@ -27,14 +28,18 @@ True
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.errors import UsageError
@@ -104,6 +109,93 @@ class ChainReport:
     first_bad_seq: int | None
     reason: str
     head: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The newest entry of the log at one moment, kept elsewhere to detect a truncated tail.
+
+    Attributes
+    ----------
+    seq
+        The newest entry's ``seq`` (0 for an empty log).
+    hash
+        Its hash (64 zeros for an empty log).
+    entries
+        How many entries the log held.
+    taken_at
+        When the anchor was taken (UTC, ISO 8601).
+
+    Examples
+    --------
+    >>> a = Anchor(3, "ab" * 32, 3, "2024-01-01T00:00:00+00:00")
+    >>> Anchor.from_json(a.to_json()) == a
+    True
+    >>> Anchor.from_json({"seq": "three"})
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: the audit anchor is malformed: field 'seq' must be a whole number of 0 or more, got 'three'. Write a new one with `driftloop audit anchor > FILE`.
+    """  # noqa: E501
+
+    seq: int
+    hash: str
+    entries: int
+    taken_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "entries": self.entries,
+                "taken_at": self.taken_at}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Anchor:
+        """Read an anchor written by :meth:`to_json`, naming the field that is wrong."""
+        if not isinstance(data, Mapping):
+            _bad_anchor(f"it must be a JSON object, got {type(data).__name__}")
+        for name in ("seq", "entries"):
+            value = data.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                _bad_anchor(f"field '{name}' must be a whole number of 0 or more, got {value!r}")
+        digest = data.get("hash")
+        if not isinstance(digest, str) or len(digest) != 64:
+            _bad_anchor(f"field 'hash' must be 64 hexadecimal characters, got {digest!r}")
+        return cls(data["seq"], digest, data["entries"], str(data.get("taken_at", "")))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Anchor:
+        """Read an anchor file written by ``driftloop audit anchor > FILE``."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"anchor file '{path}' not found.") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"anchor file '{path}' cannot be read as JSON: {exc}.") from None
+        return cls.from_json(data)
+
+
+def _bad_anchor(why: str) -> None:
+    raise UsageError(
+        f"the audit anchor is malformed: {why}. Write a new one with `driftloop audit anchor > "
+        "FILE`."
+    )
+
+
+def pseudonymous_actor() -> str:
+    """A stable pseudonym of the operating-system user on this machine, for the audit log.
+
+    The name itself never reaches the log; set ``actor`` (``DRIFTLOOP_ACTOR``, ``--actor``) to a
+    role or service id such as ``ci:nightly`` instead where one exists.
+
+    Examples
+    --------
+    >>> actor = pseudonymous_actor()
+    >>> actor.startswith("user:"), len(actor)
+    (True, 17)
+    """
+    try:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        who = f"uid{os.getuid() if hasattr(os, 'getuid') else 0}@{socket.gethostname()}"
+    return "user:" + hashlib.sha256(f"driftloop-actor:{who}".encode()).hexdigest()[:12]
 
 
 class AuditLog:
@@ -232,8 +324,36 @@ class AuditLog:
 
         return hook
 
-    def entries(self, subject: str | None = None, limit: int | None = None) -> list[AuditRecord]:
-        """Return entries oldest first: all of them, or the newest ``limit`` (of ``subject``).
+    def event_recorder(
+        self, actor: str
+    ) -> Callable[[Session, str, str, dict[str, Any]], AuditRecord]:
+        """Return a hook for :attr:`driftloop.store.Store.on_event` that appends each event.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> with Store.open("sqlite://") as store:
+        ...     log = AuditLog(store)
+        ...     store.on_event = log.event_recorder("ci:nightly")
+        ...     run = store.create_run("churn", {}, 2, "runs/x", {}, None)
+        ...     _ = store.finish_run(run.id, "failed", error="rank 1 crashed")
+        ...     [(e.actor, e.action, e.subject == f"run:{run.id}") for e in log.entries()]
+        [('ci:nightly', 'run_started', True), ('ci:nightly', 'run_failed', True)]
+        """
+        _check_fields(actor=actor)
+
+        def hook(
+            session: Session, action: str, subject: str, details: dict[str, Any]
+        ) -> AuditRecord:
+            return self.append_in(session, actor, action, subject, details)
+
+        return hook
+
+    def entries(
+        self, subject: str | None = None, limit: int | None = None, action: str | None = None
+    ) -> list[AuditRecord]:
+        """Return entries oldest first: all of them, or the newest ``limit`` (of ``subject``,
+        of ``action``).
 
         Examples
         --------
@@ -250,14 +370,63 @@ class AuditLog:
         query = select(AuditEntry).order_by(AuditEntry.seq.desc())
         if subject is not None:
             query = query.where(AuditEntry.subject == subject)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
         if limit is not None:
             query = query.limit(limit)
         with self.store.session(write=False) as session:
             rows = [record_from(AuditRecord, row) for row in session.scalars(query)]
         return rows[::-1]
 
-    def verify(self) -> ChainReport:
+    def last_in(
+        self, session: Session, action: str, subject: str | None = None
+    ) -> AuditRecord | None:
+        """The newest entry with ``action`` (and ``subject``), read inside the caller's
+        transaction so a decision and the entry it appends see the same log.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> with Store.open("sqlite://") as store:
+        ...     log = AuditLog(store)
+        ...     _ = log.append("ci", "policy_change", "policy:gates", {"sha256": "ab"})
+        ...     with store.session(write=False) as s:
+        ...         log.last_in(s, "policy_change").details
+        {'sha256': 'ab'}
+        """
+        query = select(AuditEntry).where(AuditEntry.action == action)
+        if subject is not None:
+            query = query.where(AuditEntry.subject == subject)
+        row = session.scalars(query.order_by(AuditEntry.seq.desc()).limit(1)).first()
+        return None if row is None else record_from(AuditRecord, row)
+
+    def anchor(self) -> Anchor:
+        """The newest entry's seq and hash, to keep elsewhere and pass to :meth:`verify`.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> with Store.open("sqlite://") as store:
+        ...     log = AuditLog(store)
+        ...     empty = log.anchor()
+        ...     entry = log.append("ci", "retrain", "churn")
+        ...     now = log.anchor()
+        >>> (empty.seq, empty.hash == GENESIS_HASH), (now.seq, now.hash == entry.hash)
+        ((0, True), (1, True))
+        """
+        with self.store.session(write=False) as session:
+            count = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+            newest = session.execute(
+                select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+            ).first()
+        seq, digest = (newest.seq, newest.hash) if newest is not None else (0, GENESIS_HASH)
+        return Anchor(seq, digest, count, utcnow().isoformat())
+
+    def verify(self, anchor: Anchor | None = None) -> ChainReport:
         """Recompute every hash and link, oldest first, and report the first that fails.
+
+        With ``anchor`` (taken earlier by :meth:`anchor`), the entry it names must still be
+        there with the same hash: a log cut back to before it, or rewritten since, fails.
 
         Examples
         --------
@@ -274,6 +443,19 @@ class AuditLog:
         (False, 2)
         >>> report.reason
         'entry 2 was changed after it was written: its content no longer matches its hash.'
+
+        A chain cut short still links; the anchor taken before the cut tells:
+
+        >>> from sqlalchemy import delete
+        >>> with Store.open("sqlite://") as store:
+        ...     log = AuditLog(store)
+        ...     for n in range(3):
+        ...         _ = log.append("ci", "retrain", "churn", {"n": n})
+        ...     anchor = log.anchor()
+        ...     with store.session() as s:
+        ...         _ = s.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+        ...     log.verify().ok, log.verify(anchor).first_bad_seq
+        (True, 3)
         """
         with self.store.session(write=False) as session:
             seqs = list(session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)))
@@ -284,8 +466,40 @@ class AuditLog:
                 if problem is not None:
                     return ChainReport(False, len(seqs), seq, problem, head)
                 head, previous = row.hash, seq
-        reason = f"all {len(seqs)} entries match their hashes and link in order."
-        return ChainReport(True, len(seqs), None, reason if seqs else "the log is empty.", head)
+            anchored = None if anchor is None else _fetch(session, [anchor.seq])
+        if anchor is not None:
+            problem = _anchor_problem(anchor, anchored, seqs)
+            if problem is not None:
+                bad_seq, why = problem
+                return ChainReport(False, len(seqs), bad_seq, why, head)
+        reason = f"all {len(seqs)} entries match their hashes and link in order"
+        if anchor is not None:
+            reason += f", and entry {anchor.seq} still matches the anchor"
+        return ChainReport(
+            True, len(seqs), None, reason + "." if seqs else "the log is empty.", head
+        )
+
+
+def _anchor_problem(
+    anchor: Anchor, anchored: dict[int, Row[Any]] | None, seqs: Sequence[int]
+) -> tuple[int, str] | None:
+    if anchor.seq == 0:
+        return None
+    row = (anchored or {}).get(anchor.seq)
+    last = seqs[-1] if seqs else 0
+    if row is None and last < anchor.seq:
+        return last + 1, (
+            f"the log ends at entry {last}, but the anchor (taken {anchor.taken_at}) names entry "
+            f"{anchor.seq}: the tail from entry {last + 1} on was deleted (truncated)."
+        )
+    if row is None:
+        return anchor.seq, f"entry {anchor.seq}, named by the anchor, was deleted."
+    if row.hash != anchor.hash:
+        return anchor.seq, (
+            f"entry {anchor.seq} no longer has the hash the anchor recorded "
+            f"({anchor.hash[:16]}…): the log was rewritten from there."
+        )
+    return None
 
 
 def _check_fields(**values: str) -> None:
@@ -360,4 +574,6 @@ def _problem(
     )
 
 
-__all__ = ["GENESIS_HASH", "AuditLog", "ChainReport", "entry_hash"]
+__all__ = [
+    "GENESIS_HASH", "Anchor", "AuditLog", "ChainReport", "entry_hash", "pseudonymous_actor",
+]

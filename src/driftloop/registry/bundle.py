@@ -3,7 +3,8 @@
 A bundle is JSON (stored as a content-addressed artifact next to the safetensors weights):
 the model's architecture reference and inputs, the task and classes, the schema, and the
 preprocessing and target-encoding state fitted on the training split, so that evaluation and
-serving apply exactly the transform training applied.
+serving apply exactly the transform training applied, and the temperature that calibrates the
+probabilities (fitted on the validation split).
 
 Examples
 --------
@@ -39,6 +40,9 @@ class ModelBundle:
     target_encoder: dict[str, Any]
     fingerprints: dict[str, str] = field(default_factory=dict)
     format: int = BUNDLE_FORMAT
+    # TemperatureScaler.to_json() fitted on the validation split; None: not calibrated (bundles
+    # written before calibration existed load with None)
+    calibration: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -15,6 +15,14 @@ Examples
 >>> m = LoadedModel(b, weights)
 >>> m.predict_arrays(np.zeros((3, 2), np.float32), np.zeros((3, 0), np.int64)).shape
 (3, 2)
+
+A bundle with a fitted temperature calibrates every probability the model produces:
+
+>>> import dataclasses
+>>> hot = LoadedModel(dataclasses.replace(b, calibration={"kind": "temperature",
+...                                                        "temperature": 1e6}), weights)
+>>> hot.predict_arrays(np.ones((1, 2), np.float32)).round(3).tolist()
+[[0.5, 0.5]]
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from safetensors.torch import load as load_safetensors
 
 from driftloop.data.prepare import apply_preprocessing
 from driftloop.data.preprocess import TargetEncoder
+from driftloop.evaluate.calibration import TemperatureScaler
 from driftloop.registry.bundle import ModelBundle
 from driftloop.train.models import build_model
 
@@ -39,6 +48,11 @@ class LoadedModel:
         self.module = build_model(bundle.model, bundle.model_inputs, bundle.n_outputs)
         self.module.load_state_dict(load_safetensors(weights), strict=True)
         self.module.eval()
+        self.temperature = (
+            TemperatureScaler.from_json(bundle.calibration).temperature_
+            if bundle.calibration is not None and bundle.task != "regression"
+            else 1.0
+        )
 
     @property
     def task(self) -> str:
@@ -46,10 +60,17 @@ class LoadedModel:
 
     @torch.no_grad()
     def predict_arrays(
-        self, x: np.ndarray, x_cat: np.ndarray | None = None, batch_size: int = 8192
+        self,
+        x: np.ndarray,
+        x_cat: np.ndarray | None = None,
+        batch_size: int = 8192,
+        *,
+        calibrated: bool = True,
     ) -> np.ndarray:
         """Probabilities (classification, N×K) or standardised outputs (regression, N) of
-        already-preprocessed arrays."""
+        already-preprocessed arrays; probabilities are temperature-scaled unless
+        ``calibrated=False`` (or the bundle holds no temperature)."""
+        temperature = self.temperature if calibrated else 1.0
         outs = []
         for start in range(0, len(x), batch_size):
             part = slice(start, start + batch_size)
@@ -61,20 +82,20 @@ class LoadedModel:
             if self.task == "regression":
                 outs.append(out.squeeze(-1).double().numpy())
             else:
-                outs.append(torch.softmax(out.double(), dim=1).numpy())
+                outs.append(torch.softmax(out.double() / temperature, dim=1).numpy())
         if not outs:
             shape = (0,) if self.task == "regression" else (0, self.bundle.n_outputs)
             return np.zeros(shape)
         return np.concatenate(outs)
 
-    def predict_raw(self, data: Any) -> np.ndarray:
+    def predict_raw(self, data: Any, *, calibrated: bool = True) -> np.ndarray:
         """Outputs for raw rows (a DataFrame of feature columns, or an image/sequence array),
         preprocessed with the state fitted at training time."""
         if self.bundle.preprocessor is None:
             x, x_cat = np.asarray(data, dtype=np.float32), None
         else:
             x, x_cat = apply_preprocessing(self.bundle.preprocessor, data)
-        return self.predict_arrays(x, x_cat)
+        return self.predict_arrays(x, x_cat, calibrated=calibrated)
 
     def predict(self, data: Any) -> np.ndarray:
         """Predicted labels (classification) or values on the target's scale (regression)."""

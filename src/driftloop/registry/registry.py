@@ -1,4 +1,8 @@
-"""The model registry: versions of named models, stored in the store and the artifact store.
+"""The model registry: versions of named models, their aliases, gates, lineage and cards.
+
+Versions live in the store and the artifact store; an alias (``production``, ``staging``)
+points at one version and moves only through :meth:`Registry.promote` (gated, audited) and
+:meth:`Registry.rollback` (audited).
 
 Examples
 --------
@@ -8,17 +12,62 @@ Examples
 >>> reg = dl.Registry.open(Settings.load(overrides={"home": home}, environ={}, cwd=home))
 >>> reg.versions()
 []
+
+Two versions with no evidence stored: the gates refuse, naming what is missing; a forced
+promotion is audited with the failed gates; a rollback returns to the previous holder.
+
+>>> bundle = ModelBundle(task="binary", input_kind="table", model="mlp", model_inputs={},
+...                      n_outputs=2, classes=[0, 1], schema=None, preprocessor=None,
+...                      target_encoder={"task": "binary"})
+>>> for n in (1, 2):
+...     _ = reg.register("churn", run_id=None, bundle=bundle, weights=bytes([n]),
+...                      metrics={"accuracy": 0.9}, actor="ci:train", reason="demo")
+>>> reg.gate("churn", 1, to="production").failed[0].detail[:40]
+'missing evidence: churn v1 has no measur'
+>>> for n in (1, 2):
+...     _ = reg.promote("churn", n, to="production", force=True, reason="bootstrap")
+>>> reg.holder("churn", "production").version
+2
+>>> reg.rollback("churn", "production", reason="bad canary").to_version
+1
+>>> [e.action for e in reg.audit.entries(subject="churn:v2")]
+['register', 'gate_override', 'promote']
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
+import pandas as pd
+from sqlalchemy.orm import Session
+
 from driftloop.config import Settings
-from driftloop.governance import AuditLog
+from driftloop.errors import DriftloopError, UsageError
+from driftloop.governance import AuditLog, pseudonymous_actor
+from driftloop.registry.aliases import Promotion, check_alias, rollback_target
 from driftloop.registry.bundle import ModelBundle
+from driftloop.registry.card import ModelCard, build_card, card_text, missing_text
+from driftloop.registry.evidence import Evaluation, data_checks, evaluations, features
+from driftloop.registry.gates import Evidence, GateRefused, GateReport, run_gates
+from driftloop.registry.lineage import Lineage, lineage
 from driftloop.registry.loaded import LoadedModel
-from driftloop.store import ArtifactStore, Store, VersionRecord
+from driftloop.store import (
+    AliasMoved,
+    AliasMoveRecord,
+    AliasRecord,
+    ArtifactStore,
+    AuditRecord,
+    Store,
+    VersionRecord,
+    canonical_json,
+)
+
+_MOVE_ATTEMPTS = 5  # decide again this often when another process moves the alias meanwhile
+Data = str | os.PathLike[str] | pd.DataFrame
 
 
 class Registry:
@@ -29,19 +78,41 @@ class Registry:
     store, artifacts, audit
         The database, the artifact store and the audit log; pass them explicitly or build all
         three from settings with :meth:`Registry.open`.
+    settings
+        The gate policy (``gates:``), the model card text (``card:``) and the audit ``actor``
+        come from here; None: the defaults.
     """
 
-    def __init__(self, store: Store, artifacts: ArtifactStore, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        store: Store,
+        artifacts: ArtifactStore,
+        audit: AuditLog,
+        settings: Settings | None = None,
+    ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.audit = audit
+        self.settings = settings or Settings()
 
     @classmethod
     def open(cls, settings: Settings | None = None) -> Registry:
-        """Open (creating or upgrading) the store and artifact store named by ``settings``."""
+        """Open (creating or upgrading) the store and artifact store named by ``settings``.
+
+        Datasets recorded and runs started, finished or failed through this registry's store
+        are audited as ``settings.actor``.
+        """
         settings = settings or Settings.load()
         store = Store.open(settings.store_url)
-        return cls(store, ArtifactStore(settings.artifacts_url), AuditLog(store))
+        audit = AuditLog(store)
+        registry = cls(store, ArtifactStore(settings.artifacts_url), audit, settings)
+        store.on_event = audit.event_recorder(registry.actor)
+        return registry
+
+    @property
+    def actor(self) -> str:
+        """Who this registry's changes are audited as: ``settings.actor`` or a pseudonym."""
+        return self.settings.actor or pseudonymous_actor()
 
     def record_dataset(self, run_id: str, role: str, prepared: Any) -> None:
         """Record one split (or the source) of prepared data as the run's dataset ``role``."""
@@ -50,9 +121,7 @@ class Registry:
             if prepared.schema is not None
             else None
         )
-        rows = (
-            sum(prepared.row_counts.values()) if role == "source" else prepared.row_counts[role]
-        )
+        rows = prepared.row_counts[role]  # "source" counts every row once
         self.store.upsert_dataset(
             prepared.fingerprints[role], prepared.source_uri, rows, columns
         )
@@ -96,6 +165,275 @@ class Registry:
         """Load a version for inference; weights and bundle are verified against their hashes."""
         record = self.get(name, version)
         return LoadedModel(self.bundle(record), self.artifacts.get_bytes(record.weights_sha256))
+
+    def describe(self, record: VersionRecord) -> dict[str, Any]:
+        """One version as people and machines see it in ``models list|show``: the record, the
+        aliases pointing at it, its data fingerprints by role, and from its newest evaluation
+        report the ECE and the worst slice (None when not evaluated)."""
+        evaluation = next(iter(evaluations(self.store, self.artifacts, record)), None)
+        datasets = self.store.run_datasets(record.run_id) if record.run_id else {}
+        ece = evaluation.ece if evaluation is not None else record.metrics.get("ece")
+        return {
+            **asdict(record),
+            "aliases": [a.alias for a in self.store.list_aliases(record.model_name)
+                        if a.version_id == record.id],
+            "fingerprints": {role: d.fingerprint for role, d in datasets.items()},
+            "ece": ece,
+            "worst_slice": None if evaluation is None else evaluation.worst_slice,
+            "evaluation_report": None if evaluation is None else (
+                evaluation.report.artifact_sha256),
+        }
+
+    # -- aliases -----------------------------------------------------------------------------
+
+    def aliases(self, name: str | None = None) -> list[AliasRecord]:
+        """The aliases of ``name`` (of every model when None) and the versions they point at."""
+        return self.store.list_aliases(name)
+
+    def holder(self, name: str, alias: str) -> VersionRecord | None:
+        """The version ``alias`` of ``name`` points at, or None."""
+        found = self.store.alias_holder(name, check_alias(alias))
+        return None if found is None else self.store.get_version_by_id(found.version_id)
+
+    def moves(self, name: str, alias: str | None = None) -> list[AliasMoveRecord]:
+        """Every move of the aliases of ``name`` (of one ``alias``), oldest first."""
+        return self.store.alias_moves(name, alias)
+
+    def gate(
+        self, name: str, version: int, *, to: str, data: Data | None = None
+    ) -> GateReport:
+        """Run the promotion gates of ``name`` ``version`` for alias ``to`` without promoting.
+
+        Parameters
+        ----------
+        data
+            Evaluation data (CSV/Parquet file or DataFrame with the target column): the
+            candidate and the alias's holder are evaluated on it first (the reports are
+            stored), and the gates read those reports. Without it they read the stored ones.
+        """
+        alias = check_alias(to)
+        candidate = self.get(name, version)
+        holder = self.holder(name, alias)
+        fingerprint = self._evaluate(data, candidate, holder)
+        return self._run_gates(candidate, alias, holder, fingerprint)
+
+    def promote(
+        self,
+        name: str,
+        version: int,
+        *,
+        to: str,
+        reason: str | None = None,
+        actor: str | None = None,
+        force: bool = False,
+        data: Data | None = None,
+    ) -> Promotion:
+        """Point alias ``to`` at ``name`` ``version`` if every gate passes; audited.
+
+        Parameters
+        ----------
+        reason
+            Why (audited; required with ``force``). Write no personal data here.
+        actor
+            Who, for the audit log (default: :attr:`actor`).
+        force
+            Promote although gates failed; the override and the failed gates are audited.
+        data
+            Evaluation data to evaluate candidate and holder on first (see :meth:`gate`).
+
+        Raises
+        ------
+        GateRefused
+            (a :class:`driftloop.errors.CheckFailed`) when a gate failed and ``force`` is off;
+            it lists every failed gate with its measured value and bound.
+        """
+        alias = check_alias(to)
+        if force and not (reason or "").strip():
+            raise UsageError("--force needs --reason TEXT: say why the failed gates may be "
+                             "overridden (the reason and the failed gates are audited).")
+        who = actor or self.actor
+        candidate = self.get(name, version)
+        evaluated: dict[int, str] = {}
+        for _ in range(_MOVE_ATTEMPTS):
+            holder = self.holder(name, alias)
+            fingerprint = self._evaluate(data, candidate, holder, evaluated)
+            report = self._run_gates(candidate, alias, holder, fingerprint)
+            if holder is not None and holder.id == candidate.id:
+                return Promotion(None, report)
+            if not report.passed and not force:
+                raise GateRefused(report)
+            forced = not report.passed
+            try:
+                move = self.store.move_alias(
+                    name, alias, candidate.id,
+                    expected_version_id=None if holder is None else holder.id,
+                    action="promote", actor=who, reason=reason, forced=forced,
+                    gates=report.to_json(), audit=self._move_audit(who, report, forced),
+                )
+            except AliasMoved:
+                continue  # another process moved the alias: gate again against its new holder
+            return Promotion(move, report, forced)
+        raise DriftloopError(f"{name}@{alias} kept moving while it was being promoted "
+                             f"({_MOVE_ATTEMPTS} attempts); try again.")
+
+    def rollback(
+        self, name: str, alias: str, *, reason: str | None = None, actor: str | None = None
+    ) -> AliasMoveRecord:
+        """Point ``alias`` back at the version that held it before the current holder; audited.
+
+        Rolling back is an emergency exit and runs no gates: the version it returns to held
+        the alias before. Rolling back again goes one holder further back.
+        """
+        check_alias(alias)
+        self.get(name)  # an unknown model is named as such
+        who = actor or self.actor
+        for _ in range(_MOVE_ATTEMPTS):
+            current = self.store.alias_holder(name, alias)
+            if current is None:
+                held = ", ".join(a.alias for a in self.aliases(name)) or "none"
+                raise UsageError(f"{name} has no alias '{alias}' to roll back (its aliases: "
+                                 f"{held}).")
+            target = rollback_target(self.store.alias_moves(name, alias))
+            if target is None:
+                raise UsageError(
+                    f"{name}@{alias} has had only one holder (v{current.version}); there is no "
+                    "previous holder to roll back to. Promote another version instead."
+                )
+            try:
+                return self.store.move_alias(
+                    name, alias, target, expected_version_id=current.version_id,
+                    action="rollback", actor=who, reason=reason,
+                    audit=self._move_audit(who, None, False),
+                )
+            except AliasMoved:
+                continue
+        raise DriftloopError(f"{name}@{alias} kept moving while it was being rolled back; "
+                             "try again.")
+
+    # -- lineage and cards -------------------------------------------------------------------
+
+    def lineage(self, name: str, version: int | None = None) -> Lineage:
+        """Run, datasets, parents, reports, alias moves and audit entries of one version."""
+        return lineage(self, name, version)
+
+    def card(
+        self, name: str, version: int | None = None, text: Mapping[str, str] | None = None
+    ) -> ModelCard:
+        """The model card of one version; ``text`` overrides the ``card:`` settings."""
+        record = self.get(name, version)
+        return build_card(self, record, card_text(self.settings.card, name, text))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _evaluate(
+        self, data: Data | None, candidate: VersionRecord, holder: VersionRecord | None,
+        evaluated: dict[int, str] | None = None,
+    ) -> str | None:
+        """Evaluate candidate (and holder) on ``data``, sliced by their first feature columns
+        as training does; return the data's fingerprint. ``evaluated`` (version id ->
+        fingerprint) skips versions already evaluated in this decision."""
+        if data is None:
+            return None
+        from driftloop.evaluate.report import evaluate
+
+        done = {} if evaluated is None else evaluated
+        for record in [candidate] + ([holder] if holder and holder.id != candidate.id else []):
+            if record.id not in done:
+                columns = features(self.bundle(record).schema) or []
+                report = evaluate(
+                    record, data, slices=columns[: self.settings.evaluate.max_slice_columns],
+                    settings=self.settings, registry=self,
+                )
+                done[record.id] = report.dataset["fingerprint"]
+        return done[candidate.id]
+
+    def _run_gates(
+        self, candidate: VersionRecord, alias: str, holder: VersionRecord | None,
+        fingerprint: str | None,
+    ) -> GateReport:
+        mine = evaluations(self.store, self.artifacts, candidate)
+        theirs = evaluations(self.store, self.artifacts, holder) if holder is not None else []
+        evaluation, holder_evaluation = _pick_evaluations(mine, theirs, fingerprint)
+        text = card_text(self.settings.card, candidate.model_name)
+        evidence = Evidence(
+            candidate=candidate, alias=alias, holder=holder, evaluation=evaluation,
+            holder_evaluation=holder_evaluation,
+            same_test_split=holder is not None and self._same_test_split(candidate, holder),
+            data_check=next(iter(data_checks(self.store, self.artifacts, candidate)), None),
+            features=features(self.bundle(candidate).schema),
+            card_missing=missing_text(text, self.settings.gates.card_required),
+        )
+        return run_gates(evidence, self.settings.gates)
+
+    def _same_test_split(self, a: VersionRecord, b: VersionRecord) -> bool:
+        if a.run_id is None or b.run_id is None:
+            return False
+        mine, theirs = self.store.run_datasets(a.run_id), self.store.run_datasets(b.run_id)
+        return "test" in mine and "test" in theirs and (
+            mine["test"].fingerprint == theirs["test"].fingerprint
+        )
+
+    def _move_audit(
+        self, actor: str, report: GateReport | None, forced: bool
+    ) -> Callable[[Session, AliasMoveRecord], AuditRecord]:
+        """The audit hook of one alias move: policy change, gate override, then the move."""
+
+        def hook(session: Session, move: AliasMoveRecord) -> AuditRecord:
+            subject = f"{move.model_name}:v{move.to_version}"
+            details: dict[str, Any] = {
+                "alias": move.alias, "from_version": move.from_version,
+                "to_version": move.to_version, "reason": move.reason,
+            }
+            if report is not None:
+                self._audit_policy(session, actor, report)
+                details["forced"] = forced
+                details["gates"] = {
+                    "passed": report.passed,
+                    "policy_sha256": report.policy_sha256,
+                    "evidence_sha256": hashlib.sha256(
+                        canonical_json(report.to_json())).hexdigest(),
+                    "results": [{k: r.to_json()[k] for k in ("name", "passed", "measured",
+                                                              "bound")}
+                                for r in report.results],
+                }
+            if forced and report is not None:
+                self.audit.append_in(session, actor, "gate_override", subject, {
+                    "alias": move.alias, "reason": move.reason,
+                    "failed": [r.to_json() for r in report.failed],
+                })
+            return self.audit.append_in(session, actor, move.action, subject, details)
+
+        return hook
+
+    def _audit_policy(self, session: Session, actor: str, report: GateReport) -> None:
+        """Append ``policy_change`` when the gate policy differs from the last one recorded."""
+        last = self.audit.last_in(session, "policy_change", "policy:gates")
+        previous = None if last is None else last.details.get("sha256")
+        if previous != report.policy_sha256:
+            self.audit.append_in(session, actor, "policy_change", "policy:gates", {
+                "sha256": report.policy_sha256, "previous_sha256": previous,
+                "policy": report.policy,
+            })
+
+
+def _pick_evaluations(
+    mine: list[Evaluation], theirs: list[Evaluation], fingerprint: str | None
+) -> tuple[Evaluation | None, Evaluation | None]:
+    """The candidate's evaluation the gates read, and the holder's on the same data.
+
+    With ``fingerprint``: the newest reports on that data. Otherwise the newest data both
+    were evaluated on, or else the candidate's newest report alone.
+    """
+    if fingerprint is not None:
+        return (next((e for e in mine if e.dataset_fingerprint == fingerprint), None),
+                next((e for e in theirs if e.dataset_fingerprint == fingerprint), None))
+    by_data: dict[str, Evaluation] = {}
+    for e in theirs:  # newest first: keep the newest per dataset
+        by_data.setdefault(e.dataset_fingerprint, e)
+    common = next((e for e in mine if e.dataset_fingerprint in by_data), None)
+    if common is not None:
+        return common, by_data[common.dataset_fingerprint]
+    return (mine[0] if mine else None), None
 
 
 __all__ = ["Registry"]

@@ -12,23 +12,36 @@ False
 
 from driftloop.store.artifacts import ArtifactStore
 from driftloop.store.canonical import canonical_json
-from driftloop.store.database import AuditHook, Store
+from driftloop.store.database import AliasMoved, AuditHook, EventHook, MoveHook, Store
 from driftloop.store.records import (
+    ALIAS_ACTIONS,
     DATASET_ROLES,
+    REPORT_KINDS,
     RUN_STATUSES,
+    AliasMoveRecord,
+    AliasRecord,
     AuditRecord,
     DatasetRecord,
+    ReportRecord,
     RunRecord,
     VersionRecord,
 )
 
 __all__ = [
+    "ALIAS_ACTIONS",
     "DATASET_ROLES",
+    "REPORT_KINDS",
     "RUN_STATUSES",
+    "AliasMoveRecord",
+    "AliasMoved",
+    "AliasRecord",
     "ArtifactStore",
     "AuditHook",
     "AuditRecord",
     "DatasetRecord",
+    "EventHook",
+    "MoveHook",
+    "ReportRecord",
     "RunRecord",
     "Store",
     "VersionRecord",

@@ -21,6 +21,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import random
 import time
@@ -37,9 +38,13 @@ from driftloop.errors import ConfigError, DriftloopError, NotFoundError, UsageEr
 from driftloop.store import migrate
 from driftloop.store.engine import READ_ONLY, make_engine, safe_url
 from driftloop.store.records import (
+    ALIAS_ACTIONS,
     DATASET_ROLES,
     REPORT_KINDS,
     RUN_STATUSES,
+    AliasMoveRecord,
+    AliasRecord,
+    AuditRecord,
     DatasetRecord,
     ReportRecord,
     RunRecord,
@@ -47,7 +52,9 @@ from driftloop.store.records import (
     record_from,
 )
 from driftloop.store.tables import (
+    AliasMove,
     Dataset,
+    ModelAlias,
     ModelVersion,
     Report,
     Run,
@@ -59,6 +66,19 @@ from driftloop.store.tables import (
 T = TypeVar("T")
 AuditHook = Callable[[Session, VersionRecord], object]
 """Called inside :meth:`Store.add_version`'s transaction, e.g. to append an audit entry."""
+EventHook = Callable[[Session, str, str, dict[str, Any]], object]
+"""``hook(session, action, subject, details)``, called inside the transaction of a recorded
+dataset or a run that starts, finishes, fails or resumes (see :attr:`Store.on_event`)."""
+MoveHook = Callable[[Session, AliasMoveRecord], AuditRecord | None]
+"""Called inside :meth:`Store.move_alias`'s transaction; the audit entry it returns is linked."""
+
+
+class AliasMoved(DriftloopError):
+    """The alias moved between reading its holder and moving it; decide again and retry."""
+
+    def __init__(self, message: str, holder_id: int | None) -> None:
+        super().__init__(message)
+        self.holder_id = holder_id
 
 _ATTEMPTS = 8
 _LIST_AT_MOST = 20
@@ -85,8 +105,11 @@ class Store:
     True
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, on_event: EventHook | None = None) -> None:
         self.url = url
+        # set by Registry.open to the audit log's recorder: datasets and runs are audited in
+        # the transaction that records them, without the store importing governance
+        self.on_event = on_event
         self._engine = make_engine(url)
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
 
@@ -146,8 +169,8 @@ class Store:
         >>> store.schema_revision() is None
         True
         >>> store.upgrade()
-        >>> store.schema_revision()
-        '0002'
+        >>> store.schema_revision() == Store.head_revision()
+        True
         >>> store.close()
         """
         return migrate.current_revision(self._engine)
@@ -207,6 +230,10 @@ class Store:
                 time.sleep(random.uniform(0.0, 0.01 * attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _emit(self, session: Session, action: str, subject: str, details: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(session, action, subject, details)
+
     # -- datasets ----------------------------------------------------------------------------
 
     def upsert_dataset(
@@ -241,6 +268,8 @@ class Store:
                 )
                 session.add(row)
                 session.flush()
+                self._emit(session, "dataset_recorded", f"dataset:{fingerprint}",
+                           {"rows": rows, "columns": None if columns is None else len(columns)})
             return record_from(DatasetRecord, row)
 
         return self.transact(work)
@@ -359,20 +388,27 @@ class Store:
         _require_text("model_name", model_name, max_len=128)
         if world_size < 1:
             raise UsageError(f"world_size must be 1 or more, got {world_size}.")
-        row = Run(
-            id=run_id or uuid.uuid4().hex,
-            model_name=model_name,
-            status="running",
-            params=copy.deepcopy(dict(params)),
-            world_size=world_size,
-            package_versions=copy.deepcopy(dict(package_versions)),
-            git_commit=git_commit,
-            run_dir=str(run_dir),
-        )
-        with self.session() as session:
+        run_id = run_id or uuid.uuid4().hex
+
+        def work(session: Session) -> RunRecord:
+            row = Run(
+                id=run_id,
+                model_name=model_name,
+                status="running",
+                params=copy.deepcopy(dict(params)),
+                world_size=world_size,
+                package_versions=copy.deepcopy(dict(package_versions)),
+                git_commit=git_commit,
+                run_dir=str(run_dir),
+            )
             session.add(row)
             session.flush()
+            self._emit(session, "run_started", f"run:{run_id}", {
+                "model_name": model_name, "world_size": world_size, "git_commit": git_commit,
+            })
             return record_from(RunRecord, row)
+
+        return self.transact(work)
 
     def link_run_dataset(self, run_id: str, role: str, fingerprint: str) -> None:
         """Say that run ``run_id`` used the dataset ``fingerprint`` as ``role``.
@@ -438,7 +474,8 @@ class Store:
         """
         if status not in RUN_STATUSES[1:]:
             raise UsageError(f"a run finishes as 'succeeded' or 'failed', not '{status}'.")
-        with self.session() as session:
+
+        def work(session: Session) -> RunRecord:
             row = _get_run(session, run_id)
             if row.status != "running":
                 raise UsageError(
@@ -450,7 +487,18 @@ class Store:
             row.samples_per_s = samples_per_s
             row.error = error
             session.flush()
+            action = "run_finished" if status == "succeeded" else "run_failed"
+            # the error text may quote data (a cell value): the audit keeps only its hash, so
+            # erasing the run's text later leaves the chain intact and still checkable
+            self._emit(session, action, f"run:{run_id}", {
+                "model_name": row.model_name, "duration_s": duration_s,
+                "samples_per_s": samples_per_s,
+                "error_sha256": None if error is None else hashlib.sha256(
+                    error.encode("utf-8")).hexdigest(),
+            })
             return record_from(RunRecord, row)
+
+        return self.transact(work)
 
     def resume_run(self, run_id: str, world_size: int) -> RunRecord:
         """Mark a failed (stopped) run ``"running"`` again, for ``driftloop train --resume``.
@@ -464,7 +512,7 @@ class Store:
         ...     again.status, again.error, again.world_size
         ('running', None, 1)
         """
-        with self.session() as session:
+        def work(session: Session) -> RunRecord:
             row = _get_run(session, run_id)
             if row.status == "succeeded":
                 raise UsageError(
@@ -475,7 +523,11 @@ class Store:
             row.error = None
             row.world_size = world_size
             session.flush()
+            self._emit(session, "run_resumed", f"run:{run_id}",
+                       {"model_name": row.model_name, "world_size": world_size})
             return record_from(RunRecord, row)
+
+        return self.transact(work)
 
     def get_run(self, run_id: str) -> RunRecord:
         """Return the run ``run_id``.
@@ -660,6 +712,187 @@ class Store:
         with self.session(write=False) as session:
             return _model_names(session)
 
+    def get_version_by_id(self, version_id: int) -> VersionRecord:
+        """Return the version with store-wide id ``version_id`` (e.g. a ``parent_id``).
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     v = store.add_version("m", None, "binary", "tabular", "a" * 64, "b" * 64, {}, 1)
+        ...     store.get_version_by_id(v.id) == v
+        True
+        """
+        with self.session(write=False) as session:
+            row = session.get(ModelVersion, version_id)
+            if row is None:
+                raise NotFoundError(f"no model version with id {version_id}.")
+            return record_from(VersionRecord, row)
+
+    # -- aliases -----------------------------------------------------------------------------
+
+    def alias_holder(self, model_name: str, alias: str) -> AliasRecord | None:
+        """Return what ``alias`` of ``model_name`` points at, or None when nothing does.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     store.alias_holder("m", "production") is None
+        True
+        """
+        return next(iter(self.list_aliases(model_name, alias)), None)
+
+    def list_aliases(
+        self, model_name: str | None = None, alias: str | None = None
+    ) -> list[AliasRecord]:
+        """Return the aliases (of one model, or all) by model name then alias.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     store.list_aliases("m")
+        []
+        """
+        with self.session(write=False) as session:
+            query = (
+                select(ModelAlias, ModelVersion.version)
+                .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+                .order_by(ModelAlias.model_name, ModelAlias.alias)
+            )
+            if model_name is not None:
+                query = query.where(ModelAlias.model_name == model_name)
+            if alias is not None:
+                query = query.where(ModelAlias.alias == alias)
+            return [
+                AliasRecord(row.model_name, row.alias, row.version_id, version, row.updated_at)
+                for row, version in session.execute(query)
+            ]
+
+    def move_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version_id: int,
+        *,
+        expected_version_id: int | None,
+        action: str,
+        actor: str,
+        reason: str | None = None,
+        forced: bool = False,
+        gates: Mapping[str, Any] | None = None,
+        audit: MoveHook | None = None,
+    ) -> AliasMoveRecord:
+        """Point ``alias`` at ``version_id`` and record the move, if it still points at
+        ``expected_version_id`` (None: at nothing).
+
+        The holder row, the move and its audit entry are written in one transaction, so an
+        alias always has exactly one holder (or none before its first promotion). When another
+        process moved the alias since the caller decided, :class:`AliasMoved` is raised and
+        nothing is written: decide again on the new holder.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     v1, v2 = (store.add_version("m", None, "binary", "tabular", "a" * 64, "b" * 64,
+        ...                                 {}, 1) for _ in range(2))
+        ...     first = store.move_alias("m", "production", v1.id, expected_version_id=None,
+        ...                              action="promote", actor="ci")
+        ...     store.move_alias("m", "production", v2.id, expected_version_id=None,
+        ...                      action="promote", actor="ci")
+        Traceback (most recent call last):
+        ...
+        driftloop.store.database.AliasMoved: m@production now points at version id 1, not at nothing as expected; it was moved meanwhile. Decide again.
+        """  # noqa: E501
+        if action not in ALIAS_ACTIONS:
+            raise UsageError(f"alias action '{action}' is not one of {', '.join(ALIAS_ACTIONS)}.")
+        _require_text("alias", alias, max_len=64)
+        _require_text("actor", actor, max_len=128)
+
+        def work(session: Session) -> AliasMoveRecord:
+            target = session.get(ModelVersion, version_id)
+            if target is None or target.model_name != model_name:
+                raise NotFoundError(f"model '{model_name}' has no version with id {version_id}.")
+            row = session.get(ModelAlias, (model_name, alias), with_for_update=True)
+            current = None if row is None else row.version_id
+            if current != expected_version_id:
+                expected = (
+                    "nothing" if expected_version_id is None
+                    else f"version id {expected_version_id}"
+                )
+                raise AliasMoved(
+                    f"{model_name}@{alias} now points at version id {current}, not at "
+                    f"{expected} as expected; it was moved meanwhile. Decide again.", current,
+                )
+            now = utcnow()
+            if row is None:
+                session.add(ModelAlias(model_name=model_name, alias=alias,
+                                       version_id=version_id, updated_at=now))
+            else:
+                row.version_id, row.updated_at = version_id, now
+            move = AliasMove(
+                model_name=model_name, alias=alias, action=action, from_version_id=current,
+                to_version_id=version_id, actor=actor, reason=reason, forced=forced,
+                gates=copy.deepcopy(dict(gates)) if gates is not None else None, at=now,
+            )
+            session.add(move)
+            session.flush()
+            record = _move_record(session, move)
+            entry = audit(session, record) if audit is not None else None
+            if entry is not None:
+                move.audit_seq = entry.seq
+                session.flush()
+                record = _move_record(session, move)
+            return record
+
+        return self.transact(work)
+
+    def alias_moves(
+        self,
+        model_name: str,
+        alias: str | None = None,
+        *,
+        version_id: int | None = None,
+    ) -> list[AliasMoveRecord]:
+        """Return the moves of a model's aliases (of one alias; to or from one version), oldest
+        first.
+
+        Examples
+        --------
+        >>> with Store.open("sqlite://") as store:
+        ...     store.alias_moves("m", "production")
+        []
+        """
+        with self.session(write=False) as session:
+            query = (
+                select(AliasMove)
+                .where(AliasMove.model_name == model_name)
+                .order_by(AliasMove.id)
+            )
+            if alias is not None:
+                query = query.where(AliasMove.alias == alias)
+            if version_id is not None:
+                query = query.where(
+                    (AliasMove.to_version_id == version_id)
+                    | (AliasMove.from_version_id == version_id)
+                )
+            return [_move_record(session, row) for row in session.scalars(query)]
+
+
+def _move_record(session: Session, row: AliasMove) -> AliasMoveRecord:
+    def number(version_id: int | None) -> int | None:
+        if version_id is None:
+            return None
+        return session.scalar(select(ModelVersion.version).where(ModelVersion.id == version_id))
+
+    to_version = number(row.to_version_id)
+    assert to_version is not None  # a foreign key
+    return AliasMoveRecord(
+        id=row.id, model_name=row.model_name, alias=row.alias, action=row.action,
+        from_version_id=row.from_version_id, from_version=number(row.from_version_id),
+        to_version_id=row.to_version_id, to_version=to_version, actor=row.actor,
+        reason=row.reason, forced=bool(row.forced), gates=copy.deepcopy(row.gates),
+        audit_seq=row.audit_seq, at=row.at,
+    )
+
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
     if getattr(exc.orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
@@ -729,4 +962,4 @@ def _short_list(items: list[Any]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-__all__ = ["AuditHook", "Store"]
+__all__ = ["AliasMoved", "AuditHook", "EventHook", "MoveHook", "Store"]

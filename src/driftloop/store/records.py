@@ -26,6 +26,8 @@ RunStatus = Literal["running", "succeeded", "failed"]
 DatasetRole = Literal["train", "val", "test", "source"]
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
 DATASET_ROLES: tuple[str, ...] = ("train", "val", "test", "source")
+REPORT_KINDS: tuple[str, ...] = ("evaluation", "data_check")
+ALIAS_ACTIONS: tuple[str, ...] = ("promote", "rollback")
 R = TypeVar("R")
 
 
@@ -161,6 +163,99 @@ class AuditRecord:
     hash: str
 
 
+@dataclass(frozen=True)
+class ReportRecord:
+    """A stored report (an evaluation or a data check) and what it is about.
+
+    Attributes
+    ----------
+    kind
+        ``"evaluation"`` or ``"data_check"``.
+    dataset_fingerprint
+        The dataset the report was computed on.
+    version_id, run_id
+        The model version evaluated and the run that produced the report (None when none).
+    artifact_sha256
+        The report's JSON artifact; ``summary`` holds a few headline numbers from it.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> r = ReportRecord(1, "evaluation", "f" * 64, 3, None, "a" * 64, {"accuracy": 0.9},
+    ...                  datetime(2024, 1, 1, tzinfo=timezone.utc))
+    >>> r.kind, r.summary["accuracy"]
+    ('evaluation', 0.9)
+    """
+
+    id: int
+    kind: str
+    dataset_fingerprint: str
+    version_id: int | None
+    run_id: str | None
+    artifact_sha256: str
+    summary: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """An alias of a model and the version it points at now.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> a = AliasRecord("churn", "production", 7, 3, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    >>> f"{a.model_name}@{a.alias} -> v{a.version}"
+    'churn@production -> v3'
+    """
+
+    model_name: str
+    alias: str
+    version_id: int
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasMoveRecord:
+    """One move of an alias (``action`` ``"promote"`` or ``"rollback"``) and its evidence.
+
+    Attributes
+    ----------
+    from_version_id, from_version
+        The holder before the move (None when the alias was new).
+    forced
+        True when the promotion overrode failed gates (``reason`` says why).
+    gates
+        The gate report the move was decided on (None for a rollback).
+    audit_seq
+        The audit entry that records the move.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> m = AliasMoveRecord(1, "churn", "production", "promote", None, None, 7, 3, "ci", "better",
+    ...                     False, {"passed": True}, 12, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    >>> m.from_version, m.to_version, m.gates["passed"]
+    (None, 3, True)
+    """
+
+    id: int
+    model_name: str
+    alias: str
+    action: str
+    from_version_id: int | None
+    from_version: int | None
+    to_version_id: int
+    to_version: int
+    actor: str
+    reason: str | None
+    forced: bool
+    gates: dict[str, Any] | None
+    audit_seq: int | None
+    at: datetime
+
+
 def record_from(cls: type[R], obj: object) -> R:
     """Build record ``cls`` from the same-named attributes of ``obj`` (copying JSON values).
 
@@ -178,11 +273,16 @@ def record_from(cls: type[R], obj: object) -> R:
 
 
 __all__ = [
+    "ALIAS_ACTIONS",
     "DATASET_ROLES",
     "RUN_STATUSES",
+    "AliasMoveRecord",
+    "AliasRecord",
     "AuditRecord",
     "DatasetRecord",
     "DatasetRole",
+    "REPORT_KINDS",
+    "ReportRecord",
     "RunRecord",
     "RunStatus",
     "VersionRecord",

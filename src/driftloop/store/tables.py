@@ -5,8 +5,9 @@ writes one); ``tests/store/test_migrations.py`` fails while the two differ.
 
 Examples
 --------
->>> sorted(Base.metadata.tables)
-['audit_entries', 'datasets', 'model_versions', 'run_datasets', 'run_metrics', 'runs']
+>>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
+alias_moves api_keys audit_entries datasets feedback model_aliases model_versions
+prediction_log reports run_datasets run_metrics runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -33,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from driftloop.store.records import DATASET_ROLES, RUN_STATUSES
+from driftloop.store.records import ALIAS_ACTIONS, DATASET_ROLES, REPORT_KINDS, RUN_STATUSES
 
 # Named constraints let SQLite batch migrations drop or alter them later.
 NAMING_CONVENTION = {
@@ -180,6 +182,100 @@ class ModelVersion(Base):
     description: Mapped[str | None] = mapped_column(Text)
 
 
+class Report(Base):
+    """A report artifact (evaluation or data check) linked to its dataset and model version."""
+
+    __tablename__ = "reports"
+    __table_args__ = (_one_of("kind", REPORT_KINDS, "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[int] = mapped_column(Integer, ForeignKey("datasets.id"), index=True)
+    version_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("model_versions.id"), index=True
+    )
+    run_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("runs.id"))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelAlias(Base):
+    """Which version of a model an alias (``production``, ``staging``, ...) points at now.
+
+    The primary key (model_name, alias) allows at most one holder per alias.
+    """
+
+    __tablename__ = "model_aliases"
+
+    model_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(Integer, ForeignKey("model_versions.id"), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AliasMove(Base):
+    """One move of an alias: promote or rollback, who, why, and the gate evidence."""
+
+    __tablename__ = "alias_moves"
+    __table_args__ = (_one_of("action", ALIAS_ACTIONS, "action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    alias: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    from_version_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("model_versions.id")
+    )
+    to_version_id: Mapped[int] = mapped_column(Integer, ForeignKey("model_versions.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    gates: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    audit_seq: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PredictionLogEntry(Base):
+    """One served prediction: request id, version, features (PII hashed) and output."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FeedbackEntry(Base):
+    """Ground truth for an earlier request (joined to the prediction log by request id)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    label: Mapped[Any] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of the model server, kept only as the SHA-256 of the secret."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (_one_of("role", ("predict", "admin"), "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class AuditEntry(Base):
     """One link of the audit chain; the unique ``prev_hash`` keeps the chain from forking."""
 
@@ -198,11 +294,17 @@ class AuditEntry(Base):
 
 
 __all__ = [
+    "AliasMove",
+    "ApiKey",
     "AuditEntry",
     "Base",
     "Dataset",
+    "FeedbackEntry",
+    "ModelAlias",
     "ModelVersion",
     "NAMING_CONVENTION",
+    "PredictionLogEntry",
+    "Report",
     "Run",
     "RunDataset",
     "RunMetric",

@@ -7,7 +7,9 @@ The launcher is the only part of training that touches the store. It
 2. starts ``python -m torch.distributed.run --standalone --nproc-per-node N -m
    driftloop.train.worker --run-dir RUN`` (the engine behind ``torchrun``) with the workers'
    output going to ``RUN/logs/`` and draws rank 0's progress;
-3. reads rank 0's outputs, evaluates the best weights on the test split, and records the run
+3. reads rank 0's outputs, fits the temperature that calibrates the best weights on the
+   validation split, evaluates the test split fully (metrics with intervals, calibration,
+   slices; :mod:`driftloop.train.evaluation`), and records the run
    (params, per-epoch metrics, world size, duration, throughput, package versions, git commit)
    and the new model version (weights, bundle, metrics, fingerprints) with an audit entry.
 """
@@ -21,23 +23,27 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
 from driftloop.errors import DataError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
+from driftloop.evaluate.report import store_report
 from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.loaded import LoadedModel
 from driftloop.registry.registry import Registry
+from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
 from driftloop.train.models import factory_reference, resolve_model_name
+from driftloop.train.precheck import precheck, record_precheck
 from driftloop.train.provenance import git_commit, package_versions
 from driftloop.train.spec import (
     DATA_DIR,
@@ -78,6 +84,7 @@ class TrainResult:
     warnings: list[str] = field(default_factory=list)
     step_seconds_p50: float = 0.0
     step_seconds_p95: float = 0.0
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the test split's report
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +112,8 @@ def train(
     collective_timeout: float | None = None,
     max_restarts: int | None = None,
     resume: str | None = None,
+    ignore_checks: Sequence[str] = (),
+    allow_pii: Sequence[str] = (),
     settings: Settings | None = None,
     progress: bool = True,
 ) -> TrainResult:
@@ -137,6 +146,12 @@ def train(
     resume
         Id of a stopped run to continue from its newest checkpoint (``workers`` may differ;
         then the result is not bitwise-equal to an uninterrupted run).
+    ignore_checks
+        Names of data checks (``driftloop.data.check.CHECKS``) whose error findings do not
+        stop training; recorded in the run's params.
+    allow_pii
+        Columns found to hold personal data that are kept as features anyway (by default they
+        are left out); recorded in the run's params.
     name
         Registered model name (default: the data file's stem, or ``"model"``).
 
@@ -164,6 +179,11 @@ def train(
         return _resume_run(registry, resume, workers, cfg.max_restarts, progress)
     if data is None:
         raise UsageError("pass the data to train on, or resume=RUN_ID to continue a run.")
+    if cfg.precision == "fp16" and not torch.cuda.is_available():
+        raise UsageError(
+            "--precision fp16 needs a GPU (it relies on a CUDA grad scaler); use bf16 or fp32 "
+            "on CPU."
+        )
     model_ref = model if isinstance(model, str) else factory_reference(model)
     prepared = prepare(
         data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
@@ -173,11 +193,25 @@ def train(
     _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
     model_name = name or _default_name(data)
     model_ref = resolve_model_name(model_ref, prepared.input_kind)
+    # bad input is reported first (above, exit 2); then the data check refuses errors not
+    # ignored (exit 1) and names the columns holding personal data, which are left out
+    checked = precheck(
+        data, target, task=prepared.task, group_column=group_column,
+        input_kind=prepared.input_kind, ignore_checks=ignore_checks, allow_pii=allow_pii,
+        settings=settings,
+    )
+    if checked.exclude:
+        prepared = prepare(
+            data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction, time_column=time_column,
+            group_column=group_column, input_kind=input_kind, exclude=checked.exclude,
+        )
 
     params = {
         **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
         "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
         "name": model_name,
+        "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
     }
     run_id = uuid.uuid4().hex
     run_dir = (settings.runs_dir / run_id).resolve()
@@ -188,6 +222,8 @@ def train(
     try:
         for role in ("source", "train", "val", "test"):
             registry.record_dataset(run_id, role, prepared)
+        record_precheck(checked, registry, run_id)
+        write_slice_rows(run_dir, data, prepared, settings.evaluate.max_slice_columns)
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
     except BaseException as exc:
         registry.store.finish_run(run_id, "failed", error=str(exc))
@@ -234,12 +270,14 @@ def _launch_and_record(
         bundle = ModelBundle.from_json(
             json.loads((run_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
         )
-        metrics = test_metrics(LoadedModel(bundle, weights), run_dir)
+        bundle, evaluation = calibrate_and_evaluate(registry, run_id, run_dir, bundle, weights)
+        metrics = evaluation.headline_metrics()
         duration = time.perf_counter() - started
         version = registry.register(
             model_name, run_id=run_id, bundle=bundle, weights=weights, metrics=metrics,
             actor="driftloop train", reason=f"trained by run {run_id}",
         )
+        evaluation = store_report(evaluation, registry, version=version, run_id=run_id)
         registry.store.finish_run(
             run_id, "succeeded", duration_s=duration,
             samples_per_s=outputs["result"]["samples_per_s"],
@@ -260,6 +298,7 @@ def _launch_and_record(
         history=outputs["history"], fingerprints=dict(bundle.fingerprints),
         warnings=warnings, step_seconds_p50=result.get("step_seconds_p50", 0.0),
         step_seconds_p95=result.get("step_seconds_p95", 0.0),
+        evaluation=evaluation.to_json(),
     )
 
 

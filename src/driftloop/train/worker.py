@@ -165,7 +165,7 @@ def run(run_dir: Path) -> None:
                     with autocast():
                         out = net(*inputs)
                     loss = _batch_loss(loss_fn, out.float(), target)
-                    scaler.scale(loss / group).backward()
+                    scaler.scale(loss if group == 1 else loss / group).backward()
                 loss_sum += loss.detach() * len(target)
                 loop["rows"] += len(target)
                 bar.advance(len(target) * world_size)

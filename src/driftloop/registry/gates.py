@@ -1,0 +1,451 @@
+"""Promotion gates: the evidence a version must show before an alias may point at it.
+
+Each gate is a :class:`Gate` in :data:`GATES` (a table, not a chain of ifs): a name, what it
+checks, and a function from the :class:`Evidence` and the ``gates:`` policy
+(:class:`driftloop.config.GateSettings`) to :class:`GateResult` records (name, passed,
+measured, bound, detail). A gate whose evidence is missing fails and says what to run; a gate
+that does not apply (calibration of a regression model) passes and says why.
+
+==================  =====================================================================
+gate                passes when
+==================  =====================================================================
+metrics             every metric in ``metric_bounds`` is at least (error metrics: at most)
+                    its bound
+calibration         ECE of the calibrated probabilities ≤ ``max_ece`` (classification)
+slices              no slice flagged by the evaluation is worse than overall by more than
+                    ``slice_tolerance`` (table models)
+data_check          the data check of the training data found no error
+pii                 no feature holds personal data, unless named in ``allow_pii``
+card                the model card text named in ``card_required`` is written
+holder              the candidate is not worse than the alias's holder, on the same
+                    evaluation data, by more than ``margin``
+==================  =====================================================================
+
+Examples
+--------
+>>> from datetime import datetime, timezone
+>>> from driftloop.config import GateSettings
+>>> from driftloop.store import VersionRecord
+>>> v = VersionRecord(1, "churn", 1, None, datetime(2024, 1, 1, tzinfo=timezone.utc),
+...                   "binary", "table", "a" * 64, "b" * 64, {"roc_auc": 0.41, "ece": 0.02},
+...                   10, None, None)
+>>> report = run_gates(Evidence(v, "production", card_missing=["caveats"]), GateSettings())
+>>> report.passed
+False
+>>> print(report.summary())
+churn v1 → production: 5 of 7 gates failed
+  FAIL metric:roc_auc   measured 0.41  bound >= 0.5  roc_auc 0.41 (test metrics recorded at registration; no interval)
+  ok   calibration      measured 0.02  bound <= 0.1  ECE 0.02 (test metrics recorded at registration)
+  FAIL slices           measured None  bound <= 0.05  missing evidence: no evaluation report with slices is linked to churn v1; run `driftloop evaluate churn:1 DATA --slices COL,...`
+  FAIL data_check       measured None  bound 0 errors  missing evidence: no data check of churn v1's training data is stored; run `driftloop data check DATA --target COL` on the data it was trained on
+  FAIL pii              measured None  bound none  missing evidence: no data check of churn v1's training data is stored, so its features were not scanned for personal data
+  FAIL card             measured ['caveats']  bound ['intended_use', 'ethical_considerations', 'caveats']  model card text missing: caveats (write it under `card:` in driftloop.yaml)
+  ok   holder           measured None  bound None  production has no holder yet
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftloop.config import GateSettings
+from driftloop.errors import CheckFailed, ConfigError
+from driftloop.evaluate.metrics import METRICS, Metric, primary_metric
+from driftloop.registry.evidence import DataCheck, Evaluation
+from driftloop.store import VersionRecord, canonical_json
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one gate: what was measured, against which bound, and why.
+
+    Examples
+    --------
+    >>> GateResult("calibration", True, 0.03, "<= 0.1", "ECE 0.03").to_json()["passed"]
+    True
+    """
+
+    name: str
+    passed: bool
+    measured: Any
+    bound: Any
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "measured": self.measured,
+                "bound": self.bound, "detail": self.detail}
+
+    def line(self) -> str:
+        return (f"{'ok  ' if self.passed else 'FAIL'} {self.name:<16} measured "
+                f"{_show(self.measured)}  bound {_show(self.bound)}  {self.detail}")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the gates look at, gathered from the store by the registry.
+
+    Attributes
+    ----------
+    candidate, alias
+        The version to promote and the alias it would get.
+    holder
+        The version the alias points at now (None: nobody yet).
+    evaluation
+        The candidate's evaluation report the gates read (None: none is stored).
+    holder_evaluation
+        The holder's evaluation report on the same data as ``evaluation`` (None: none).
+    same_test_split
+        True when candidate and holder were tested on the same test split (fingerprint), so
+        their recorded test metrics may be compared when no common evaluation report exists.
+    data_check
+        The newest data check of the candidate's training data.
+    features
+        The feature columns of a table model (None for image and sequence models).
+    card_missing
+        Required model-card text that is not written (None: not looked up, which fails).
+    """
+
+    candidate: VersionRecord
+    alias: str
+    holder: VersionRecord | None = None
+    evaluation: Evaluation | None = None
+    holder_evaluation: Evaluation | None = None
+    same_test_split: bool = False
+    data_check: DataCheck | None = None
+    features: list[str] | None = field(default_factory=list)
+    card_missing: list[str] | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.candidate.model_name} v{self.candidate.version}"
+
+
+Check = Callable[[Evidence, GateSettings], list[GateResult]]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: its name, what it checks, and its check."""
+
+    name: str
+    description: str
+    check: Check
+
+
+def _missing(name: str, bound: Any, why: str) -> list[GateResult]:
+    return [GateResult(name, False, None, bound, f"missing evidence: {why}")]
+
+
+def _not_applicable(name: str, why: str) -> list[GateResult]:
+    return [GateResult(name, True, None, None, f"not applicable: {why}")]
+
+
+def _known_metric(name: str, setting: str) -> Metric:
+    metric = METRICS.get(name)
+    if metric is None:
+        raise ConfigError(
+            f"setting 'gates.{setting}' names metric {name!r}, which is not one of "
+            f"{', '.join(METRICS)}. Fix driftloop.yaml."
+        )
+    return metric
+
+
+def _applies(metric: Metric, task: str) -> bool:
+    return metric.kind == ("regression" if task == "regression" else "classification")
+
+
+def _value(ev: Evidence, version: VersionRecord, evaluation: Evaluation | None,
+           name: str) -> tuple[float, str] | None:
+    """A metric's value and a description of where it came from."""
+    if evaluation is not None:
+        found = evaluation.metric(name)
+        if found is not None:
+            band = ("" if found.get("low") is None
+                    else f" [{found['low']:.4g}, {found['high']:.4g}]")
+            value = float(found["value"])
+            return value, f"{name} {value:.4g}{band} ({evaluation.label()})"
+    value = version.metrics.get(name)
+    if isinstance(value, (int, float)):
+        return float(value), (f"{name} {value:.4g} (test metrics recorded at registration; "
+                              "no interval)")
+    return None
+
+
+def _check_metrics(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    results = []
+    for name, bound in policy.metric_bounds.items():
+        metric = _known_metric(name, "metric_bounds")
+        if not _applies(metric, ev.candidate.task):
+            continue
+        op = ">=" if metric.greater_is_better else "<="
+        found = _value(ev, ev.candidate, ev.evaluation, name)
+        if found is None:
+            results += _missing(f"metric:{name}", f"{op} {bound:g}",
+                                f"{ev.ref} has no measured {name}; run `driftloop evaluate "
+                                f"{ev.candidate.model_name}:{ev.candidate.version} DATA`")
+            continue
+        value, detail = found
+        passed = value >= bound if metric.greater_is_better else value <= bound
+        results.append(GateResult(f"metric:{name}", passed, round(value, 6), f"{op} {bound:g}",
+                                  detail))
+    return results or [GateResult("metrics", True, None, None,
+                                  f"no bound in gates.metric_bounds applies to a "
+                                  f"{ev.candidate.task} model")]
+
+
+def _check_calibration(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    bound = f"<= {policy.max_ece:g}"
+    if ev.candidate.task == "regression":
+        return _not_applicable("calibration", "a regression model has no probabilities")
+    if ev.evaluation is not None and ev.evaluation.ece is not None:
+        ece, source = ev.evaluation.ece, ev.evaluation.label()
+    elif isinstance(ev.candidate.metrics.get("ece"), (int, float)):
+        ece, source = float(ev.candidate.metrics["ece"]), "test metrics recorded at registration"
+    else:
+        return _missing("calibration", bound, f"no expected calibration error of {ev.ref} is "
+                        "stored; evaluate it with `driftloop evaluate`")
+    return [GateResult("calibration", ece <= policy.max_ece, round(ece, 6), bound,
+                       f"ECE {ece:.4g} ({source})")]
+
+
+def _check_slices(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    bound = f"<= {policy.slice_tolerance:g}"
+    if ev.features is None:
+        return _not_applicable("slices", f"{ev.ref} reads no table columns to slice by")
+    slices = ev.evaluation.slices if ev.evaluation is not None else None
+    if slices is None:
+        return _missing("slices", bound, f"no evaluation report with slices is linked to "
+                        f"{ev.ref}; run `driftloop evaluate {ev.candidate.model_name}:"
+                        f"{ev.candidate.version} DATA --slices COL,...`")
+    relative = slices.get("tolerance_kind") == "relative"
+    overall = abs(float(slices.get("overall") or 0.0)) or 1.0
+    offenders = []
+    for s in slices.get("slices") or []:
+        if not s.get("flagged") or s.get("gap") is None:
+            continue
+        size = abs(float(s["gap"])) / (overall if relative else 1.0)
+        offenders.append((size, s))
+    offenders.sort(key=lambda pair: pair[0], reverse=True)
+    worst = round(offenders[0][0], 6) if offenders else 0.0
+    failing = [(size, s) for size, s in offenders if size > policy.slice_tolerance]
+    kind = "relative" if relative else "absolute"
+    if not failing:
+        detail = (f"{len(offenders)} flagged slice(s), none worse than {kind} tolerance "
+                  f"{policy.slice_tolerance:g} ({ev.evaluation.label()})"  # type: ignore[union-attr]
+                  if offenders else f"no slice of {slices.get('metric')} is flagged "
+                  f"({ev.evaluation.label()})")  # type: ignore[union-attr]
+        return [GateResult("slices", True, worst, bound, detail)]
+    listed = "; ".join(
+        f"{s['column']} = {s['value']} ({s['count']} rows, {slices.get('metric')} "
+        f"{(s.get('metric') or {}).get('value', float('nan')):.4g}, gap {s['gap']:+.4g})"
+        for _, s in failing[:5]
+    )
+    return [GateResult("slices", False, worst, bound,
+                       f"{len(failing)} slice(s) worse than overall "
+                       f"{slices.get('overall', float('nan')):.4g} by more than the {kind} "
+                       f"tolerance: {listed}")]
+
+
+def _check_data(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    if ev.data_check is None:
+        return _missing("data_check", "0 errors", f"no data check of {ev.ref}'s training data "
+                        "is stored; run `driftloop data check DATA --target COL` on the data it "
+                        "was trained on")
+    check = ev.data_check
+    detail = (f"{check.label()} passed" if check.passed
+              else f"{check.label()} found {check.errors} error(s); see `driftloop data check`")
+    return [GateResult("data_check", check.passed, check.errors, "0 errors", detail)]
+
+
+def _check_pii(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    bound = "none" if not policy.allow_pii else f"none except {', '.join(policy.allow_pii)}"
+    if ev.features is None:
+        return _not_applicable("pii", f"{ev.ref} reads no table columns")
+    if ev.data_check is None:
+        return _missing("pii", bound, f"no data check of {ev.ref}'s training data is stored, so "
+                        "its features were not scanned for personal data")
+    found = [c for c in ev.data_check.pii_columns if c in ev.features]
+    offending = [c for c in found if c not in policy.allow_pii]
+    allowed = [c for c in found if c in policy.allow_pii]
+    if offending:
+        detail = (f"features holding personal data: {', '.join(offending)}; drop them or add "
+                  "them to gates.allow_pii")
+    else:
+        detail = "no feature holds personal data" + (
+            f" except the allowed {', '.join(allowed)}" if allowed else "")
+    return [GateResult("pii", not offending, offending, bound,
+                       f"{detail} ({ev.data_check.label()})")]
+
+
+def _check_card(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    if ev.card_missing is None:
+        return _missing("card", list(policy.card_required),
+                        f"the model card text of {ev.ref} was not looked up")
+    missing = list(ev.card_missing)
+    detail = ("the required model card text is written" if not missing else
+              f"model card text missing: {', '.join(missing)} (write it under `card:` in "
+              "driftloop.yaml)")
+    return [GateResult("card", not missing, missing, list(policy.card_required), detail)]
+
+
+def _check_holder(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    holder = ev.holder
+    if holder is None:
+        return [GateResult("holder", True, None, None, f"{ev.alias} has no holder yet")]
+    if holder.id == ev.candidate.id:
+        return [GateResult("holder", True, 0.0, None, f"{ev.ref} already holds {ev.alias}")]
+    who = f"v{holder.version} (holder of {ev.alias})"
+    if holder.task != ev.candidate.task:
+        return [GateResult("holder", False, None, None, f"cannot compare a {ev.candidate.task} "
+                           f"model with {who}, a {holder.task} model")]
+    name = policy.compare_metric or primary_metric(ev.candidate.task)
+    metric = _known_metric(name, "compare_metric")
+    kind = "absolute" if metric.bounded else "relative"
+    if ev.evaluation is not None and ev.holder_evaluation is not None:
+        mine = _value(ev, ev.candidate, ev.evaluation, name)
+        theirs = _value(ev, holder, ev.holder_evaluation, name)
+        basis = ""
+    elif ev.same_test_split:
+        mine = _value(ev, ev.candidate, None, name)
+        theirs = _value(ev, holder, None, name)
+        basis = " (both tested on the same test split; recorded test metrics, no intervals)"
+    else:
+        return _missing("holder", f"{kind} margin {policy.margin:g}",
+                        f"{ev.ref} and {who} were never evaluated on the same data; evaluate "
+                        "both on one dataset (`driftloop evaluate NAME:VERSION DATA`) or pass "
+                        "--data DATA")
+    if mine is None or theirs is None:
+        return _missing("holder", f"{kind} margin {policy.margin:g}",
+                        f"{name} is not measured for both {ev.ref} and {who}")
+    allowed = policy.margin if metric.bounded else policy.margin * abs(theirs[0])
+    worse_by = (theirs[0] - mine[0]) if metric.greater_is_better else (mine[0] - theirs[0])
+    return [GateResult(
+        "holder", worse_by <= allowed, round(worse_by, 6), f"<= {allowed:.4g}",
+        f"{name} worse than {who} by {worse_by:+.4g} ({kind} margin {policy.margin:g}): "
+        f"candidate {mine[1]}; holder {theirs[1]}{basis}",
+    )]
+
+
+GATES: dict[str, Gate] = {
+    g.name: g
+    for g in (
+        Gate("metrics", "each bounded metric is on the right side of its bound", _check_metrics),
+        Gate("calibration", "expected calibration error at most max_ece", _check_calibration),
+        Gate("slices", "no flagged slice worse than slice_tolerance", _check_slices),
+        Gate("data_check", "the training data's check found no error", _check_data),
+        Gate("pii", "no feature holds personal data unless allowed", _check_pii),
+        Gate("card", "the required model card text is written", _check_card),
+        Gate("holder", "not worse than the alias's holder by more than margin", _check_holder),
+    )
+}
+"""Every gate, in the order they are run and reported."""
+
+
+def policy_sha256(policy: GateSettings) -> str:
+    """The sha256 of the canonical policy, recorded with every gate decision.
+
+    >>> policy_sha256(GateSettings()) == policy_sha256(GateSettings(max_ece=0.1))
+    True
+    """
+    return hashlib.sha256(canonical_json(policy.model_dump())).hexdigest()
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """Every gate's result for one candidate and alias, and the policy they were run under."""
+
+    model_name: str
+    version: int
+    alias: str
+    holder_version: int | None
+    results: list[GateResult]
+    policy: dict[str, Any]
+    policy_sha256: str
+    evaluation: dict[str, Any] | None = None  # the evaluation data the gates read
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [r for r in self.results if not r.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name, "version": self.version, "alias": self.alias,
+            "holder_version": self.holder_version, "passed": self.passed,
+            "failed": [r.name for r in self.failed],
+            "results": [r.to_json() for r in self.results], "evaluation": self.evaluation,
+            "policy": self.policy, "policy_sha256": self.policy_sha256,
+        }
+
+    def summary(self) -> str:
+        head = (f"{self.model_name} v{self.version} → {self.alias}: "
+                + (f"all {len(self.results)} gates passed" if self.passed
+                   else f"{len(self.failed)} of {len(self.results)} gates failed"))
+        return "\n".join([head] + [f"  {r.line()}" for r in self.results])
+
+
+class GateRefused(CheckFailed):
+    """A promotion was refused by its gates; ``report`` holds every result."""
+
+    def __init__(self, report: GateReport) -> None:
+        lines = [f"  {r.name}: measured {_show(r.measured)}, bound {_show(r.bound)} — {r.detail}"
+                 for r in report.failed]
+        super().__init__(
+            f"promotion of {report.model_name} v{report.version} to {report.alias} refused: "
+            f"{len(report.failed)} gate(s) failed\n" + "\n".join(lines)
+            + "\nFix the evidence, or override with --force --reason TEXT (audited)."
+        )
+        self.report = report
+
+
+def run_gates(evidence: Evidence, policy: GateSettings) -> GateReport:
+    """Run every gate of :data:`GATES` on ``evidence`` under ``policy``.
+
+    Gates named in ``policy.skip`` are reported as skipped (passed) rather than left out, so
+    the report always shows the whole policy.
+    """
+    unknown = [name for name in policy.skip if name not in GATES]
+    if unknown:
+        raise ConfigError(
+            f"setting 'gates.skip' names {unknown[0]!r}, which is not one of "
+            f"{', '.join(GATES)}. Fix driftloop.yaml."
+        )
+    results: list[GateResult] = []
+    for gate in GATES.values():
+        if gate.name in policy.skip:
+            results.append(GateResult(gate.name, True, None, None, "skipped: named in gates.skip"))
+        else:
+            results += gate.check(evidence, policy)
+    ev = evidence.evaluation
+    return GateReport(
+        model_name=evidence.candidate.model_name, version=evidence.candidate.version,
+        alias=evidence.alias,
+        holder_version=None if evidence.holder is None else evidence.holder.version,
+        results=results, policy=policy.model_dump(), policy_sha256=policy_sha256(policy),
+        evaluation=None if ev is None else {
+            "report_artifact": ev.report.artifact_sha256, **ev.dataset,
+        },
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+__all__ = [
+    "GATES",
+    "Evidence",
+    "Gate",
+    "GateRefused",
+    "GateReport",
+    "GateResult",
+    "policy_sha256",
+    "run_gates",
+]
