@@ -53,6 +53,12 @@ def main() -> None:
     spec = json.loads((args.run_dir / "spec.json").read_text())
     if spec.get("input_kind") != "table":
         sys.exit(f"plain_ddp.py: only table runs are supported, got {spec.get('input_kind')!r}")
+    unsupported = {
+        k: spec[k] for k, plain in (("accumulate", 1), ("precision", "fp32"))
+        if spec.get(k, plain) != plain
+    }
+    if unsupported:
+        sys.exit(f"plain_ddp.py: the baseline runs accumulate=1 in fp32 only, not {unsupported}")
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     threads = max(1, int(spec["threads_per_worker"]))
     if os.environ.get("OMP_NUM_THREADS") != str(threads) and rank == 0:
@@ -89,7 +95,7 @@ def main() -> None:
         sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=spec["seed"])
         loader = DataLoader(dataset, batch_size=batch, sampler=sampler)
 
-    seconds, samples, last_loss = 0.0, 0, float("nan")
+    seconds, samples, last_loss, epoch_seconds = 0.0, 0, float("nan"), []
     for epoch in range(spec["epochs"]):
         model.train()
         t0 = time.perf_counter()
@@ -115,13 +121,16 @@ def main() -> None:
             schedule.step()
             total += loss.detach()
             steps += 1
-        seconds += time.perf_counter() - t0
+        epoch_seconds.append(time.perf_counter() - t0)
+        seconds += epoch_seconds[-1]
         samples += rows
         last_loss = float(total) / max(steps, 1)
     if rank == 0:
         print(json.dumps({
             "samples_per_s": samples / seconds,
             "train_seconds": seconds,
+            "epoch_seconds": epoch_seconds,
+            "train_rows": rows,
             "loader": args.loader,
             "epochs": spec["epochs"],
             "steps_per_epoch": steps_per_epoch,

@@ -90,14 +90,18 @@ class TrainSpec:
         return cls.from_json(json.loads((run_dir / SPEC_FILE).read_text(encoding="utf-8")))
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+def write_json_atomic(path: Path, data: Any, durable: bool = True) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one.
+
+    ``durable`` also fsyncs the file before the rename, so it survives a crash of the machine.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

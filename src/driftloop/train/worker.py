@@ -25,7 +25,6 @@ process) writes ``RUN/outputs/``. It never touches the database.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime
 import math
@@ -118,6 +117,20 @@ def run(run_dir: Path) -> None:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, warmup))
     autocast, scaler = _precision(spec.precision, device)
     loss_fn = _loss_fn(spec.task)
+    on_gpu = device.type == "cuda"
+
+    def forward_backward(inputs: list[torch.Tensor], target: torch.Tensor,
+                         group: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch; returns its (unscaled) mean loss."""
+        if autocast is None:
+            loss = _batch_loss(loss_fn, net(*inputs), target)
+        else:
+            with autocast():
+                out = net(*inputs)
+            loss = _batch_loss(loss_fn, out.float(), target)
+        scaled = scaler.scale(loss) if scaler.is_enabled() else loss
+        (scaled if group == 1 else scaled / group).backward()
+        return loss
 
     loop = _fresh_loop_state()
     checkpoint = latest_checkpoint(run_dir / CHECKPOINT_DIR)
@@ -143,7 +156,7 @@ def run(run_dir: Path) -> None:
     step_seconds: list[float] = []
     bar = _ProgressBar(spec.epochs * train.steps_per_epoch, master and spec.progress, run_dir,
                        done=loop["epoch"] * train.steps_per_epoch + loop["step"])
-    where = "start"
+    position: tuple[int, int | None] = (loop["epoch"], loop["step"])
     try:
         while loop["epoch"] < spec.epochs and not loop["stopped"]:
             epoch = loop["epoch"]
@@ -153,20 +166,23 @@ def run(run_dir: Path) -> None:
             t_step = time.perf_counter()
             for step, (index, batch) in enumerate(train.indexed(epoch, loop["step"]),
                                                   start=loop["step"]):
-                where = f"epoch {epoch}, batch {step} (optimiser step {loop['opt_step']})"
+                position = (epoch, step)
                 if ledger is not None:
                     ledger.record(epoch, step, index.tolist())
-                *inputs, target = (t.to(device, non_blocking=True) for t in batch)
-                group = _group_size(step, train.steps_per_epoch, accumulate)
+                if on_gpu:
+                    batch = [t.to(device, non_blocking=True) for t in batch]
+                *inputs, target = batch
                 sync = (step + 1) % accumulate == 0 or step + 1 == train.steps_per_epoch
-                # no_sync: gradients of the first K-1 micro-batches stay local, so one
-                # all-reduce serves K micro-batches
-                with (net.no_sync() if ddp and not sync else contextlib.nullcontext()):
-                    with autocast():
-                        out = net(*inputs)
-                    loss = _batch_loss(loss_fn, out.float(), target)
-                    scaler.scale(loss if group == 1 else loss / group).backward()
-                loss_sum += loss.detach() * len(target)
+                group = 1 if accumulate == 1 else _group_size(step, train.steps_per_epoch,
+                                                              accumulate)
+                if sync or not ddp:
+                    loss = forward_backward(inputs, target, group)
+                else:
+                    # no_sync: gradients of the first K-1 micro-batches stay local, so one
+                    # all-reduce serves K micro-batches
+                    with net.no_sync():
+                        loss = forward_backward(inputs, target, group)
+                loss_sum.add_(loss.detach(), alpha=len(target))
                 loop["rows"] += len(target)
                 bar.advance(len(target) * world_size)
                 if not sync:
@@ -191,7 +207,7 @@ def run(run_dir: Path) -> None:
             epoch_seconds = time.perf_counter() - t0
             loop["train_seconds"] += epoch_seconds
             loop["samples"] += train.rows
-            where = f"the end of epoch {epoch}"
+            position = (epoch, None)
 
             train_loss = _global_mean(loss_sum, loop["rows"], device, ddp)
             val_stats = _validate(model, val, spec.task, loss_fn, rank, world_size, device, ddp)
@@ -221,6 +237,7 @@ def run(run_dir: Path) -> None:
             save_checkpoint()
     except Exception as exc:
         if ddp and is_timeout(exc):
+            where = _describe_position(position, loop["opt_step"])
             raise CollectiveTimeout(
                 f"a collective timed out after {spec.collective_timeout_s:g} s at {where}: "
                 f"{name_missing_ranks(rank, world_size, where)}. Raise --collective-timeout "
@@ -298,14 +315,21 @@ def _precision(precision: str, device: torch.device) -> tuple[Any, Any]:
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("--precision fp16 needs a GPU; use bf16 (or fp32) on CPU")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if dtype is None:
+        return None, scaler  # fp32: no autocast context on the hot path
 
     def autocast() -> Any:
-        if dtype is None:
-            return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=dtype)
 
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return autocast, scaler
+
+
+def _describe_position(position: tuple[int, int | None], opt_step: int) -> str:
+    epoch, step = position
+    if step is None:
+        return f"the end of epoch {epoch}"
+    return f"epoch {epoch}, batch {step} (optimiser step {opt_step})"
 
 
 def _finish(
@@ -466,9 +490,12 @@ class _ProgressBar:
         self._write(self.done / max(time.perf_counter() - self.started, 1e-9))
 
     def _write(self, rate: float) -> None:
+        # display only: atomic (readers never see half a file) but not fsynced, so the rank
+        # does not wait on the disk inside the step loop
         write_json_atomic(
             self.path,
             {"steps": self.steps, "total": self.total, "samples_per_s": rate, "text": self.text},
+            durable=False,
         )
 
     def close(self) -> None:
