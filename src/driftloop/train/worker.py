@@ -143,7 +143,19 @@ def run(run_dir: Path) -> None:
     if ledger is not None:
         ledger.truncate_to(loop["epoch"], loop["step"])
 
+    costs = {"checkpoint": [], "consistency": []}  # seconds per call, for the benchmark
+
+    def consistency() -> None:
+        t = time.perf_counter()
+        check_consistency(model, loop["opt_step"])
+        costs["consistency"].append(time.perf_counter() - t)
+
     def save_checkpoint() -> None:
+        t = time.perf_counter()
+        _write()
+        costs["checkpoint"].append(time.perf_counter() - t)
+
+    def _write() -> None:
         write_checkpoint(
             run_dir / CHECKPOINT_DIR, loop["opt_step"], rank, world_size, model=model,
             optimizer=optimizer, scheduler=schedule, scaler=scaler, best=best_state,
@@ -198,7 +210,7 @@ def run(run_dir: Path) -> None:
                 t_step = now
                 faults.after_step(loop["opt_step"], model)
                 if spec.consistency_every and loop["opt_step"] % spec.consistency_every == 0:
-                    check_consistency(model, loop["opt_step"])
+                    consistency()
                 if spec.checkpoint_every and loop["opt_step"] % spec.checkpoint_every == 0:
                     loop["loss_sum"] = float(loss_sum)
                     loop["train_seconds"] += time.perf_counter() - t0
@@ -217,7 +229,7 @@ def run(run_dir: Path) -> None:
                     f"{epoch}; lower --lr or check the data for extreme values"
                 )
             if not spec.consistency_every:
-                check_consistency(model, loop["opt_step"])
+                consistency()
             loop["history"].append({
                 "epoch": epoch, "train_loss": train_loss, **val_stats,
                 "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_seconds,
@@ -248,7 +260,7 @@ def run(run_dir: Path) -> None:
 
     if master:
         _finish(run_dir, loop, best_state, world_size, global_batch, lr,
-                train.steps_per_epoch, step_seconds, device, spec)
+                train.steps_per_epoch, step_seconds, device, spec, costs)
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
@@ -336,6 +348,7 @@ def _finish(
     run_dir: Path, loop: dict[str, Any], best_state: dict[str, torch.Tensor] | None,
     world_size: int, global_batch: int, lr: float, steps_per_epoch: int,
     step_seconds: list[float], device: torch.device, spec: TrainSpec,
+    costs: dict[str, list[float]],
 ) -> None:
     if best_state is None:
         raise RuntimeError("no epoch finished, so there are no weights to save")
@@ -361,8 +374,17 @@ def _finish(
             "step_seconds_p95": float(np.percentile(times, 95)),
             "device": str(device),
             "precision": spec.precision,
+            "step_seconds_mean": float(times.mean()),
+            "checkpoints": len(costs["checkpoint"]),
+            "checkpoint_seconds_mean": _mean(costs["checkpoint"]),
+            "consistency_checks": len(costs["consistency"]),
+            "consistency_seconds_mean": _mean(costs["consistency"]),
         },
     )
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
 
 
 def _no_op() -> None:
