@@ -246,3 +246,29 @@ def test_audit_of_a_new_store_verifies_and_anchors_at_zero(workdir, capsys):
     assert code == 0 and json.loads(out)["ok"] is True
     code, out, _ = _run(capsys, "audit", "anchor")
     assert code == 0 and json.loads(out)["seq"] == 0
+
+
+def test_keys_create_list_revoke(workdir, capsys):
+    code, out, _ = _run(capsys, "keys", "create", "svc", "--role", "admin", "--json")
+    created = json.loads(out)
+    assert code == 0 and created["key"].startswith("dl_" + created["prefix"])
+    code, out, _ = _run(capsys, "keys", "list", "--json")
+    assert code == 0 and [k["name"] for k in json.loads(out)] == ["svc"]
+    assert created["key"] not in out
+    code, out, _ = _run(capsys, "keys", "revoke", "svc")
+    assert code == 0 and "revoked admin key svc" in out
+    code, _, err = _run(capsys, "keys", "revoke", "svc")
+    assert code == 2 and "no active key" in err
+    code, _, err = _run(capsys, "keys", "create", "x", "--role", "root")
+    assert code == 2
+
+
+def test_models_export_of_a_missing_model_exits_2(workdir, capsys):
+    code, out, err = _run(capsys, "models", "export", "credit", "1", "--format", "onnx")
+    assert code == 2 and "no model named 'credit'" in " ".join(err.split())
+
+
+def test_serve_with_nothing_promoted_exits_2(workdir, capsys):
+    code, _, err = _run(capsys, "serve", "--port", "0")
+    assert code == 2 and "no model has a version under alias 'production'" in " ".join(
+        err.split())

@@ -609,6 +609,143 @@ def demo_cmd(
               f"{result.training.model}:{result.training.version}")
 
 
+keys_app = typer.Typer(help="Create, list and revoke API keys of the model server.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+class KeyRole(str, Enum):
+    predict = "predict"
+    admin = "admin"
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+class RuntimeKind(str, Enum):
+    torch = "torch"
+    int8 = "int8"
+    onnx = "onnx"
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", help="Model to serve (repeat for more); default: every model with a "
+        "version under the alias.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias whose version is served.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    runtime: Annotated[RuntimeKind | None, typer.Option(help="Inference runtime.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(
+        help="Samples per batch; 1 turns batching off.")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(
+        help="How long a batch waits for more requests.")] = None,
+) -> None:
+    """Serve models over HTTP (predict, KServe V2 infer, feedback, health, metrics)."""
+    from driftloop.serve.server import serve
+
+    flags = {"alias": alias, "host": host, "port": port, "max_batch_size": max_batch_size,
+             "max_latency_ms": max_latency_ms,
+             "runtime": None if runtime is None else runtime.value}
+    settings = _settings(serve={k: v for k, v in flags.items() if v is not None})
+    cfg = settings.serve
+    err.print(f"serving on http://{cfg.host}:{cfg.port} (alias {cfg.alias}, runtime "
+              f"{cfg.runtime}); docs at /docs")
+    serve(settings, model or None, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+
+
+@keys_app.command("create")
+def keys_create_cmd(
+    name: Annotated[str, typer.Argument(help="What the key is for (a service, not a person).")],
+    role: Annotated[KeyRole, typer.Option(help="predict or admin.")] = KeyRole.predict,
+    actor: Annotated[str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create an API key; its secret is printed once and stored only hashed."""
+    from driftloop.registry import Registry
+    from driftloop.serve.auth import create_key
+
+    registry = Registry.open(_settings())
+    created = create_key(registry.store, registry.audit, name, role.value,
+                         actor=actor or registry.actor)
+    if json_out:
+        _emit_json({"name": name, "role": role.value, "prefix": created.record.prefix,
+                    "key": created.secret})
+        return
+    out.print(f"created {role.value} key [bold]{name}[/] ({created.record.prefix}); "
+              "it is shown only now:")
+    out.print(created.secret, markup=False, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list_cmd(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """List API keys (names, prefixes and roles; never secrets)."""
+    from driftloop.registry import Registry
+    from driftloop.serve.auth import list_keys
+
+    keys = list_keys(Registry.open(_settings()).store, include_revoked=all_keys)
+    if json_out:
+        _emit_json([k.__dict__ for k in keys])
+        return
+    if not keys:
+        out.print("no API keys: predictions need none (admin endpoints are closed).")
+    for k in keys:
+        state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+        out.print(f"{k.prefix}  {k.role:7s}  {k.name}  created {k.created_at:%Y-%m-%d %H:%M}"
+                  f"  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke_cmd(
+    key: Annotated[str, typer.Argument(help="Name or prefix of the key.")],
+    actor: Annotated[str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Revoke an API key (audited); servers stop accepting it within seconds."""
+    from driftloop.registry import Registry
+    from driftloop.serve.auth import revoke_key
+
+    registry = Registry.open(_settings())
+    record = revoke_key(registry.store, registry.audit, key, actor=actor or registry.actor)
+    if json_out:
+        _emit_json(record.__dict__)
+        return
+    out.print(f"revoked {record.role} key {record.name} ({record.prefix})")
+
+
+@models_app.command("export")
+def models_export_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version (3 or v3).")],
+    format: Annotated[ExportFormat, typer.Option("--format", help="Package format.")] = (
+        ExportFormat.onnx),
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an int8 model.")] = False,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder to write (default NAME-vVERSION-onnx).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Write a self-contained edge package: ONNX model, preprocessing and schema JSON."""
+    from driftloop.registry import Registry
+    from driftloop.serve.export import export_edge_package
+
+    number = _version_number(version)
+    target = out_dir or Path(f"{name}-v{number}-{format.value}")
+    package = export_edge_package(Registry.open(_settings()), name, number, target, int8=int8,
+                                  overwrite=overwrite)
+    if json_out:
+        _emit_json(package.to_json())
+        return
+    out.print(f"wrote {package.path}")
+    for file, size in package.files.items():
+        out.print(f"  {file:20s} {size:>10,} bytes")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the CLI and turn driftloop's errors into messages and exit codes.
 

@@ -1,0 +1,361 @@
+"""The ASGI app: predict, infer, feedback, health, metrics and admin reload over HTTP.
+
+Endpoints (DESIGN.md): ``POST /v1/models/{name}/predict``, ``POST /v2/models/{name}/infer``
+(KServe V2), ``POST /v1/feedback``, ``GET /v2/health/live``, ``GET /v2/health/ready``,
+``GET /metrics``, ``POST /v1/admin/reload``, OpenAPI at ``/docs``.
+
+Request bodies are read as bytes (limited to ``max_body_bytes``), parsed once with ``json``
+and validated column by column (:mod:`driftloop.serve.validation`), so a request costs the
+same whether it carries 1 or 1000 instances. Errors are ``{"error": {"code", "message",
+"fields"}}``: 400 malformed, 401/403 auth, 404 unknown model, 413 too large, 422 against the
+schema, 503 overloaded (with ``Retry-After``) or not ready. Bad input never gives a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from driftloop.config import ServeSettings
+from driftloop.errors import DriftloopError
+from driftloop.registry import Registry
+from driftloop.serve.auth import KeyChecker
+from driftloop.serve.batcher import QueueFull
+from driftloop.serve.metrics import ServeMetrics
+from driftloop.serve.prediction_log import PredictionLog
+from driftloop.serve.swap import ModelSlot, ServedModel
+from driftloop.serve.validation import RequestInvalid
+from driftloop.store.serving import add_feedback
+
+_INSTANCE = {"type": "object", "additionalProperties": {
+    "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
+_PREDICT_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["instances"],
+    "properties": {"instances": {"type": "array", "items": _INSTANCE}}}}}}
+_TENSOR = {"type": "object", "required": ["name", "data"], "properties": {
+    "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+    "datatype": {"type": "string"}, "data": {"type": "array"}}}
+_INFER_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["inputs"],
+    "properties": {"id": {"type": "string"}, "inputs": {"type": "array", "items": _TENSOR}}}}}}
+_FEEDBACK_ITEM = {"type": "object", "required": ["request_id", "label"], "properties": {
+    "request_id": {"type": "string", "maxLength": 64},
+    "label": {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}}}
+_FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "anyOf": [_FEEDBACK_ITEM, {"type": "array", "items": _FEEDBACK_ITEM}]}}}}
+
+
+class _Refused(DriftloopError):
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers or {}
+
+
+def _error(status: int, code: str, message: str, fields: Sequence[str] = (),
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "fields": list(fields)}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _endpoint(path: str) -> str:
+    """The route template of a path, for metric labels (bounded cardinality)."""
+    if path.startswith("/v1/models/") and path.endswith("/predict"):
+        return "/v1/models/{name}/predict"
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return "/v2/models/{name}/infer"
+    known = ("/v1/feedback", "/v2/health/live", "/v2/health/ready", "/metrics",
+             "/v1/admin/reload", "/docs", "/openapi.json")
+    return path if path in known else "other"
+
+
+class _MetricsMiddleware:
+    """Count requests and time them by endpoint and status (pure ASGI, no body buffering)."""
+
+    def __init__(self, app: Any, metrics: ServeMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint, code = _endpoint(scope["path"]), str(status[0])
+            self.metrics.requests.labels(endpoint, code).inc()
+            self.metrics.latency.labels(endpoint, code).observe(time.perf_counter() - started)
+
+
+def create_app(
+    registry: Registry,
+    models: Sequence[str],
+    settings: ServeSettings | None = None,
+    *,
+    versions: dict[str, int] | None = None,
+    metrics: ServeMetrics | None = None,
+) -> FastAPI:
+    """Build the app serving ``models`` (each at its alias's version, or ``versions[name]``).
+
+    The models load and warm in the background after start-up; ``/v2/health/ready`` answers
+    200 once every model is served.
+    """
+    cfg = settings or registry.settings.serve
+    metrics = metrics or ServeMetrics()
+    slots = {name: ModelSlot(name, registry, cfg, metrics, version=(versions or {}).get(name))
+             for name in models}
+    keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s)
+    log = (PredictionLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
+                         flush_ms=cfg.log_flush_ms, key=cfg.pii_hash_key)
+           if cfg.log_predictions else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if log is not None:
+            log.start()
+        tasks = [asyncio.create_task(slot.reload()) for slot in slots.values()]
+        pollers = [asyncio.create_task(slot.poll()) for slot in slots.values()]
+        try:
+            yield
+        finally:
+            for task in pollers + tasks:
+                task.cancel()
+            await asyncio.gather(*pollers, *tasks, return_exceptions=True)
+            for slot in slots.values():
+                await slot.close()
+            if log is not None:
+                await asyncio.to_thread(log.stop)
+
+    app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
+                  description="Predictions from registered driftloop models.")
+    app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
+
+    @app.exception_handler(RequestInvalid)
+    async def _invalid(request: Request, exc: RequestInvalid) -> JSONResponse:
+        return _error(exc.status, exc.code, str(exc), exc.fields)
+
+    @app.exception_handler(_Refused)
+    async def _refused(request: Request, exc: _Refused) -> JSONResponse:
+        return _error(exc.status, exc.code, str(exc), headers=exc.headers)
+
+    @app.exception_handler(QueueFull)
+    async def _full(request: Request, exc: QueueFull) -> JSONResponse:
+        model = request.path_params.get("name", "")
+        metrics.rejected.labels(model).inc()
+        return _error(503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+    def require(request: Request, role: str) -> None:
+        secret = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if secret is None and auth.lower().startswith("bearer "):
+            secret = auth[7:].strip()
+        if keys.allows(secret, role):
+            return
+        if secret is None:
+            hint = ("admin endpoints need an admin key" if role == "admin"
+                    else "API keys exist, so predictions need one")
+            raise _Refused(401, "unauthorized", f"{hint}: send it as 'Authorization: Bearer "
+                           "KEY' (create one with `driftloop keys create NAME --role "
+                           f"{role}`).", {"WWW-Authenticate": "Bearer"})
+        if keys.role_of(secret) is None:
+            raise _Refused(401, "unauthorized", "the API key is unknown or revoked.",
+                           {"WWW-Authenticate": "Bearer"})
+        raise _Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
+                       f"needs role '{role}'.")
+
+    async def read_json(request: Request) -> Any:
+        length = request.headers.get("content-length")
+        limit = cfg.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise _Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
+                           "send fewer instances per request.")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise _Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
+                               "send fewer instances per request.")
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise _Refused(400, "bad_json", f"the body is not valid JSON: {exc}.") from None
+
+    def slot_of(name: str) -> ModelSlot:
+        slot = slots.get(name)
+        if slot is None:
+            raise _Refused(404, "unknown_model", f"no model '{name}' is served here. Served: "
+                           f"{', '.join(slots) or 'none'}.")
+        return slot
+
+    def served_of(slot: ModelSlot) -> ServedModel:
+        served = slot.current
+        if served is None:
+            raise _Refused(503, "not_ready", slot.error or f"{slot.name} is still loading.",
+                           {"Retry-After": str(cfg.retry_after_s)})
+        return served
+
+    def field(body: Any, key: str) -> Any:
+        if not isinstance(body, dict) or key not in body:
+            raise RequestInvalid(f"the body must be a JSON object with '{key}'.",
+                                 code="bad_shape", fields=[key])
+        return body[key]
+
+    async def run(served: ServedModel, columns: dict[str, list[Any]] | None,
+                  instances: Any) -> tuple[dict[str, list[Any]], int]:
+        # no await between reading the version and enqueueing on its batcher: a swap cannot
+        # come in between, so the request finishes on the version it started with
+        rows: Any = columns if served.validator is not None else (
+            served.arrays_from_instances(instances))
+        try:
+            outputs = await served.batcher(rows)
+        except QueueFull:
+            raise
+        except DriftloopError as exc:  # the preprocessor refused a value validation let by
+            raise RequestInvalid(str(exc), code="invalid_input") from None
+        return served.answer(outputs), len(outputs)
+
+    def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
+                 answer: dict[str, list[Any]], n: int) -> list[str]:
+        ids = [rid] if n == 1 else [f"{rid}-{i}" for i in range(n)]
+        if log is not None and columns is not None:
+            log.submit(served.name, served.version, ids, columns, answer, served.pii)
+        return ids
+
+    @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
+              tags=["predict"])
+    async def predict(name: str, request: Request) -> Response:
+        """Predict for ``{"instances": [{feature: value, ...}, ...]}``."""
+        require(request, "predict")
+        slot = slot_of(name)
+        body = await read_json(request)
+        instances = field(body, "instances")
+        served = served_of(slot)
+        columns = (served.validator.columns_from_instances(instances)
+                   if served.validator is not None else None)
+        answer, n = await run(served, columns, instances)
+        rid = uuid.uuid4().hex
+        ids = log_rows(served, rid, columns, answer, n)
+        out: dict[str, Any] = {"model": name, "version": served.version, **answer,
+                               "request_id": rid}
+        if len(ids) > 1:
+            out["request_ids"] = ids
+        return Response(json.dumps(out), media_type="application/json")
+
+    @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": _INFER_BODY},
+              tags=["predict"])
+    async def infer(name: str, request: Request) -> Response:
+        """Predict in the KServe/Triton V2 JSON shape: one input tensor per feature."""
+        require(request, "predict")
+        slot = slot_of(name)
+        body = await read_json(request)
+        inputs = field(body, "inputs")
+        served = served_of(slot)
+        if served.validator is None:
+            raise RequestInvalid("this model takes arrays; use /v1/models/{name}/predict.",
+                                 code="unsupported", fields=["inputs"])
+        columns = served.validator.columns_from_v2(inputs)
+        answer, n = await run(served, columns, None)
+        rid = body.get("id") if isinstance(body.get("id"), str) else uuid.uuid4().hex
+        rid = rid[:48]
+        log_rows(served, rid, columns, answer, n)
+        preds = answer["predictions"]
+        kind = "BYTES" if preds and isinstance(preds[0], str) else "FP64"
+        outputs = [{"name": "predictions", "shape": [len(preds)], "datatype": kind,
+                    "data": preds}]
+        if "probabilities" in answer:
+            probs = answer["probabilities"]
+            outputs.append({"name": "probabilities", "shape": [len(probs), len(probs[0])],
+                            "datatype": "FP64", "data": [p for row in probs for p in row]})
+        out = {"model_name": name, "model_version": str(served.version), "id": rid,
+               "outputs": outputs}
+        return Response(json.dumps(out), media_type="application/json")
+
+    @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
+              tags=["monitor"])
+    async def feedback(request: Request) -> Response:
+        """Record ground truth: ``{"request_id", "label"}`` or a list of them."""
+        require(request, "predict")
+        body = await read_json(request)
+        items = body if isinstance(body, list) else [body]
+        pairs = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) != {"request_id", "label"}:
+                raise RequestInvalid(f"feedback item {i} must be an object with exactly "
+                                     "'request_id' and 'label'.", code="bad_shape",
+                                     fields=["request_id", "label"])
+            rid, label = item["request_id"], item["label"]
+            if not isinstance(rid, str) or not 0 < len(rid) <= 64:
+                raise RequestInvalid(f"feedback item {i}: 'request_id' must be the text a "
+                                     "prediction returned (1 to 64 characters).",
+                                     code="wrong_type", fields=["request_id"])
+            if not isinstance(label, (str, int, float)) or (
+                    isinstance(label, float) and label != label) or label in (
+                    float("inf"), float("-inf")):
+                raise RequestInvalid(f"feedback item {i}: 'label' must be text, a number or a "
+                                     "boolean (finite).", code="wrong_type", fields=["label"])
+            pairs.append((rid, label))
+        if not pairs:
+            raise RequestInvalid("no feedback items; send at least one.", code="empty",
+                                 fields=["request_id"])
+        try:
+            n = await asyncio.to_thread(add_feedback, registry.store, pairs)
+        except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
+            raise _Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
+                           "retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None
+        return JSONResponse({"recorded": n}, status_code=202)
+
+    @app.get("/v2/health/live", tags=["health"])
+    async def live() -> dict[str, bool]:
+        """The process answers."""
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Every served model is loaded and warmed up."""
+        state = {name: (None if s.current is None else s.current.version)
+                 for name, s in slots.items()}
+        ok = bool(slots) and all(v is not None for v in state.values())
+        body: dict[str, Any] = {"ready": ok, "models": state}
+        errors = {name: s.error for name, s in slots.items() if s.error}
+        notes = {name: s.current.notes for name, s in slots.items()
+                 if s.current is not None and s.current.notes}
+        if errors:
+            body["errors"] = errors
+        if notes:
+            body["notes"] = notes
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics_endpoint() -> Response:
+        """Prometheus text format."""
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.post("/v1/admin/reload", tags=["admin"])
+    async def reload(request: Request) -> dict[str, Any]:
+        """Check every model's alias now and swap in the version it points at."""
+        require(request, "admin")
+        swapped = await asyncio.gather(*(s.reload() for s in slots.values()))
+        return {"models": {name: {"version": None if s.current is None else s.current.version,
+                                  "swapped": moved, "error": s.error}
+                           for (name, s), moved in zip(slots.items(), swapped, strict=True)}}
+
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
+    return app
+
+__all__ = ["create_app"]

@@ -1,0 +1,85 @@
+"""The fitted table transform applied straight to validated request columns, without pandas.
+
+:class:`~driftloop.data.preprocess.TablePreprocessor` works on DataFrames; building one and
+parsing it column by column costs milliseconds whatever the batch size. Request columns are
+already checked by :mod:`driftloop.serve.validation` (numbers or null; booleans; text), so this
+module repeats the same arithmetic with numpy from the same JSON state: median imputation,
+standardisation, missing indicators after the values, category codes 1..K with 0 for missing
+or unseen. A categorical column holding anything but text or null (numbers, booleans) goes
+through :func:`~driftloop.data.values.category_keys`, the training-time key function.
+``tests/serve/test_features.py`` checks it equals ``apply_preprocessing`` exactly.
+
+Examples
+--------
+>>> import numpy as np
+>>> pre = {"numeric": [{"name": "age", "kind": "numeric", "median": 40.0, "mean": 40.0,
+...                     "std": 10.0, "indicator": True}],
+...        "categorical": [{"name": "city", "categories": ["Oslo", "Rome"]}]}
+>>> t = ColumnTransform(pre)
+>>> x, x_cat, unknown = t.transform({"age": [50, None], "city": ["Rome", "Paris"]})
+>>> x.tolist(), x_cat.tolist(), unknown
+([[1.0, 0.0], [0.0, 1.0]], [[2], [0]], {'city': 1})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.data.values import category_keys
+
+_BOOL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+class ColumnTransform:
+    """Apply a table preprocessor's JSON state to columns (feature name -> list of values)."""
+
+    def __init__(self, preprocessor: Mapping[str, Any]) -> None:
+        self.numeric = [dict(c) for c in preprocessor.get("numeric", [])]
+        self.categorical = [
+            (str(c["name"]), {str(k): i + 1 for i, k in enumerate(c["categories"])})
+            for c in preprocessor.get("categorical", [])
+        ]
+
+    def transform(self, columns: Mapping[str, list[Any]]
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """``(x float32 N×F, x_cat int64 N×C, unknown-category counts by feature)``."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        values, indicators = [], []
+        for c in self.numeric:
+            raw = _floats(columns[c["name"]], c["kind"])
+            missing = np.isnan(raw)
+            values.append((np.where(missing, c["median"], raw) - c["mean"]) / c["std"])
+            if c["indicator"]:
+                indicators.append(missing.astype(np.float64))
+        blocks = values + indicators
+        x = np.column_stack(blocks) if blocks else np.zeros((n, 0))
+        codes, unknown = [], {}
+        for name, index in self.categorical:
+            column = columns[name]
+            if set(map(type, column)) <= {str, type(None)}:
+                keys: Any = [None if v is None or not v.strip() else v for v in column]
+            else:
+                keys = category_keys(pd.Series(column, dtype=object)).tolist()
+            code = np.fromiter((index.get(k, 0) if k is not None else 0 for k in keys),
+                               np.int64, len(keys))
+            missed = sum(1 for k, c in zip(keys, code, strict=True) if k is not None and c == 0)
+            if missed:
+                unknown[name] = missed
+            codes.append(code)
+        x_cat = np.column_stack(codes) if codes else np.zeros((n, 0))
+        return x.astype(np.float32), x_cat.astype(np.int64), unknown
+
+
+def _floats(values: list[Any], kind: str) -> np.ndarray:
+    if kind == "boolean":
+        return np.fromiter((np.nan if v is None else _BOOL_WORDS[v.strip().lower()]
+                            if isinstance(v, str) else float(v) for v in values),
+                           np.float64, len(values))
+    return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+__all__ = ["ColumnTransform"]

@@ -1,0 +1,163 @@
+"""Write every prediction to the store's prediction log, off the request path, in batches.
+
+The request path only appends one entry per request (its columns and outputs, by reference)
+to a bounded in-memory buffer; a background thread expands entries into rows, hashes the
+columns flagged as PII, and writes them in one insert every ``flush_ms``. When the buffer is
+full, or a write fails (the store is slow or down), rows are dropped and counted in
+``driftloop_prediction_log_dropped_total`` — serving never waits for the log.
+
+PII hashing: HMAC-SHA256 with ``key`` (plain SHA-256 when the key is empty) of the value's
+text, so equal values still join in monitoring while the value itself is not stored.
+
+Examples
+--------
+>>> from driftloop.store import Store
+>>> from driftloop.store.serving import list_predictions
+>>> store = Store.open("sqlite://")
+>>> log = PredictionLog(store, flush_ms=10)
+>>> log.start()
+>>> log.submit("m", 1, ["r1", "r2"], {"email": ["a@x.org", None], "age": [30, 41]},
+...            {"predictions": ["yes", "no"]}, pii=frozenset({"email"}))
+True
+>>> log.stop()
+>>> rows = list_predictions(store, "m")
+>>> rows[0].features["age"], rows[0].features["email"] == hash_value("a@x.org", "")
+(30, True)
+>>> rows[1].features["email"] is None, rows[1].output
+(True, {'predictions': 'no'})
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from driftloop.serve.metrics import ServeMetrics
+from driftloop.store import Store
+from driftloop.store.serving import add_predictions
+from driftloop.store.tables import utcnow
+
+
+def hash_value(value: Any, key: str) -> str:
+    """The hex HMAC-SHA256 (SHA-256 when ``key`` is empty) of ``str(value)``."""
+    data = str(value).encode("utf-8")
+    if key:
+        return hmac.new(key.encode("utf-8"), data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    model: str
+    version: int
+    request_ids: Sequence[str]
+    at: datetime
+    columns: dict[str, list[Any]]
+    outputs: dict[str, list[Any]]
+    pii: frozenset[str]
+
+
+class PredictionLog:
+    """A bounded buffer of predictions and the thread that writes them.
+
+    Parameters
+    ----------
+    store
+        Where rows go (:func:`driftloop.store.serving.add_predictions`).
+    metrics
+        Counts written and dropped rows; None: a private :class:`ServeMetrics`.
+    max_rows
+        Rows the buffer holds; past it new rows are dropped (and counted).
+    flush_ms
+        How often the writer thread writes.
+    key
+        HMAC key for PII columns.
+    """
+
+    def __init__(self, store: Store, *, metrics: ServeMetrics | None = None,
+                 max_rows: int = 100_000, flush_ms: float = 500.0, key: str = "") -> None:
+        self.store = store
+        self.metrics = metrics or ServeMetrics()
+        self.max_rows = max_rows
+        self.flush_s = flush_ms / 1000.0
+        self.key = key
+        self._buffer: collections.deque[_Entry] = collections.deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, model: str, version: int, request_ids: Sequence[str],
+               columns: dict[str, list[Any]], outputs: dict[str, list[Any]],
+               pii: frozenset[str] = frozenset()) -> bool:
+        """Queue one request's rows (one per request id); False when they were dropped."""
+        n = len(request_ids)
+        with self._lock:
+            if self._rows + n > self.max_rows:
+                self.metrics.log_dropped.labels("buffer_full").inc(n)
+                return False
+            self._buffer.append(_Entry(model, version, request_ids, utcnow(), columns, outputs,
+                                       pii))
+            self._rows += n
+        return True
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="driftloop-prediction-log",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write what is buffered and stop the writer thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.flush()
+
+    def flush(self) -> int:
+        """Write every buffered row now; returns how many were written."""
+        with self._lock:
+            entries = list(self._buffer)
+            self._buffer.clear()
+            n = self._rows
+            self._rows = 0
+        if not entries:
+            return 0
+        try:
+            rows = [row for entry in entries for row in self._rows_of(entry)]
+            add_predictions(self.store, rows)
+        except Exception:  # noqa: BLE001 - the store being down must not stop serving
+            self.metrics.log_dropped.labels("store_error").inc(n)
+            return 0
+        self.metrics.log_written.inc(len(rows))
+        return len(rows)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+
+    def _rows_of(self, entry: _Entry) -> list[dict[str, Any]]:
+        columns = {
+            name: [None if v is None else hash_value(v, self.key) for v in values]
+            if name in entry.pii else values
+            for name, values in entry.columns.items()
+        }
+        return [
+            {"request_id": rid, "model_name": entry.model, "version": entry.version,
+             "at": entry.at,
+             "features": {name: values[i] for name, values in columns.items()},
+             "output": {name: values[i] for name, values in entry.outputs.items()}}
+            for i, rid in enumerate(entry.request_ids)
+        ]
+
+
+__all__ = ["PredictionLog", "hash_value"]

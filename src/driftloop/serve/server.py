@@ -1,0 +1,108 @@
+"""Run the app on uvicorn: :func:`serve` for ``driftloop serve``, :class:`BackgroundServer` for
+tests and benchmarks (a real server on a loopback port, in a thread).
+
+Binding anywhere but loopback with no API key warns: anyone who reaches the port can predict.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+
+from driftloop.config import Settings
+from driftloop.errors import UsageError
+from driftloop.registry import Registry
+from driftloop.serve.app import create_app
+from driftloop.store.serving import list_api_keys
+
+logger = logging.getLogger("driftloop.serve")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def served_models(registry: Registry, alias: str, models: Sequence[str] | None) -> list[str]:
+    """The models to serve: those named, or every model with a version under ``alias``."""
+    if models:
+        return list(models)
+    names = sorted({a.model_name for a in registry.aliases() if a.alias == alias})
+    if not names:
+        raise UsageError(f"no model has a version under alias '{alias}'. Promote one "
+                         f"(`driftloop models promote NAME VERSION --to {alias}`) or name the "
+                         "model with --model.")
+    return names
+
+
+def exposure_warning(registry: Registry, host: str) -> str | None:
+    """The warning to print when ``host`` is not loopback and no API key exists."""
+    if host in LOOPBACK or list_api_keys(registry.store):
+        return None
+    return (f"serving on {host} with no API key: anyone who reaches this port can predict. "
+            "Create keys with `driftloop keys create NAME --role predict`.")
+
+
+def serve(settings: Settings, models: Sequence[str] | None = None, *,
+          warn: Any = None) -> None:
+    """Serve until interrupted (``driftloop serve``)."""
+    cfg = settings.serve
+    registry = Registry.open(settings)
+    names = served_models(registry, cfg.alias, models)
+    message = exposure_warning(registry, cfg.host)
+    if message is not None:
+        (warn or logger.warning)(message)
+    app = create_app(registry, names, cfg)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class BackgroundServer:
+    """A uvicorn server for ``app`` in a daemon thread on a free loopback port.
+
+    Use as a context manager; ``url`` is the base URL once started.
+    """
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None,
+                 timeout_s: float = 30.0) -> None:
+        self.host, self.port = host, port or free_port(host)
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
+                                access_log=False, lifespan="on", timeout_keep_alive=30)
+        self.server = uvicorn.Server(config)
+        self.timeout_s = timeout_s
+        self._thread = threading.Thread(target=self.server.run, name="driftloop-uvicorn",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + self.timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(self.timeout_s)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["BackgroundServer", "exposure_warning", "free_port", "serve", "served_models"]

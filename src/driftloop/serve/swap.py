@@ -1,0 +1,234 @@
+"""Which version of a model is served, and swapping it when its alias moves.
+
+A :class:`ModelSlot` holds one model's :class:`ServedModel` (version, runtime, validator,
+batcher). :meth:`ModelSlot.reload` asks the registry which version the alias points at; when it
+moved, the new version is loaded, its runtime built and warmed in a thread (the event loop keeps
+serving the old one), and then the slot's ``current`` is replaced in one assignment. A request
+reads ``current`` once and enqueues on that version's batcher without yielding to the event
+loop in between, so it finishes on the version it started with; the old batcher answers what
+it holds, then stops. The app polls every ``poll_s`` seconds and on ``POST /v1/admin/reload``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftloop.config import ServeSettings
+from driftloop.data.prepare import apply_preprocessing
+from driftloop.data.preprocess import TargetEncoder
+from driftloop.registry import Registry
+from driftloop.registry.evidence import data_checks
+from driftloop.registry.loaded import LoadedModel
+from driftloop.serve.batcher import Batcher
+from driftloop.serve.features import ColumnTransform
+from driftloop.serve.metrics import ServeMetrics
+from driftloop.serve.runtimes import Runtime, build_runtime, finish
+from driftloop.serve.validation import RequestInvalid, RequestValidator
+from driftloop.store import VersionRecord
+
+logger = logging.getLogger("driftloop.serve")
+
+
+@dataclass
+class ServedModel:
+    """One loaded version with everything a request needs."""
+
+    name: str
+    version: int
+    loaded: LoadedModel
+    runtime: Runtime
+    validator: RequestValidator | None  # None: an image/sequence model (arrays, no schema)
+    batcher: Batcher
+    pii: frozenset[str] = frozenset()
+    notes: list[str] = field(default_factory=list)
+    on_unknown: Callable[[str, int], object] = lambda feature, count: None
+
+    @property
+    def columns(self) -> ColumnTransform:
+        """The preprocessing of request columns (numpy, same arithmetic as training's)."""
+        if self._columns is None:
+            self._columns = ColumnTransform(self.loaded.bundle.preprocessor or {})
+        return self._columns
+
+    _columns: ColumnTransform | None = None
+    _encoder: TargetEncoder | None = None
+
+    @property
+    def task(self) -> str:
+        return self.loaded.task
+
+    def infer(self, parts: list[Any]) -> np.ndarray:
+        """The batcher's ``infer``: each request's rows (feature columns of a table model, an
+        array otherwise) -> calibrated probabilities (or standardised values), one row each.
+
+        The columns of the whole batch are joined and preprocessed once (numpy, see
+        :mod:`driftloop.serve.features`), here in the inference thread, not per request on the
+        event loop."""
+        if self.validator is not None:
+            merged = {name: [v for part in parts for v in part[name]]
+                      for name in self.validator.names}
+            x, x_cat, unknown = self.columns.transform(merged)
+            for feature, count in unknown.items():
+                self.on_unknown(feature, count)
+        else:  # image / sequence arrays: the fitted scaler
+            x, x_cat = self.preprocess(np.concatenate(parts) if len(parts) > 1 else parts[0])
+        return self.compute(x, x_cat)
+
+    def preprocess(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, Any]:
+        preprocessor = self.loaded.bundle.preprocessor
+        if preprocessor is None:
+            return np.asarray(frame, np.float32), None
+        return apply_preprocessing(preprocessor, frame)
+
+    def compute(self, x: np.ndarray, x_cat: np.ndarray | None) -> np.ndarray:
+        """Preprocessed arrays -> outputs."""
+        return finish(self.task, self.runtime.logits(x, x_cat), self.loaded.temperature)
+
+    def arrays_from_instances(self, instances: Any) -> np.ndarray:
+        """Instances of an array model: nested lists of numbers of the trained shape."""
+        shape = list(self.loaded.bundle.model_inputs.get("shape", []))
+        try:
+            x = np.asarray(instances, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise RequestInvalid(f"'instances' must be arrays of numbers of shape {shape}.",
+                                 code="wrong_type", fields=["instances"]) from None
+        if x.ndim != len(shape) + 1 or list(x.shape[1:]) != shape:
+            raise RequestInvalid(f"each instance must have shape {shape}, got "
+                                 f"{list(x.shape[1:])}.", code="bad_shape", fields=["instances"])
+        if not np.isfinite(x).all():
+            raise RequestInvalid("instances hold NaN or infinite values; send finite numbers.",
+                                 code="not_finite", fields=["instances"])
+        return x
+
+    def answer(self, outputs: np.ndarray) -> dict[str, list[Any]]:
+        """``predictions`` (labels or values) and, for classification, ``probabilities``."""
+        if self.task == "regression":
+            return {"predictions": self.loaded.to_original_scale(outputs).tolist()}
+        if self._encoder is None:
+            self._encoder = TargetEncoder.from_json(self.loaded.bundle.target_encoder)
+        labels = self._encoder.inverse_transform(outputs.argmax(axis=1))
+        return {"predictions": np.asarray(labels).tolist(), "probabilities": outputs.tolist()}
+
+
+def pii_columns(registry: Registry, record: VersionRecord) -> tuple[frozenset[str], list[str]]:
+    """Feature columns the version's stored data check flags as PII, and notes to show."""
+    checks = data_checks(registry.store, registry.artifacts, record)
+    if not checks:
+        return frozenset(), [
+            f"no data check is stored for {record.model_name} v{record.version}: the prediction "
+            "log hashes no column (run `driftloop data check` on its training data)"]
+    return frozenset(checks[0].pii_columns), []
+
+
+class ModelSlot:
+    """The served version of model ``name`` under ``alias``, swapped when the alias moves."""
+
+    def __init__(self, name: str, registry: Registry, settings: ServeSettings,
+                 metrics: ServeMetrics, *, version: int | None = None) -> None:
+        self.name = name
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.pinned = version
+        self.current: ServedModel | None = None
+        self.error: str | None = None
+        self._lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
+
+    def target(self) -> VersionRecord | None:
+        """The version that should be served now (the alias holder, or the pinned version)."""
+        if self.pinned is not None:
+            return self.registry.get(self.name, self.pinned)
+        return self.registry.holder(self.name, self.settings.alias)
+
+    async def reload(self) -> bool:
+        """Serve the alias's version if it moved; True when a new version was swapped in."""
+        async with self._lock:
+            try:
+                record = await asyncio.to_thread(self.target)
+            except Exception as exc:  # noqa: BLE001 - the store may be down; keep serving
+                self.error = f"cannot read alias {self.settings.alias!r} of {self.name}: {exc}"
+                logger.warning(self.error)
+                return False
+            if record is None:
+                self.error = (f"no version of {self.name} holds alias {self.settings.alias!r}; "
+                              f"promote one with `driftloop models promote {self.name} VERSION "
+                              f"--to {self.settings.alias}`")
+                return False
+            if self.current is not None and self.current.version == record.version:
+                return False
+            try:
+                served = await asyncio.to_thread(self._build, record)
+            except Exception as exc:  # noqa: BLE001 - a bad version must not stop the old one
+                self.error = f"cannot load {self.name} v{record.version}: {exc}"
+                logger.warning(self.error)
+                return False
+            old, self.current = self.current, served  # the swap: one assignment
+            self.error = None
+            self.metrics.version.labels(self.name).set(served.version)
+            if old is not None:
+                self.metrics.swaps.labels(self.name).inc()
+                task = asyncio.get_running_loop().create_task(old.batcher.close())
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
+            return True
+
+    async def poll(self) -> None:
+        """Reload every ``poll_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.poll_s)
+            await self.reload()
+
+    async def close(self) -> None:
+        if self.current is not None:
+            await self.current.batcher.close()
+        for task in list(self._retired):
+            await task
+
+    def _build(self, record: VersionRecord) -> ServedModel:
+        loaded = self.registry.load(self.name, record.version)
+        bundle = loaded.bundle
+        runtime = build_runtime(self.settings.runtime, loaded.module, bundle.input_kind,
+                                bundle.model_inputs)
+        validator = None
+        if bundle.schema is not None:
+            validator = RequestValidator(bundle.schema, bundle.preprocessor,
+                                         max_instances=self.settings.max_instances)
+        pii, notes = pii_columns(self.registry, record)
+        s = self.settings
+
+        def observe(size: int, reason: str, waits: list[float]) -> None:
+            self.metrics.batch(self.name, size, reason, waits)
+
+        def on_unknown(feature: str, count: int) -> None:
+            self.metrics.unknown_categories.labels(self.name, feature).inc(count)
+
+        batcher = Batcher(lambda parts: served.infer(parts), max_batch_size=s.max_batch_size,
+                          max_latency_ms=s.max_latency_ms, max_queue=s.max_queue,
+                          retry_after_s=s.retry_after_s, observe=observe)
+        served = ServedModel(self.name, record.version, loaded, runtime, validator, batcher,
+                             pii, notes, on_unknown)
+        _warm(served)
+        return served
+
+
+def _warm(served: ServedModel) -> None:
+    """Run the runtime once on a full batch so the first request pays no one-off cost."""
+    inputs = served.loaded.bundle.model_inputs
+    n = served.batcher.max_batch_size
+    if served.loaded.bundle.input_kind == "table":
+        x = np.zeros((n, int(inputs.get("n_numeric", 0))), np.float32)
+        x_cat = np.zeros((n, len(inputs.get("cardinalities", []))), np.int64)
+        served.compute(x, x_cat)
+    else:
+        served.compute(np.zeros((n, *inputs.get("shape", [])), np.float32), None)
+
+
+__all__ = ["ModelSlot", "ServedModel", "pii_columns"]

@@ -1,0 +1,77 @@
+"""A real trained model, registered twice (v1 trained, v2 with nudged weights), for the
+serving tests; trained once per session (it takes 10-25 s)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save
+
+from driftloop.config import Settings
+from driftloop.registry import Registry
+from driftloop.serve.app import create_app
+from driftloop.serve.server import BackgroundServer
+
+MODEL = "cancer"
+
+
+@dataclass
+class Served:
+    settings: Settings
+    registry: Registry
+    frame: pd.DataFrame  # feature columns only
+    target: pd.Series
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    from sklearn.datasets import load_breast_cancer
+
+    from driftloop.train.launcher import train
+
+    frame = load_breast_cancer(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    frame["band"] = rng.choice(["low", "mid", "high"], len(frame))
+    # a column of personal data kept as a feature on purpose (allow_pii): the log must hash it
+    frame["contact"] = rng.choice([f"user{i}@example.com" for i in range(12)], len(frame))
+    home = tmp_path_factory.mktemp("serve-home")
+    settings = Settings.load(overrides={"home": str(home), "train": {"patience": 100}},
+                             environ={}, cwd=home)
+    train(frame, "target", workers=1, epochs=3, batch_size=32, settings=settings,
+          progress=False, allow_pii=["contact"], name=MODEL)
+    registry = Registry.open(settings)
+    v1 = registry.load(MODEL, 1)
+    state = {k: v.clone() for k, v in v1.module.state_dict().items()}
+    last = [k for k in state if k.endswith("bias")][-1]
+    state[last] += torch.tensor([0.5, -0.5])
+    registry.register(MODEL, run_id=registry.get(MODEL, 1).run_id, bundle=v1.bundle,
+                      weights=save(state), metrics={}, actor="test", reason="v2 for swaps")
+    registry.promote(MODEL, 1, to="production", force=True, reason="test bootstrap")
+    return Served(settings, registry, frame.drop(columns=["target"]), frame["target"])
+
+
+def instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-able instances of feature rows."""
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+
+
+def start_server(served: Served, **serve: Any) -> BackgroundServer:
+    """A real server on a loopback port, started and ready."""
+    cfg = served.settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0,
+                                                   **serve})
+    server = BackgroundServer(create_app(served.registry, [MODEL], cfg)).start()
+    deadline = time.monotonic() + 60
+    while httpx.get(server.url + "/v2/health/ready").status_code != 200:
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("the server never became ready")
+        time.sleep(0.05)
+    return server
