@@ -253,18 +253,6 @@ def evaluate_cmd(
         out.print(f"reliability diagram written to {diagram}")
 
 
-def _parse_ref(ref: str) -> tuple[str, int | None]:
-    name, _, version = ref.partition(":")
-    if not version:
-        return name, None
-    try:
-        return name, int(version.lstrip("v"))
-    except ValueError:
-        raise UsageError(
-            f"'{ref}' is not NAME or NAME:VERSION (VERSION a whole number, e.g. credit:3)."
-        ) from None
-
-
 @models_app.command("list")
 def models_list_cmd(
     name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
@@ -312,7 +300,9 @@ def models_show_cmd(
     from driftloop.registry import Registry
 
     registry = Registry.open(_settings())
-    name, version = _parse_ref(ref)
+    from driftloop.evaluate.report import parse_ref
+
+    name, version = parse_ref(ref)
     record = registry.get(name, version)
     run = registry.store.get_run(record.run_id) if record.run_id else None
     datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
