@@ -1,5 +1,5 @@
 """The baseline: a plain, hand-written DDP training loop, as a user would write it (same recipe:
-AdamW, linear LR scaling with warmup).
+AdamW, linear LR scaling with warmup; MSE for regression, cross-entropy otherwise).
 
 Started by bench_train.py under torchrun with the same arrays, model, optimiser, batch size,
 epochs and threads per rank as the driftloop run it is compared with::
@@ -20,7 +20,15 @@ Both run the same number of optimiser steps per epoch as driftloop
 never comes when the rows do not divide evenly.
 
 Only the training steps are timed (as in driftloop's own samples/s): no validation, no
-start-up, no data loading before the first epoch. Prints one JSON line from rank 0.
+start-up, no data loading before the first epoch. Each optimiser step is timed the way
+driftloop's worker times it: ``perf_counter`` from the end of the previous step (or the start of
+the epoch, so the first step carries the epoch's permutation) to the end of ``schedule.step()``,
+on rank 0, training steps only; p50/p95/mean are ``numpy.percentile`` / ``mean`` over all steps.
+
+With one process (``--nproc-per-node 1``) the model is not wrapped in DDP and no process group
+is made, as driftloop's worker does at world size 1 (DDP there would only add overhead).
+
+Prints one JSON line from rank 0.
 """
 
 from __future__ import annotations
@@ -68,7 +76,9 @@ def main() -> None:
             file=sys.stderr,
         )
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo")
+    ddp = world > 1
+    if ddp:
+        dist.init_process_group("gloo")
 
     data = args.run_dir / "data"
     x = torch.from_numpy(np.load(data / "train_x.npy"))
@@ -77,14 +87,15 @@ def main() -> None:
     rows = len(y)
 
     torch.manual_seed(spec["seed"])
-    model = DistributedDataParallel(
-        build_model(spec["model"], spec["model_inputs"], spec["n_outputs"])
-    )
+    model = build_model(spec["model"], spec["model_inputs"], spec["n_outputs"])
+    if ddp:
+        model = DistributedDataParallel(model)
     torch.manual_seed(spec["seed"] + 1000 * rank)  # dropout masks differ between ranks
     batch = int(spec["batch_size"])
     lr = scaled_lr(spec["lr"], batch * world, spec["reference_batch"])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=spec["weight_decay"])
-    loss_fn = torch.nn.CrossEntropyLoss()
+    regression = spec["task"] == "regression"
+    loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss()
     steps_per_epoch = math.ceil(math.ceil(rows / world) / batch)
     warmup = warmup_steps_for(spec["warmup_epochs"], steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_factor(s, warmup))
@@ -96,9 +107,10 @@ def main() -> None:
         loader = DataLoader(dataset, batch_size=batch, sampler=sampler)
 
     seconds, samples, last_loss, epoch_seconds = 0.0, 0, float("nan"), []
+    step_seconds: list[float] = []
     for epoch in range(spec["epochs"]):
         model.train()
-        t0 = time.perf_counter()
+        t0 = t_step = time.perf_counter()
         if args.loader == "dataloader":
             sampler.set_epoch(epoch)
             batches = iter(loader)
@@ -115,19 +127,30 @@ def main() -> None:
             opt.zero_grad(set_to_none=True)
             out = model(xb, cb)
             # an empty last batch (shard one row short) still joins the all-reduce
-            loss = loss_fn(out, yb) if len(yb) else out.sum() * 0.0
+            if not len(yb):
+                loss = out.sum() * 0.0
+            else:
+                loss = loss_fn(out.squeeze(-1), yb) if regression else loss_fn(out, yb)
             loss.backward()
             opt.step()
             schedule.step()
             total += loss.detach()
             steps += 1
+            now = time.perf_counter()
+            step_seconds.append(now - t_step)
+            t_step = now
         epoch_seconds.append(time.perf_counter() - t0)
         seconds += epoch_seconds[-1]
         samples += rows
         last_loss = float(total) / max(steps, 1)
     if rank == 0:
+        times = np.array(step_seconds)
         print(json.dumps({
             "samples_per_s": samples / seconds,
+            "step_seconds_p50": float(np.percentile(times, 50)),
+            "step_seconds_p95": float(np.percentile(times, 95)),
+            "step_seconds_mean": float(times.mean()),
+            "optimizer_steps": len(step_seconds),
             "train_seconds": seconds,
             "epoch_seconds": epoch_seconds,
             "train_rows": rows,
@@ -138,10 +161,11 @@ def main() -> None:
             "threads_per_worker": threads,
             "last_epoch_mean_loss": last_loss,
         }), flush=True)
-    # without a barrier, a gloo rank that tears down while its peer is still in the last
-    # collective aborts ("terminate called without an active exception")
-    dist.barrier()
-    dist.destroy_process_group()
+    if ddp:
+        # without a barrier, a gloo rank that tears down while its peer is still in the last
+        # collective aborts ("terminate called without an active exception")
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
