@@ -10,18 +10,12 @@ import pytest
 
 from driftloop.governance import GENESIS_HASH, AuditLog
 from driftloop.store import Store
+from process_barrier import BARRIER
 
-WORKER = """
+WORKER = BARRIER + """
 import os, sys, time
 from driftloop.governance import AuditLog
 from driftloop.store import Store
-
-
-def barrier(path, parties):
-    open(path + "." + str(os.getpid()), "w").close()
-    folder, prefix = os.path.split(path)
-    while sum(f.startswith(prefix + ".") for f in os.listdir(folder)) < parties:
-        time.sleep(0.002)
 
 
 url, go, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -13,20 +13,15 @@ import sys
 import pytest
 from sqlalchemy import text
 
+from process_barrier import BARRIER
+
 pytestmark = pytest.mark.slow
 
-WORKER = """
+WORKER = BARRIER + """
 import json, os, sys, time
 from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.store import AliasMoved
-
-
-def barrier(path, parties):
-    open(path + "." + str(os.getpid()), "w").close()
-    folder, prefix = os.path.split(path)
-    while sum(f.startswith(prefix + ".") for f in os.listdir(folder)) < parties:
-        time.sleep(0.002)
 
 
 home, card, go, version, rounds = sys.argv[1:6]

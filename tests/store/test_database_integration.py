@@ -10,17 +10,7 @@ from pathlib import Path
 import pytest
 
 from driftloop.store import Store
-
-BARRIER = """
-import os, time
-
-
-def barrier(path, parties):
-    open(path + "." + str(os.getpid()), "w").close()
-    folder, prefix = os.path.split(path)
-    while sum(f.startswith(prefix + ".") for f in os.listdir(folder)) < parties:
-        time.sleep(0.002)
-"""
+from process_barrier import BARRIER
 
 WORKER = (
     BARRIER
