@@ -197,6 +197,87 @@ class ServeSettings(BaseModel):
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
 
 
+class DriftSettings(BaseModel):
+    """``drift:``: how ``driftloop drift`` and the monitor decide that data moved."""
+
+    model_config = ConfigDict(extra="forbid")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance after correction")
+    correction: Literal["bh", "bonferroni", "none"] = Field(
+        "bh", description="multiple-testing correction over all tests of one report"
+    )
+    bins: int = Field(100, ge=2, le=1000, description="quantile bins of a numeric reference")
+    max_categories: int = Field(
+        50, ge=1, description="categories kept in a reference; the rest pool into 'other'"
+    )
+    exact_max_rows: int = Field(
+        5000, ge=0, description="raw samples kept per side for exact tests (KS) when small"
+    )
+    share_threshold: float = Field(
+        0.5, gt=0, le=1, description="share of drifting features that makes dataset drift"
+    )
+    effect_floors: dict[str, float] = Field(
+        default_factory=lambda: {
+            "psi": 0.1, "wasserstein": 0.1, "jensen_shannon": 0.1, "missing_rate": 0.05,
+        },
+        description="smallest effect that can count as drift, by effect metric",
+    )
+    tests: dict[str, str] = Field(
+        default_factory=dict,
+        description="test per feature name, overriding the default by kind (ks, psi, "
+        "wasserstein, chi2, jensen_shannon)",
+    )
+
+
+class MonitorSettings(BaseModel):
+    """``monitor:``: windows of the prediction log, alerts and their webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+    window: str = Field("1000", description="rows per window (e.g. 1000) or a duration (1h, 15m)")
+    min_rows: int = Field(30, ge=1, description="rows below which a window is not tested")
+    webhooks: list[str] = Field(default_factory=list, description="URLs that alerts are POSTed to")
+    webhook_retries: int = Field(3, ge=0)
+    webhook_backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles")
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    performance_metric: str = Field(
+        "accuracy", description="metric estimated without labels and compared with the reference"
+    )
+    performance_drop: float = Field(
+        0.05, ge=0, le=1, description="drop of the metric from the reference that alerts"
+    )
+
+
+class LoopSettings(BaseModel):
+    """``loop:``: when the closed loop retrains, on what data, and how often at most."""
+
+    model_config = ConfigDict(extra="forbid")
+    drift_windows: int = Field(
+        2, ge=1, description="consecutive windows with dataset drift that trigger a retrain"
+    )
+    metric: str = Field("accuracy", description="metric the performance triggers watch")
+    metric_min: float | None = Field(
+        None, description="retrain when the estimated or realised metric falls below this"
+    )
+    metric_drop: float | None = Field(
+        0.05, description="retrain when the metric drops by more than this from the reference"
+    )
+    schedule_s: float | None = Field(
+        None, gt=0, description="retrain at least this often (seconds); None: never by schedule"
+    )
+    min_new_labels: int | None = Field(
+        None, ge=1, description="retrain when this many new labelled rows arrived"
+    )
+    data_window: Literal["sliding", "expanding"] = "sliding"
+    window_rows: int = Field(
+        20_000, ge=1, description="labelled rows of a sliding training window"
+    )
+    holdout_fraction: float = Field(
+        0.3, gt=0, lt=1, description="newest labelled rows kept out to compare the two versions"
+    )
+    cooldown_s: float = Field(3600.0, ge=0, description="no retrain sooner after the last one")
+    max_per_day: int = Field(4, ge=0, description="retrains in any 24 hours")
+    alias: str = Field("production", description="alias the loop promotes")
+
+
 class Settings(BaseModel):
     """All driftloop settings; build with :meth:`Settings.load`."""
 
@@ -211,6 +292,9 @@ class Settings(BaseModel):
     gates: GateSettings = Field(default_factory=GateSettings)
     card: CardSettings = Field(default_factory=CardSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
     actor: str = Field(
         "", max_length=128, description="who the audit log records (a role or service id, not a "
         "name); empty: a pseudonymous id of the operating-system user",
@@ -316,8 +400,11 @@ __all__ = [
     "CardSettings",
     "CardText",
     "CheckSettings",
+    "DriftSettings",
     "EvaluateSettings",
     "GateSettings",
+    "LoopSettings",
+    "MonitorSettings",
     "ServeSettings",
     "Settings",
     "TrainSettings",

@@ -26,8 +26,8 @@ RunStatus = Literal["running", "succeeded", "failed"]
 DatasetRole = Literal["train", "val", "test", "source"]
 RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
 DATASET_ROLES: tuple[str, ...] = ("train", "val", "test", "source")
-REPORT_KINDS: tuple[str, ...] = ("evaluation", "data_check")
-ALIAS_ACTIONS: tuple[str, ...] = ("promote", "rollback")
+REPORT_KINDS: tuple[str, ...] = ("evaluation", "data_check", "profile", "drift")
+ALIAS_ACTIONS: tuple[str, ...] = ("promote", "rollback", "deactivate")
 R = TypeVar("R")
 
 

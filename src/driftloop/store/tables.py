@@ -6,8 +6,8 @@ writes one); ``tests/store/test_migrations.py`` fails while the two differ.
 Examples
 --------
 >>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
-alias_moves api_keys audit_entries datasets feedback model_aliases model_versions
-prediction_log reports run_datasets run_metrics runs
+alerts alias_moves api_keys audit_entries datasets feedback loop_runs model_aliases
+model_versions monitor_windows prediction_log reports run_datasets run_metrics runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
@@ -276,6 +276,68 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class MonitorWindow(Base):
+    """One monitored window of a model's prediction log: drift, estimated and realised metrics.
+
+    A window holds log rows ``first_log_id..last_log_id`` of one version; ``report`` is the drift
+    report as JSON, ``estimated`` the label-free metric estimates, ``realised`` the metrics on
+    the rows that have feedback (updated as late labels arrive).
+    """
+
+    __tablename__ = "monitor_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    first_log_id: Mapped[int] = mapped_column(Integer)
+    last_log_id: Mapped[int] = mapped_column(Integer, index=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rows: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    drift_detected: Mapped[bool] = mapped_column(Boolean)
+    share_drifted: Mapped[float | None] = mapped_column(Float)
+    prediction_drift: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    estimated: Mapped[dict[str, Any]] = mapped_column(JSON)
+    realised: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Alert(Base):
+    """An alert the monitor raised, with what happened to each webhook delivery."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    window_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("monitor_windows.id", ondelete="SET NULL")
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deliveries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoopRun(Base):
+    """One iteration of the closed loop: the trigger it found and what it did about it."""
+
+    __tablename__ = "loop_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    champion_version: Mapped[int | None] = mapped_column(Integer)
+    challenger_version: Mapped[int | None] = mapped_column(Integer)
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class AuditEntry(Base):
     """One link of the audit chain; the unique ``prev_hash`` keeps the chain from forking."""
 
@@ -294,6 +356,7 @@ class AuditEntry(Base):
 
 
 __all__ = [
+    "Alert",
     "AliasMove",
     "ApiKey",
     "AuditEntry",
@@ -301,7 +364,9 @@ __all__ = [
     "Dataset",
     "FeedbackEntry",
     "ModelAlias",
+    "LoopRun",
     "ModelVersion",
+    "MonitorWindow",
     "NAMING_CONVENTION",
     "PredictionLogEntry",
     "Report",

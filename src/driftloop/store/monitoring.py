@@ -1,0 +1,278 @@
+"""The monitoring tables behind small functions: monitor windows, alerts and loop runs.
+
+Kept apart from :class:`~driftloop.store.database.Store` like :mod:`driftloop.store.serving`:
+each function is one transaction and hands out frozen records, never ORM objects.
+
+Examples
+--------
+>>> from driftloop.store import Store
+>>> store = Store.open("sqlite://")
+>>> w = add_window(store, model_name="m", version=1, first_log_id=1, last_log_id=100,
+...                start_at=utcnow(), end_at=utcnow(), rows=100, status="ok",
+...                drift_detected=True, share_drifted=0.5, prediction_drift=False,
+...                report={"features": []}, estimated={"accuracy": {"value": 0.9}})
+>>> [(x.id, x.rows, x.drift_detected) for x in list_windows(store, "m")]
+[(1, 100, True)]
+>>> last_window_log_id(store, "m")
+100
+>>> set_realised(store, w.id, {"accuracy": {"value": 0.8}, "labelled": 40})["labelled"]
+40
+>>> a = add_alert(store, model_name="m", window_id=w.id, kind="dataset_drift",
+...               message="5 of 10 features drifted", details={"share": 0.5})
+>>> [x.kind for x in list_alerts(store, "m")]
+['dataset_drift']
+>>> run = start_loop_run(store, "m", champion_version=1)
+>>> finish_loop_run(store, run.id, outcome="no_trigger", details={"steps": []}).outcome
+'no_trigger'
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from driftloop.errors import NotFoundError
+from driftloop.store.database import Store
+from driftloop.store.tables import Alert, LoopRun, MonitorWindow, utcnow
+
+WINDOW_STATUSES = ("ok", "not_testable", "partial")
+LOOP_OUTCOMES = (
+    "running", "no_trigger", "cooldown", "daily_limit", "promoted", "kept", "failed",
+)
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    """One monitored window (see :class:`~driftloop.store.tables.MonitorWindow`)."""
+
+    id: int
+    model_name: str
+    version: int
+    first_log_id: int
+    last_log_id: int
+    start_at: datetime
+    end_at: datetime
+    rows: int
+    status: str
+    drift_detected: bool
+    share_drifted: float | None
+    prediction_drift: bool
+    report: dict[str, Any]
+    estimated: dict[str, Any]
+    realised: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert and the outcome of each webhook delivery."""
+
+    id: int
+    model_name: str
+    window_id: int | None
+    kind: str
+    message: str
+    details: dict[str, Any]
+    deliveries: list[dict[str, Any]]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LoopRunRecord:
+    """One iteration of the closed loop."""
+
+    id: int
+    model_name: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    trigger: dict[str, Any] | None
+    champion_version: int | None
+    challenger_version: int | None
+    promoted: bool
+    details: dict[str, Any]
+
+
+def add_window(store: Store, **fields: Any) -> WindowRecord:
+    """Store one window; ``fields`` are the columns of :class:`WindowRecord` less ``id``."""
+    if fields.get("status") not in WINDOW_STATUSES:
+        raise ValueError(f"window status must be one of {WINDOW_STATUSES}, got "
+                         f"{fields.get('status')!r}")
+    with store.session() as session:
+        row = MonitorWindow(**fields)
+        session.add(row)
+        session.flush()
+        return _window(row)
+
+
+def list_windows(
+    store: Store, model_name: str | None = None, *, limit: int | None = None,
+    since_id: int = 0,
+) -> list[WindowRecord]:
+    """Windows (of ``model_name``) with id > ``since_id``, oldest first; the newest ``limit``."""
+    query = select(MonitorWindow).where(MonitorWindow.id > since_id)
+    if model_name is not None:
+        query = query.where(MonitorWindow.model_name == model_name)
+    query = query.order_by(MonitorWindow.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with store.session(write=False) as session:
+        return [_window(r) for r in reversed(list(session.scalars(query)))]
+
+
+def get_window(store: Store, window_id: int) -> WindowRecord:
+    """One window by id."""
+    with store.session(write=False) as session:
+        row = session.get(MonitorWindow, window_id)
+        if row is None:
+            raise NotFoundError(f"no monitor window {window_id}. List them with "
+                                "`driftloop monitor --model NAME --json`.")
+        return _window(row)
+
+
+def last_window_log_id(store: Store, model_name: str) -> int:
+    """The last prediction-log id already in a window of ``model_name`` (0 when none)."""
+    with store.session(write=False) as session:
+        value = session.scalar(select(func.max(MonitorWindow.last_log_id))
+                               .where(MonitorWindow.model_name == model_name))
+    return int(value or 0)
+
+
+def set_realised(store: Store, window_id: int, realised: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace a window's realised metrics (late labels arrived); returns what was stored."""
+    with store.session() as session:
+        row = session.get(MonitorWindow, window_id)
+        if row is None:
+            raise NotFoundError(f"no monitor window {window_id}.")
+        row.realised = dict(realised)
+        return dict(row.realised)
+
+
+def add_alert(
+    store: Store, *, model_name: str, kind: str, message: str,
+    details: Mapping[str, Any], window_id: int | None = None,
+    deliveries: Sequence[Mapping[str, Any]] = (),
+) -> AlertRecord:
+    """Store an alert (deliveries may be recorded later with :func:`set_deliveries`)."""
+    with store.session() as session:
+        row = Alert(model_name=model_name, window_id=window_id, kind=kind, message=message,
+                    details=dict(details), deliveries=[dict(d) for d in deliveries], at=utcnow())
+        session.add(row)
+        session.flush()
+        return _alert(row)
+
+
+def set_deliveries(
+    store: Store, alert_id: int, deliveries: Sequence[Mapping[str, Any]]
+) -> AlertRecord:
+    """Record the webhook deliveries of an alert."""
+    with store.session() as session:
+        row = session.get(Alert, alert_id)
+        if row is None:
+            raise NotFoundError(f"no alert {alert_id}.")
+        row.deliveries = [dict(d) for d in deliveries]
+        session.flush()
+        return _alert(row)
+
+
+def list_alerts(
+    store: Store, model_name: str | None = None, *, limit: int = 1000
+) -> list[AlertRecord]:
+    """The newest ``limit`` alerts (of ``model_name``), oldest first."""
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if model_name is not None:
+        query = query.where(Alert.model_name == model_name)
+    with store.session(write=False) as session:
+        return [_alert(r) for r in reversed(list(session.scalars(query)))]
+
+
+def start_loop_run(
+    store: Store, model_name: str, *, champion_version: int | None
+) -> LoopRunRecord:
+    """Record that a loop iteration started (outcome ``running``)."""
+    with store.session() as session:
+        row = LoopRun(model_name=model_name, started_at=utcnow(), outcome="running",
+                      champion_version=champion_version, promoted=False, details={})
+        session.add(row)
+        session.flush()
+        return _loop_run(row)
+
+
+def finish_loop_run(
+    store: Store, run_id: int, *, outcome: str, details: Mapping[str, Any],
+    trigger: Mapping[str, Any] | None = None, challenger_version: int | None = None,
+    promoted: bool = False,
+) -> LoopRunRecord:
+    """Record how a loop iteration ended."""
+    if outcome not in LOOP_OUTCOMES:
+        raise ValueError(f"loop outcome must be one of {LOOP_OUTCOMES}, got {outcome!r}")
+    with store.session() as session:
+        row = session.get(LoopRun, run_id)
+        if row is None:
+            raise NotFoundError(f"no loop run {run_id}.")
+        row.finished_at = utcnow()
+        row.outcome = outcome
+        row.details = dict(details)
+        row.trigger = None if trigger is None else dict(trigger)
+        row.challenger_version = challenger_version
+        row.promoted = promoted
+        session.flush()
+        return _loop_run(row)
+
+
+def list_loop_runs(
+    store: Store, model_name: str | None = None, *, limit: int = 1000
+) -> list[LoopRunRecord]:
+    """The newest ``limit`` loop iterations (of ``model_name``), oldest first."""
+    query = select(LoopRun).order_by(LoopRun.id.desc()).limit(limit)
+    if model_name is not None:
+        query = query.where(LoopRun.model_name == model_name)
+    with store.session(write=False) as session:
+        return [_loop_run(r) for r in reversed(list(session.scalars(query)))]
+
+
+def _window(row: MonitorWindow) -> WindowRecord:
+    return WindowRecord(
+        row.id, row.model_name, row.version, row.first_log_id, row.last_log_id, row.start_at,
+        row.end_at, row.rows, row.status, row.drift_detected, row.share_drifted,
+        row.prediction_drift, dict(row.report), dict(row.estimated),
+        None if row.realised is None else dict(row.realised), row.created_at,
+    )
+
+
+def _alert(row: Alert) -> AlertRecord:
+    return AlertRecord(row.id, row.model_name, row.window_id, row.kind, row.message,
+                       dict(row.details), [dict(d) for d in row.deliveries], row.at)
+
+
+def _loop_run(row: LoopRun) -> LoopRunRecord:
+    return LoopRunRecord(
+        row.id, row.model_name, row.started_at, row.finished_at, row.outcome,
+        None if row.trigger is None else dict(row.trigger), row.champion_version,
+        row.challenger_version, row.promoted, dict(row.details),
+    )
+
+
+__all__ = [
+    "LOOP_OUTCOMES",
+    "WINDOW_STATUSES",
+    "AlertRecord",
+    "LoopRunRecord",
+    "WindowRecord",
+    "add_alert",
+    "add_window",
+    "finish_loop_run",
+    "get_window",
+    "last_window_log_id",
+    "list_alerts",
+    "list_loop_runs",
+    "list_windows",
+    "set_deliveries",
+    "set_realised",
+    "start_loop_run",
+]
