@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -97,29 +95,6 @@ def test_data_check_json_and_fail_on(workdir, capsys):
 def test_models_show_unknown_version_exits_2(workdir, capsys):
     code, _, err = _run(capsys, "models", "show", "credit:x")
     assert code == 2 and "NAME:VERSION" in " ".join(err.split())
-
-
-@pytest.mark.slow
-def test_demo_twice_keeps_the_store_and_adds_a_version(workdir):
-    """`make demo` run twice: the second run finds the store of the first and adds to it."""
-    cmd = [sys.executable, "-m", "driftloop", "demo", "--rows", "1500", "--json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    first = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env,
-                           timeout=300)
-    assert first.returncode == 0, first.stderr
-    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env,
-                            timeout=300)
-    assert second.returncode == 0, second.stderr
-    a, b = json.loads(first.stdout), json.loads(second.stdout)
-    assert (a["training"]["version"], b["training"]["version"]) == (1, 2)
-    assert a["training"]["metrics"]["accuracy"] > 0.8
-    assert a["check"]["passed"] is True
-    listing = subprocess.run([sys.executable, "-m", "driftloop", "models", "list", "--json"],
-                             cwd=workdir, capture_output=True, text=True, env=env, timeout=120)
-    versions = json.loads(listing.stdout)
-    assert [(v["model_name"], v["version"]) for v in versions] == [("credit", 1), ("credit", 2)]
-    # same data, seed and world size: the second run reproduces the first bit for bit
-    assert a["training"]["weights_sha256"] == b["training"]["weights_sha256"]
 
 
 def test_data_check_json_has_the_issue_shape_and_leaks_against_a_test_set_exit_1(workdir,

@@ -4,8 +4,8 @@ import driftloop
 def test_public_names_are_pinned():
     # growing the public API is a conscious act: change this list on purpose
     assert sorted(driftloop.__all__) == [
-        "DataReport", "DriftloopError", "EvaluationReport", "Registry", "TrainResult",
-        "__version__", "check_data", "evaluate", "train",
+        "DataReport", "DriftReport", "DriftloopError", "EvaluationReport", "Registry",
+        "TrainResult", "__version__", "check_data", "drift", "evaluate", "train",
     ]
     for name in driftloop.__all__:
         assert getattr(driftloop, name) is not None

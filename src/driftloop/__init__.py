@@ -4,7 +4,7 @@ Examples
 --------
 >>> import driftloop as dl
 >>> sorted(dl.__all__)[:3]
-['DataReport', 'DriftloopError', 'EvaluationReport']
+['DataReport', 'DriftReport', 'DriftloopError']
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from driftloop.errors import DriftloopError
 if TYPE_CHECKING:
     from driftloop.data.check import DataReport, check_data
     from driftloop.evaluate.report import EvaluationReport, evaluate
+    from driftloop.monitor.drift import DriftReport, drift
     from driftloop.registry import Registry
     from driftloop.train.launcher import TrainResult, train
 
@@ -28,6 +29,8 @@ _LAZY = {
     "check_data": "driftloop.data.check",
     "EvaluationReport": "driftloop.evaluate.report",
     "evaluate": "driftloop.evaluate.report",
+    "DriftReport": "driftloop.monitor.drift",
+    "drift": "driftloop.monitor.drift",
     "Registry": "driftloop.registry",
     "TrainResult": "driftloop.train.launcher",
     "train": "driftloop.train.launcher",
@@ -47,12 +50,14 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "DataReport",
+    "DriftReport",
     "DriftloopError",
     "EvaluationReport",
     "Registry",
     "TrainResult",
     "__version__",
     "check_data",
+    "drift",
     "evaluate",
     "train",
 ]

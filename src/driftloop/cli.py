@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from driftloop import __version__
@@ -253,6 +254,79 @@ def evaluate_cmd(
         out.print(f"reliability diagram written to {diagram}")
 
 
+@app.command("drift")
+def drift_cmd(
+    reference: Annotated[str, typer.Option(
+        "--reference", help="CSV/Parquet file, or MODEL:VERSION (its stored training profile).")],
+    current: Annotated[Path, typer.Option("--current", help="CSV or Parquet file to compare.")],
+    target: Annotated[
+        str | None, typer.Option(help="Column left out of the comparison (the label).")] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the report as an HTML page.")
+    ] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when drift is detected.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Compare CURRENT data with a REFERENCE feature by feature (and the model's outputs).
+
+    A feature drifts when its corrected p-value is below alpha AND its effect passes a floor.
+    """
+    from driftloop.monitor.drift import drift
+
+    report = drift(reference, current, target=target, settings=_settings())
+    if html is not None:
+        try:
+            html.write_text(report.to_html(), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {html}: {exc.strerror}. Check the folder.") from None
+    if json_out:
+        _emit_json(report.to_dict())
+    else:
+        _print_drift(report, html)
+    if fail_on_drift and report.drift_detected:
+        raise CheckFailed(f"drift detected ({report.headline()})")
+
+
+def _print_drift(report: Any, html: Path | None) -> None:
+    from rich.text import Text
+
+    def num(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.1e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
+
+    table = Table(show_header=True)
+    for col in ("feature", "kind", "test", "statistic", "p", "p adjusted", "effect",
+                "missing rate", "status"):
+        table.add_column(col, overflow="fold", justify="right" if col in (
+            "statistic", "p", "p adjusted") else "left")
+    styles = {"drift": "bold red", "ok": "green", "not_testable": "dim"}
+    outputs = [{**o, "kind": "output"} for o in report.prediction.get("outputs", [])]
+    notes = []
+    for f in [*(f.to_dict() for f in report.features), *outputs]:
+        missing = f["missing"]
+        rates = f"{num(missing['reference_rate'])} → {num(missing['current_rate'])}" + (
+            " drift" if missing["drifted"] else "")
+        status = {"drift": "DRIFT", "ok": "ok", "not_testable": "not testable"}[f["status"]]
+        if f["reason"]:
+            notes.append(f"[{len(notes) + 1}] {f['name']}: {f['reason']}")
+            status += f" [{len(notes)}]"
+        table.add_row(
+            Text(f["name"]), f["kind"], f["test"], num(f["statistic"]), num(f["p_value"]),
+            num(f["p_value_adjusted"]), f"{num(f['effect_size'])} {f['effect_metric']}",
+            rates, Text(status, style=styles[f["status"]]),
+        )
+    out.print(table)
+    for note in notes:
+        out.print(note, markup=False, highlight=False)
+    out.print(report.headline(), markup=False, highlight=False)
+    if report.prediction.get("reason"):
+        out.print(f"prediction: {report.prediction['reason']}", markup=False, highlight=False)
+    if html is not None:
+        out.print(f"HTML report written to {html}", markup=False, highlight=False)
+
+
 @models_app.command("list")
 def models_list_cmd(
     name: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
@@ -410,6 +484,33 @@ def models_rollback_cmd(
               f"(rolled back; audit entry {move.audit_seq})")
 
 
+@models_app.command("deactivate")
+def models_deactivate_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option(help="Why it is taken out of service (audited; no "
+                                         "personal data).")],
+    alias: Annotated[str, typer.Option("--alias", help="Alias to remove.")] = "production",
+    actor: Annotated[
+        str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Take a model out of service: remove its alias so servers answer 503 (audited).
+
+    `driftloop models promote NAME VERSION --to ALIAS` restores it (gated).
+    """
+    from driftloop.registry import Registry
+    from driftloop.registry.aliases import deactivate
+
+    move = deactivate(Registry.open(_settings()), name, alias, reason=reason, actor=actor)
+    if json_out:
+        _emit_json(move.__dict__)
+        return
+    out.print(f"[bold]{name}@{move.alias}[/]: v{move.to_version} → nothing (deactivated; audit "
+              f"entry {move.audit_seq}). Servers answer 503 from their next alias check; "
+              f"restore with `driftloop models promote {name} VERSION --to {move.alias}`.",
+              markup=False, highlight=False)
+
+
 @models_app.command("gate")
 def models_gate_cmd(
     name: Annotated[str, typer.Argument(help="Model name.")],
@@ -565,14 +666,16 @@ def audit_anchor_cmd() -> None:
 
 @app.command("demo")
 def demo_cmd(
-    folder: Annotated[Path, typer.Option(help="Where the demo writes its data.")] = Path(
+    folder: Annotated[Path, typer.Option(help="Where the demo writes its data and report.")] = Path(
         "driftloop-demo"
     ),
-    rows: Annotated[int, typer.Option(min=500, help="Rows of generated credit data.")] = 20_000,
+    rows: Annotated[int, typer.Option(min=500, help="Pre-change rows to train on.")] = 6000,
+    traffic: Annotated[int, typer.Option(min=1000, help="Post-change rows sent.")] = 4000,
     workers: Annotated[int, typer.Option(min=1, help="Data-parallel processes.")] = 2,
     json_out: JsonFlag = False,
 ) -> None:
-    """The main job: check data, train data-parallel, evaluate, register, say where it went."""
+    """The whole closed loop: train data-parallel, serve, send drifting traffic, monitor,
+    retrain, gate, promote, hot swap; writes FOLDER/report.html and tells the story."""
     from driftloop.loop.demo import run_demo
 
     def say(step: str, payload: Any) -> None:
@@ -581,22 +684,24 @@ def demo_cmd(
         if step == "check-done":
             _print_check(payload)
         else:
-            out.print(f"[bold cyan]▸ {step}[/] {payload}")
+            out.print(f"[bold cyan]▸ {step}[/] {escape(str(payload))}")
 
-    settings = _settings()
-    result = run_demo(folder, rows=rows, workers=workers, settings=settings,
-                      progress=not json_out, on_step=say)
+    result = run_demo(folder, rows=rows, traffic_rows=traffic, workers=workers,
+                      settings=_settings(), progress=not json_out, on_step=say)
     if json_out:
         _emit_json(result.to_json())
         return
     _print_training(result.training)
+    out.print("[bold cyan]▸ the story[/]")
+    for line in result.story:
+        out.print(f"  {escape(line)}")
     out.print("[bold cyan]▸ where everything went[/]")
+    out.print(f"  report     {result.report_path}")
     out.print(f"  data       {result.data_path}")
     out.print(f"  store      {result.store_url}")
-    out.print(f"  artifacts  {result.artifacts_url}")
-    out.print(f"  run folder {result.training.run_dir}")
-    out.print(f"  next: driftloop models list · driftloop models show "
-              f"{result.training.model}:{result.training.version}")
+    home = Path(result.folder) / ".driftloop"
+    out.print(f"  next: DRIFTLOOP_HOME={home} driftloop models lineage "
+              f"{result.training.model}")
 
 
 keys_app = typer.Typer(help="Create, list and revoke API keys of the model server.",
@@ -644,6 +749,20 @@ def serve_cmd(
     err.print(f"serving on http://{cfg.host}:{cfg.port} (alias {cfg.alias}, runtime "
               f"{cfg.runtime}); docs at /docs")
     serve(settings, model or None, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+
+
+@app.command("ui")
+def ui_cmd(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the dashboard alone (no model needed); `driftloop serve` also serves it at /."""
+    from driftloop.ui import serve_ui
+
+    flags = {"host": host, "port": port}
+    settings = _settings(serve={k: v for k, v in flags.items() if v is not None})
+    err.print(f"dashboard on http://{settings.serve.host}:{settings.serve.port}/")
+    serve_ui(settings, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
 
 
 @keys_app.command("create")
@@ -734,6 +853,188 @@ def models_export_cmd(
     out.print(f"wrote {package.path}")
     for file, size in package.files.items():
         out.print(f"  {file:20s} {size:>10,} bytes")
+
+
+@app.command("monitor")
+def monitor_cmd(
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")],
+    window: Annotated[
+        str | None, typer.Option(help="Rows per window (1000) or a duration (1h, 15m).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Process the prediction log since the last run into windows: drift, estimated and
+    realised performance, concept drift; store them and raise alerts."""
+    from driftloop.monitor.windows import monitor
+
+    result = monitor(model, window=window, settings=_settings())
+    if json_out:
+        _emit_json(result.to_json())
+        return
+    _print_monitor(result)
+
+
+def _print_monitor(result: Any) -> None:
+    from rich.table import Table
+
+    if not result.windows:
+        out.print(f"no new window for {result.model} ({result.pending_rows} row(s) wait for a "
+                  "full window)")
+    else:
+        table = Table(title=f"{result.model}: {len(result.windows)} new window(s)")
+        for column in ("window", "version", "rows", "status", "drift", "share drifted",
+                       "est. accuracy", "realised accuracy"):
+            table.add_column(column)
+        for w in result.windows:
+            est = (w.estimated or {}).get("accuracy") or {}
+            real = (w.realised or {}).get("accuracy") or {}
+            table.add_row(
+                str(w.id), str(w.version), str(w.rows), w.status,
+                "DRIFT" if w.drift_detected else "no",
+                "-" if w.share_drifted is None else f"{w.share_drifted:.2f}",
+                "-" if not est else f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]",
+                "-" if not real else f"{real['value']:.3f} (n={w.realised['labelled']})",
+            )
+        out.print(table)
+        if result.pending_rows:
+            out.print(f"{result.pending_rows} row(s) wait for a full window")
+    for alert in result.alerts:
+        failed = [d["url"] for d in alert.deliveries if not d.get("ok")]
+        out.print(f"ALERT {alert.kind}: {alert.message}", markup=False, highlight=False)
+        if failed:
+            out.print(f"  webhook delivery failed: {', '.join(failed)} (stored; monitoring "
+                      "goes on)", markup=False, highlight=False)
+
+
+loop_app = typer.Typer(help="The closed loop: monitor, retrain on a trigger, gate, promote.",
+                       no_args_is_help=True)
+app.add_typer(loop_app, name="loop")
+
+
+def _say_step(step: str, message: str) -> None:
+    out.print(f"[bold]{step:>9}[/bold]  {escape(message)}")
+
+
+@loop_app.command("run-once")
+def loop_run_once_cmd(
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Monitor, evaluate the triggers, and when one fires: retrain, compare, gate, promote."""
+    from driftloop.loop.runner import run_once
+
+    result = run_once(model, settings=_settings(), say=None if json_out else _say_step)
+    if json_out:
+        _emit_json(result.to_json())
+
+
+@loop_app.command("watch")
+def loop_watch_cmd(
+    model: Annotated[str, typer.Option("--model", help="Registered model name.")],
+    interval: Annotated[str, typer.Option(help="Time between iterations: 60s, 5m, 1h.")] = "60s",
+    iterations: Annotated[
+        int | None, typer.Option(help="Stop after this many iterations (default: never).")
+    ] = None,
+) -> None:
+    """Run the loop every INTERVAL until SIGINT/SIGTERM (stops cleanly between steps)."""
+    from driftloop.loop.runner import watch
+    from driftloop.monitor.windows import WindowSpec
+
+    spec = WindowSpec.parse(interval)
+    if spec.seconds is None:
+        raise UsageError(f"--interval {interval!r} must be a duration such as 60s, 5m or 1h.")
+    done = watch(model, interval_s=spec.seconds, settings=_settings(), say=_say_step,
+                 max_iterations=iterations)
+    out.print(f"stopped after {done} iteration(s)")
+
+
+@app.command("erase")
+def erase_cmd(
+    subject_id: Annotated[str, typer.Option("--subject-id", help="The data subject's id.")],
+    id_column: Annotated[str | None, typer.Option(
+        "--id-column", help="Feature column holding the id (default governance.id_column).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Count what would be removed; change and audit nothing.")] = False,
+    actor: Annotated[str | None, typer.Option(help="Audited as this role or service id.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Erase a data subject's rows: prediction log, their feedback, the loop's snapshots.
+
+    The audit entry holds only a salted hash of the id and the counts.
+    """
+    from driftloop.governance.erasure import erase_subject
+
+    result = erase_subject(_settings(), subject_id, id_column=id_column, actor=actor,
+                           dry_run=dry_run)
+    if json_out:
+        _emit_json(result.to_json())
+        return
+    say = lambda text: out.print(text, markup=False, highlight=False)  # noqa: E731
+    verb = "would remove" if result.dry_run else "removed"
+    if not result.erased:
+        say(f"no stored row has {result.id_column} = that id; nothing {verb}.")
+    else:
+        say(f"{verb} {result.prediction_log} prediction-log row(s), {result.feedback} feedback "
+            f"row(s), {sum(result.snapshots.values())} snapshot row(s)")
+    for path, n in result.snapshots.items():
+        if n:
+            say(f"  {path}: {n}")
+    if result.skipped_snapshots:
+        say(f"  {len(result.skipped_snapshots)} snapshot(s) have no column "
+            f"'{result.id_column}' and were left alone")
+    if result.shared_request_ids:
+        say(f"  {result.shared_request_ids} request id(s) were shared with other rows; their "
+            "feedback was removed too")
+    if result.audit_seq is not None:
+        say(f"audited as entry {result.audit_seq} (subject hash {result.subject_hash}; the id "
+            "itself is not stored)")
+
+
+report_app = typer.Typer(help="Reports on the store: governance.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+class ReportFormat(str, Enum):
+    md = "md"
+    html = "html"
+    json = "json"
+
+
+@report_app.command("governance")
+def report_governance_cmd(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str | None, typer.Option(
+        help="Version (default: the served alias's holder, else the newest).")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", help="md, html or json.")] = (
+        ReportFormat.md),
+    output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    fail_on_gap: Annotated[bool, typer.Option(
+        "--fail-on-gap", help="Exit 1 when a subcategory has no evidence.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Map NIST AI RMF 1.0 subcategories to live evidence in the store; list the gaps."""
+    from driftloop.governance.report import governance_report
+    from driftloop.registry import Registry
+
+    report = governance_report(Registry.open(_settings()), name,
+                               None if version is None else _version_number(version))
+    if json_out or format is ReportFormat.json:
+        text = json.dumps(report.to_json(), indent=1) + "\n"
+    else:
+        text = report.to_html() if format is ReportFormat.html else report.to_markdown()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+        c = report.counts()
+        err.print(f"governance report written to {output} ({c['evidence']} with evidence, "
+                  f"{c['gap']} gap(s), {c['attention']} needing attention)")
+    if fail_on_gap and report.gaps:
+        raise CheckFailed(f"{len(report.gaps)} subcategory(ies) without evidence: "
+                          + ", ".join(i.id for i in report.gaps))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,7 +221,7 @@ class DriftSettings(BaseModel):
         },
         description="smallest effect that can count as drift, by effect metric",
     )
-    tests: dict[str, str] = Field(
+    tests: dict[str, Literal["ks", "psi", "wasserstein", "chi2", "jensen_shannon"]] = Field(
         default_factory=dict,
         description="test per feature name, overriding the default by kind (ks, psi, "
         "wasserstein, chi2, jensen_shannon)",
@@ -278,6 +278,16 @@ class LoopSettings(BaseModel):
     alias: str = Field("production", description="alias the loop promotes")
 
 
+class GovernanceSettings(BaseModel):
+    """``governance:``: how ``driftloop erase`` finds a data subject's rows."""
+
+    model_config = ConfigDict(extra="forbid")
+    id_column: str = Field(
+        "customer_id", min_length=1, description="feature column that holds the data subject's "
+        "id in the prediction log and the loop's dataset snapshots (--id-column overrides it)",
+    )
+
+
 class Settings(BaseModel):
     """All driftloop settings; build with :meth:`Settings.load`."""
 
@@ -295,6 +305,7 @@ class Settings(BaseModel):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     actor: str = Field(
         "", max_length=128, description="who the audit log records (a role or service id, not a "
         "name); empty: a pseudonymous id of the operating-system user",
@@ -403,6 +414,7 @@ __all__ = [
     "DriftSettings",
     "EvaluateSettings",
     "GateSettings",
+    "GovernanceSettings",
     "LoopSettings",
     "MonitorSettings",
     "ServeSettings",

@@ -1,4 +1,6 @@
-"""Governance: the hash-chained audit log.
+"""Governance: the hash-chained audit log; the right to erasure
+(:mod:`driftloop.governance.erasure`) and the governance report
+(:mod:`driftloop.governance.report`) live in their own modules.
 
 Examples
 --------

@@ -2,7 +2,8 @@
 
 Versions live in the store and the artifact store; an alias (``production``, ``staging``)
 points at one version and moves only through :meth:`Registry.promote` (gated, audited) and
-:meth:`Registry.rollback` (audited).
+:meth:`Registry.rollback` (audited), and is removed only by :meth:`Registry.deactivate`
+(audited; ``promote`` restores it).
 
 Examples
 --------
@@ -36,6 +37,7 @@ promotion is audited with the failed gates; a rollback returns to the previous h
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -48,7 +50,7 @@ from sqlalchemy.orm import Session
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
 from driftloop.governance import AuditLog, pseudonymous_actor
-from driftloop.registry.aliases import Promotion, check_alias, rollback_target
+from driftloop.registry.aliases import Promotion, check_alias, deactivation, rollback_target
 from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.card import ModelCard, build_card, card_text, missing_text
 from driftloop.registry.evidence import Evaluation, data_checks, evaluations, features
@@ -65,6 +67,7 @@ from driftloop.store import (
     VersionRecord,
     canonical_json,
 )
+from driftloop.store.tables import AliasMove, ModelAlias, ModelVersion, utcnow
 
 _MOVE_ATTEMPTS = 5  # decide again this often when another process moves the alias meanwhile
 Data = str | os.PathLike[str] | pd.DataFrame
@@ -290,9 +293,7 @@ class Registry:
         for _ in range(_MOVE_ATTEMPTS):
             current = self.store.alias_holder(name, alias)
             if current is None:
-                held = ", ".join(a.alias for a in self.aliases(name)) or "none"
-                raise UsageError(f"{name} has no alias '{alias}' to roll back (its aliases: "
-                                 f"{held}).")
+                raise UsageError(self._not_held(name, alias, "roll back"))
             target = rollback_target(self.store.alias_moves(name, alias))
             if target is None:
                 raise UsageError(
@@ -308,6 +309,42 @@ class Registry:
             except AliasMoved:
                 continue
         raise DriftloopError(f"{name}@{alias} kept moving while it was being rolled back; "
+                             "try again.")
+
+    def deactivate(
+        self, name: str, alias: str, *, reason: str, actor: str | None = None
+    ) -> AliasMoveRecord:
+        """Remove ``alias`` of ``name`` so nothing holds it and servers stop serving it; audited.
+
+        The alias row is deleted, and the move (action ``deactivate``) and its audit entry are
+        written in the same transaction, only if the alias still points where it did when it
+        was read. A move always names a version it went to (``to_version_id`` is required), so
+        a deactivation records the deactivated version as both ``from`` and ``to``.
+        :meth:`promote` restores the alias (gated); :meth:`rollback` refuses while nothing holds
+        it, since undoing a deliberate stop should be a deliberate, gated promotion.
+
+        Parameters
+        ----------
+        reason
+            Why (required, audited). Write no personal data here.
+        actor
+            Who, for the audit log (default: :attr:`actor`).
+        """
+        check_alias(alias)
+        if not (reason or "").strip():
+            raise UsageError("deactivating needs --reason TEXT: say why the model is taken out "
+                             "of service (the reason is audited).")
+        self.get(name)  # an unknown model is named as such
+        who = actor or self.actor
+        for _ in range(_MOVE_ATTEMPTS):
+            current = self.store.alias_holder(name, alias)
+            if current is None:
+                raise UsageError(self._not_held(name, alias, "deactivate"))
+            try:
+                return self._remove_alias(name, alias, current.version_id, who, reason)
+            except AliasMoved:
+                continue
+        raise DriftloopError(f"{name}@{alias} kept moving while it was being deactivated; "
                              "try again.")
 
     # -- lineage and cards -------------------------------------------------------------------
@@ -404,6 +441,54 @@ class Registry:
             return self.audit.append_in(session, actor, move.action, subject, details)
 
         return hook
+
+    def _remove_alias(
+        self, name: str, alias: str, version_id: int, actor: str, reason: str
+    ) -> AliasMoveRecord:
+        """Delete the alias row if it still points at ``version_id``; record and audit the move.
+
+        The same compare-and-write as :meth:`driftloop.store.Store.move_alias`, in one
+        transaction with the same audit hook; ``move_alias`` itself can only point an alias at
+        a version, not remove it.
+        """
+        audit = self._move_audit(actor, None, False)
+
+        def work(session: Session) -> AliasMoveRecord:
+            row = session.get(ModelAlias, (name, alias), with_for_update=True)
+            current = None if row is None else row.version_id
+            if row is None or current != version_id:
+                raise AliasMoved(f"{name}@{alias} now points at version id {current}, not at "
+                                 f"{version_id}; it was moved meanwhile.", current)
+            number = session.get_one(ModelVersion, version_id).version
+            session.delete(row)
+            move = AliasMove(model_name=name, alias=alias, action="deactivate",
+                             from_version_id=version_id, to_version_id=version_id, actor=actor,
+                             reason=reason, forced=False, gates=None, at=utcnow())
+            session.add(move)
+            session.flush()
+            record = AliasMoveRecord(
+                id=move.id, model_name=name, alias=alias, action="deactivate",
+                from_version_id=version_id, from_version=number, to_version_id=version_id,
+                to_version=number, actor=actor, reason=reason, forced=False, gates=None,
+                audit_seq=None, at=move.at,
+            )
+            entry = audit(session, record)
+            move.audit_seq = entry.seq
+            session.flush()
+            return dataclasses.replace(record, audit_seq=entry.seq)
+
+        return self.store.transact(work)
+
+    def _not_held(self, name: str, alias: str, verb: str) -> str:
+        """Why ``verb`` cannot act on ``name@alias``: it was deactivated, or never held."""
+        stopped = deactivation(self.store.alias_moves(name, alias))
+        if stopped is not None:
+            return (f"{name}@{alias} is deactivated (v{stopped.to_version} was taken out at "
+                    f"{stopped.at:%Y-%m-%d %H:%M:%S} UTC by {stopped.actor}); nothing holds it, "
+                    f"so there is nothing to {verb}. Restore a version with `driftloop models "
+                    f"promote {name} VERSION --to {alias}` (gated).")
+        held = ", ".join(a.alias for a in self.aliases(name)) or "none"
+        return f"{name} has no alias '{alias}' to {verb} (its aliases: {held})."
 
     def _audit_policy(self, session: Session, actor: str, report: GateReport) -> None:
         """Append ``policy_change`` when the gate policy differs from the last one recorded."""

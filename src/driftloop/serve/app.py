@@ -8,7 +8,9 @@ Request bodies are read as bytes (limited to ``max_body_bytes``), parsed once wi
 and validated column by column (:mod:`driftloop.serve.validation`), so a request costs the
 same whether it carries 1 or 1000 instances. Errors are ``{"error": {"code", "message",
 "fields"}}``: 400 malformed, 401/403 auth, 404 unknown model, 413 too large, 422 against the
-schema, 503 overloaded (with ``Retry-After``) or not ready. Bad input never gives a 500.
+schema, 503 overloaded (with ``Retry-After``), not ready, or deactivated (code
+``deactivated``: the alias was removed; promote a version to restore it). Bad input never gives
+a 500.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError
@@ -51,6 +53,49 @@ _FEEDBACK_ITEM = {"type": "object", "required": ["request_id", "label"], "proper
     "label": {"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}}}
 _FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
     "anyOf": [_FEEDBACK_ITEM, {"type": "array", "items": _FEEDBACK_ITEM}]}}}}
+
+# documented answers (tests/serve/test_openapi_schemathesis.py checks responses against them)
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message", "fields"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "fields": {"type": "array", "items": {"type": "string"}}}}}}
+_WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or revoked one.",
+        403: "The key's role may not call this endpoint.", 404: "No such model is served here.",
+        413: "The body, or the number of instances, is over the limit.",
+        422: "The body does not match the model's schema (the fields at fault are named).",
+        503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
+
+
+def _answers(ok: int, schema: dict[str, Any], *errors: int) -> dict[int | str, Any]:
+    """The ``responses`` of a route: its success body and the error answers it can give."""
+    out: dict[int | str, Any] = {ok: {"content": {"application/json": {"schema": schema}}}}
+    for status in errors:
+        out[status] = {"description": _WHY[status],
+                       "content": {"application/json": {"schema": _ERROR}}}
+    return out
+
+
+_PREDICTED = {"type": "object", "required": ["model", "version", "predictions", "request_id"],
+              "properties": {
+                  "model": {"type": "string"}, "version": {"type": "integer"},
+                  "predictions": {"type": "array"},
+                  "probabilities": {"type": "array",
+                                    "items": {"type": "array", "items": {"type": "number"}}},
+                  "request_id": {"type": "string"},
+                  "request_ids": {"type": "array", "items": {"type": "string"}}}}
+_INFERRED = {"type": "object", "required": ["model_name", "model_version", "id", "outputs"],
+             "properties": {
+                 "model_name": {"type": "string"}, "model_version": {"type": "string"},
+                 "id": {"type": "string"}, "outputs": {"type": "array", "items": _TENSOR}}}
+_RECORDED = {"type": "object", "required": ["recorded"],
+             "properties": {"recorded": {"type": "integer"}}}
+_READY = {"type": "object", "required": ["ready", "models"], "properties": {
+    "ready": {"type": "boolean"},
+    "models": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+    "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+    "notes": {"type": "object", "additionalProperties": {
+        "type": "array", "items": {"type": "string"}}}}}
+_PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 503)
 
 
 class _Refused(DriftloopError):
@@ -205,6 +250,8 @@ def create_app(
 
     def served_of(slot: ModelSlot) -> ServedModel:
         served = slot.current
+        if served is None and slot.deactivated:  # taken out of service: retrying will not help
+            raise _Refused(503, "deactivated", slot.error or f"{slot.name} was deactivated.")
         if served is None:
             raise _Refused(503, "not_ready", slot.error or f"{slot.name} is still loading.",
                            {"Retry-After": str(cfg.retry_after_s)})
@@ -238,7 +285,7 @@ def create_app(
         return ids
 
     @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
-              tags=["predict"])
+              tags=["predict"], responses=_PREDICT_ANSWERS)
     async def predict(name: str, request: Request) -> Response:
         """Predict for ``{"instances": [{feature: value, ...}, ...]}``."""
         require(request, "predict")
@@ -258,7 +305,8 @@ def create_app(
         return Response(json.dumps(out), media_type="application/json")
 
     @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": _INFER_BODY},
-              tags=["predict"])
+              tags=["predict"], responses=_answers(200, _INFERRED, 400, 401, 403, 404, 413,
+                                                   422, 503))
     async def infer(name: str, request: Request) -> Response:
         """Predict in the KServe/Triton V2 JSON shape: one input tensor per feature."""
         require(request, "predict")
@@ -287,7 +335,8 @@ def create_app(
         return Response(json.dumps(out), media_type="application/json")
 
     @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
-              tags=["monitor"])
+              tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 413, 422,
+                                                   503))
     async def feedback(request: Request) -> Response:
         """Record ground truth: ``{"request_id", "label"}`` or a list of them."""
         require(request, "predict")
@@ -325,7 +374,10 @@ def create_app(
         """The process answers."""
         return {"live": True}
 
-    @app.get("/v2/health/ready", tags=["health"])
+    @app.get("/v2/health/ready", tags=["health"], responses={
+        200: {"content": {"application/json": {"schema": _READY}}},
+        503: {"description": "A model is not served (yet).",
+              "content": {"application/json": {"schema": _READY}}}})
     async def ready() -> JSONResponse:
         """Every served model is loaded and warmed up."""
         state = {name: (None if s.current is None else s.current.version)
@@ -341,12 +393,14 @@ def create_app(
             body["notes"] = notes
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics_endpoint() -> Response:
         """Prometheus text format."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.post("/v1/admin/reload", tags=["admin"])
+    @app.post("/v1/admin/reload", tags=["admin"], responses=_answers(200, {
+        "type": "object", "required": ["models"], "properties": {"models": {"type": "object"}}},
+        401, 403))
     async def reload(request: Request) -> dict[str, Any]:
         """Check every model's alias now and swap in the version it points at."""
         require(request, "admin")
@@ -355,6 +409,9 @@ def create_app(
                                   "swapped": moved, "error": s.error}
                            for (name, s), moved in zip(slots.items(), swapped, strict=True)}}
 
+    from driftloop.ui import mount_dashboard  # imported here: driftloop.ui imports serve.auth
+
+    mount_dashboard(app, registry)  # the dashboard at / (docs/dashboard.md)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
 

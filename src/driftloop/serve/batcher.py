@@ -113,7 +113,8 @@ class Batcher:
         self.observe = observe
         self._pending: collections.deque[_Item] = collections.deque()
         self._queued = 0
-        self._wake: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None  # the batch loop sleeps on it
+        self._idle = False  # True: it waits for a first request; False: for a full batch
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftloop-infer")
@@ -133,49 +134,63 @@ class Batcher:
                 f"{self.max_queue}. Retry after {self.retry_after_s} s.", self.retry_after_s)
         loop = asyncio.get_running_loop()
         if self._task is None:
-            self._wake = asyncio.Event()
             self._task = loop.create_task(self._run())
         now = time.monotonic()
-        items = []
         step = self.max_batch_size
-        for start in range(0, n, step):
-            part = rows if n <= step else rows_slice(rows, start, start + step)
-            items.append(_Item(part, min(step, n - start), loop.create_future(), now))
+        if n <= step:  # the common case: no gather, one future
+            item = _Item(rows, n, loop.create_future(), now)
+            self._enqueue([item], n)
+            return await item.future
+        items = [_Item(rows_slice(rows, start, start + step), min(step, n - start),
+                       loop.create_future(), now) for start in range(0, n, step)]
+        self._enqueue(items, n)
+        return np.concatenate(await asyncio.gather(*(item.future for item in items)))
+
+    def _enqueue(self, items: list[_Item], n: int) -> None:
         self._pending.extend(items)
         self._queued += n
-        assert self._wake is not None
-        self._wake.set()
-        outs = await asyncio.gather(*(item.future for item in items))
-        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+        # wake the batch loop only when it has something new to do (a first request starts a
+        # batch's clock; a full batch goes at once), not on every request
+        if self._idle or self._queued >= self.max_batch_size:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def close(self) -> None:
         """Finish what is queued, then stop (requests already queued are answered)."""
         self._closing = True
-        if self._task is not None and self._wake is not None:
-            self._wake.set()
+        if self._task is not None:
+            self._wake()
             await self._task
         self._executor.shutdown(wait=False)
 
+    async def _sleep(self, timeout: float | None) -> None:
+        """Until :meth:`_wake` (or ``timeout`` seconds): one future and at most one timer."""
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._idle = timeout is None
+        timer = None if timeout is None else loop.call_later(timeout, self._wake)
+        try:
+            await self._waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter, self._idle = None, False
+
     async def _run(self) -> None:
-        assert self._wake is not None
-        wake = self._wake
         loop = asyncio.get_running_loop()
         while True:
-            while not self._pending:
+            if not self._pending:
                 if self._closing:
                     return
-                wake.clear()
-                await wake.wait()
-            deadline = self._pending[0].queued_at + self.max_latency_s
-            while self._queued < self.max_batch_size and not self._closing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wake.clear()
-                try:
-                    await asyncio.wait_for(wake.wait(), remaining)
-                except TimeoutError:
-                    break
+                await self._sleep(None)
+                continue
+            if self._queued < self.max_batch_size and not self._closing:
+                remaining = self._pending[0].queued_at + self.max_latency_s - time.monotonic()
+                if remaining > 0:
+                    await self._sleep(remaining)
             reason = "full" if self._queued >= self.max_batch_size else "timeout"
             batch: list[_Item] = []
             size = 0

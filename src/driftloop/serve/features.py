@@ -43,20 +43,24 @@ class ColumnTransform:
             (str(c["name"]), {str(k): i + 1 for i, k in enumerate(c["categories"])})
             for c in preprocessor.get("categorical", [])
         ]
+        # the fitted state as F×1 arrays, so every numeric column is transformed at once
+        self._median, self._mean, self._std = (
+            np.array([float(c[key]) for c in self.numeric], np.float64)[:, None]
+            for key in ("median", "mean", "std"))
+        self._indicator = np.array([bool(c["indicator"]) for c in self.numeric], bool)
 
     def transform(self, columns: Mapping[str, list[Any]]
                   ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """``(x float32 N×F, x_cat int64 N×C, unknown-category counts by feature)``."""
         n = len(next(iter(columns.values()))) if columns else 0
-        values, indicators = [], []
-        for c in self.numeric:
-            raw = _floats(columns[c["name"]], c["kind"])
-            missing = np.isnan(raw)
-            values.append((np.where(missing, c["median"], raw) - c["mean"]) / c["std"])
-            if c["indicator"]:
-                indicators.append(missing.astype(np.float64))
-        blocks = values + indicators
-        x = np.column_stack(blocks) if blocks else np.zeros((n, 0))
+        # one F×N array for all numeric columns (None -> NaN in numpy's own conversion), then
+        # the same arithmetic as training's, vectorised over features and rows together
+        raw = np.array([columns[c["name"]] if c["kind"] == "numeric"
+                        else _floats(columns[c["name"]], c["kind"]) for c in self.numeric],
+                       np.float64).reshape(len(self.numeric), n)
+        missing = np.isnan(raw)
+        values = (np.where(missing, self._median, raw) - self._mean) / self._std
+        x = np.concatenate([values, missing[self._indicator].astype(np.float64)]).T
         codes, unknown = [], {}
         for name, index in self.categorical:
             column = columns[name]
@@ -71,7 +75,7 @@ class ColumnTransform:
                 unknown[name] = missed
             codes.append(code)
         x_cat = np.column_stack(codes) if codes else np.zeros((n, 0))
-        return x.astype(np.float32), x_cat.astype(np.int64), unknown
+        return np.ascontiguousarray(x, np.float32), x_cat.astype(np.int64), unknown
 
 
 def _floats(values: list[Any], kind: str) -> np.ndarray:

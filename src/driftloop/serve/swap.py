@@ -7,6 +7,12 @@ serving the old one), and then the slot's ``current`` is replaced in one assignm
 reads ``current`` once and enqueues on that version's batcher without yielding to the event
 loop in between, so it finishes on the version it started with; the old batcher answers what
 it holds, then stops. The app polls every ``poll_s`` seconds and on ``POST /v1/admin/reload``.
+
+When the alias is deactivated (``driftloop models deactivate``: its row is removed), the next
+poll takes the served version down the same way: ``current`` becomes None, predictions answer
+503 (code ``deactivated``) with a message naming the model and how to restore it, and
+``/v2/health/ready`` is false. A later promotion comes back through the normal swap. An alias
+that merely cannot be read (the store is down) keeps the served version.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from driftloop.config import ServeSettings
 from driftloop.data.prepare import apply_preprocessing
 from driftloop.data.preprocess import TargetEncoder
 from driftloop.registry import Registry
+from driftloop.registry.aliases import deactivated_message, deactivation
 from driftloop.registry.evidence import data_checks
 from driftloop.registry.loaded import LoadedModel
 from driftloop.serve.batcher import Batcher
@@ -139,6 +146,7 @@ class ModelSlot:
         self.pinned = version
         self.current: ServedModel | None = None
         self.error: str | None = None
+        self.deactivated = False  # the alias was removed (`driftloop models deactivate`)
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -148,20 +156,30 @@ class ModelSlot:
             return self.registry.get(self.name, self.pinned)
         return self.registry.holder(self.name, self.settings.alias)
 
+    def absent(self) -> tuple[str, bool]:
+        """Why no version holds the alias, and whether it was deactivated (not yet promoted)."""
+        stopped = deactivation(self.registry.moves(self.name, self.settings.alias))
+        if stopped is not None:
+            return deactivated_message(stopped), True
+        return (f"no version of {self.name} holds alias {self.settings.alias!r}; promote one "
+                f"with `driftloop models promote {self.name} VERSION --to "
+                f"{self.settings.alias}`"), False
+
     async def reload(self) -> bool:
-        """Serve the alias's version if it moved; True when a new version was swapped in."""
+        """Serve the alias's version if it moved; True when the served version changed (a new
+        one swapped in, or the served one taken down because its alias was deactivated)."""
         async with self._lock:
             try:
                 record = await asyncio.to_thread(self.target)
+                if record is None:
+                    self.error, self.deactivated = await asyncio.to_thread(self.absent)
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep serving
                 self.error = f"cannot read alias {self.settings.alias!r} of {self.name}: {exc}"
                 logger.warning(self.error)
                 return False
             if record is None:
-                self.error = (f"no version of {self.name} holds alias {self.settings.alias!r}; "
-                              f"promote one with `driftloop models promote {self.name} VERSION "
-                              f"--to {self.settings.alias}`")
-                return False
+                return self._take_down()
+            self.deactivated = False
             if self.current is not None and self.current.version == record.version:
                 return False
             try:
@@ -175,10 +193,24 @@ class ModelSlot:
             self.metrics.version.labels(self.name).set(served.version)
             if old is not None:
                 self.metrics.swaps.labels(self.name).inc()
-                task = asyncio.get_running_loop().create_task(old.batcher.close())
-                self._retired.add(task)
-                task.add_done_callback(self._retired.discard)
+                self._retire(old)
             return True
+
+    def _take_down(self) -> bool:
+        """Stop serving when the alias was removed (a deactivation): new requests get 503 with
+        :attr:`error`; requests already queued finish on the old version."""
+        if self.current is None:
+            return False
+        old, self.current = self.current, None  # one assignment, like a swap
+        self.metrics.version.labels(self.name).set(0)
+        logger.warning(self.error)
+        self._retire(old)
+        return True
+
+    def _retire(self, old: ServedModel) -> None:
+        task = asyncio.get_running_loop().create_task(old.batcher.close())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     async def poll(self) -> None:
         """Reload every ``poll_s`` seconds until cancelled."""

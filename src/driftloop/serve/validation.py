@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,7 +40,6 @@ import pandas as pd
 from driftloop.data.values import category_keys
 from driftloop.errors import DriftloopError
 
-_NUMBER_TYPES = (int, float)
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 _EXPECTED = {
     "numeric": "a number (or null)",
@@ -82,6 +82,7 @@ class RequestValidator:
         self.kinds: dict[str, str] = {f["name"]: f["kind"] for f in schema["features"]}
         self.names = list(self.kinds)
         self._name_set = frozenset(self.names)
+        self._getter = operator.itemgetter(*self.names)
         self.categories: dict[str, frozenset[str]] = {
             c["name"]: frozenset(c["categories"])
             for c in (preprocessor or {}).get("categorical", [])
@@ -113,9 +114,12 @@ class RequestValidator:
                     status=422, code="bad_shape", fields=["instances"])
             if inst.keys() != names:
                 self._key_error(i, inst.keys())
-        columns = {name: [inst[name] for inst in instances] for name in self.names}
-        for name, values in columns.items():
-            self._check_types(name, values, lambda j: f"instance {j}")
+        # rows -> columns in C (itemgetter, zip) rather than one Python loop per feature
+        rows = map(self._getter, instances)
+        if len(self.names) == 1:
+            rows = ((value,) for value in rows)
+        columns = dict(zip(self.names, map(list, zip(*rows, strict=True)), strict=True))
+        self._check_columns(columns, lambda j, name: f"instance {j}")
         return columns
 
     def columns_from_v2(self, inputs: Any) -> dict[str, list[Any]]:
@@ -151,8 +155,7 @@ class RequestValidator:
                 f"input tensors differ in length ({sorted(sizes)}); every feature needs one "
                 "value per instance.", code="bad_shape", fields=self.names)
         self._check_count(sizes.pop() if sizes else 0)
-        for name, values in columns.items():
-            self._check_types(name, values, lambda j, n=name: f"input '{n}' element {j}")
+        self._check_columns(columns, lambda j, n: f"input '{n}' element {j}")
         return columns
 
     def frame(self, columns: Mapping[str, list[Any]]) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -189,32 +192,42 @@ class RequestValidator:
             f"{where}{'; '.join(parts)}. The model expects exactly: {', '.join(self.names)}.",
             code="missing_feature" if missing else "extra_feature", fields=missing + extra)
 
-    def _check_types(self, name: str, values: list[Any], where: Any) -> None:
-        kind = self.kinds[name]
-        types = set(map(type, values))
-        allowed = _ALLOWED[kind]
-        if not types <= allowed:
-            j = next(j for j, v in enumerate(values) if type(v) not in allowed)
-            self._bad(name, kind, values[j], where(j))
-        if kind == "boolean" and str in types:
+    def _check_columns(self, columns: Mapping[str, list[Any]], where: Any) -> None:
+        """Check every column's value types; ``where(j, name)`` names element ``j``.
+
+        One ``set(map(type, ...))`` per column and one C-level ``sum`` over its numbers (a NaN,
+        an infinity or an int past the float range makes the sum non-finite); the element at
+        fault is looked for only when a column fails."""
+        for name, values in columns.items():
+            kind = self.kinds[name]
+            types = set(map(type, values))
+            allowed = _ALLOWED[kind]
+            if not types <= allowed:
+                j = next(j for j, v in enumerate(values) if type(v) not in allowed)
+                self._bad(name, kind, values[j], where(j, name))
+            if kind == "boolean":
+                self._check_booleans(name, values, types, where)
+            elif types & _NUMBERS and not _sum_is_finite(values, types):
+                j = next((j for j, v in enumerate(values)
+                          if type(v) in _NUMBERS and not _is_finite(v)), None)
+                if j is not None:  # None: only the sum overflowed; every value is finite
+                    raise RequestInvalid(
+                        f"{where(j, name)}: feature '{name}' is {_show(values[j])}, which is not "
+                        "allowed; send a finite number, or null for a missing value.",
+                        code="not_finite", fields=[name])
+
+    def _check_booleans(self, name: str, values: list[Any], types: set[type],
+                        where: Any) -> None:
+        if str in types:
             j = next((j for j, v in enumerate(values)
                       if isinstance(v, str) and v.strip().lower() not in _BOOL_WORDS), None)
             if j is not None:
-                self._bad(name, kind, values[j], where(j))
-        if kind == "boolean" and types & {int, float}:
+                self._bad(name, "boolean", values[j], where(j, name))
+        if types & _NUMBERS:
             j = next((j for j, v in enumerate(values)
-                      if type(v) in (int, float) and v not in (0, 1)), None)
+                      if type(v) in _NUMBERS and v not in (0, 1)), None)
             if j is not None:
-                self._bad(name, kind, values[j], where(j))
-        if float in types and kind != "boolean":
-            floats = np.array([v for v in values if type(v) is float], np.float64)
-            if not np.isfinite(floats).all():
-                j = next(j for j, v in enumerate(values)
-                         if type(v) is float and not math.isfinite(v))
-                raise RequestInvalid(
-                    f"{where(j)}: feature '{name}' is {values[j]}, which is not allowed; send a "
-                    "finite number, or null for a missing value.", code="not_finite",
-                    fields=[name])
+                self._bad(name, "boolean", values[j], where(j, name))
 
     def _bad(self, name: str, kind: str, value: Any, where: str) -> None:
         raise RequestInvalid(
@@ -222,11 +235,27 @@ class RequestValidator:
             f"{_show(value)}.", code="wrong_type", fields=[name])
 
 
+_NUMBERS = frozenset({int, float})
 _ALLOWED: dict[str, set[type]] = {
     "numeric": {int, float, type(None)},
     "boolean": {bool, int, float, str, type(None)},
     "categorical": {str, int, float, bool, type(None)},
 }
+
+
+def _sum_is_finite(values: list[Any], types: set[type]) -> bool:
+    numbers = values if types <= _NUMBERS else [v for v in values if type(v) in _NUMBERS]
+    try:
+        return math.isfinite(sum(numbers))
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _bool_value(v: Any) -> Any:

@@ -100,6 +100,54 @@ def list_predictions(
             for r in reversed(rows)]
 
 
+def predictions_after(
+    store: Store, model_name: str, after_id: int = 0, *, limit: int | None = None
+) -> list[PredictionRow]:
+    """Prediction-log rows of ``model_name`` with id > ``after_id``, oldest first.
+
+    Examples
+    --------
+    >>> store = Store.open("sqlite://")
+    >>> _ = add_predictions(store, [{"request_id": f"r{i}", "model_name": "m", "version": 1,
+    ...     "at": utcnow(), "features": {}, "output": {}} for i in range(3)])
+    >>> [r.request_id for r in predictions_after(store, "m", 1)]
+    ['r1', 'r2']
+    >>> store.close()
+    """
+    query = (select(PredictionLogEntry)
+             .where(PredictionLogEntry.model_name == model_name, PredictionLogEntry.id > after_id)
+             .order_by(PredictionLogEntry.id))
+    if limit is not None:
+        query = query.limit(limit)
+    with store.session(write=False) as session:
+        return [PredictionRow(r.id, r.request_id, r.model_name, r.version, r.at, r.features,
+                              r.output) for r in session.scalars(query)]
+
+
+def labels_for(store: Store, request_ids: Sequence[str]) -> dict[str, Any]:
+    """The newest feedback label of each request id that has one.
+
+    Examples
+    --------
+    >>> store = Store.open("sqlite://")
+    >>> _ = add_feedback(store, [("a", 1), ("b", 0), ("a", 0)])
+    >>> labels_for(store, ["a", "b", "c"])
+    {'a': 0, 'b': 0}
+    >>> store.close()
+    """
+    out: dict[str, Any] = {}
+    ids = list(request_ids)
+    with store.session(write=False) as session:
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = ids[start:start + 900]
+            rows = session.execute(
+                select(FeedbackEntry.request_id, FeedbackEntry.label)
+                .where(FeedbackEntry.request_id.in_(chunk)).order_by(FeedbackEntry.id))
+            for request_id, label in rows:
+                out[request_id] = label
+    return out
+
+
 def count_predictions(store: Store) -> int:
     """How many rows the prediction log holds."""
     with store.session(write=False) as session:
@@ -192,6 +240,8 @@ __all__ = [
     "find_api_key",
     "list_api_keys",
     "list_feedback",
+    "labels_for",
     "list_predictions",
+    "predictions_after",
     "revoke_api_key",
 ]

@@ -38,6 +38,11 @@ from driftloop.data import PreparedData, prepare
 from driftloop.errors import DataError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
 from driftloop.evaluate.report import store_report
+from driftloop.monitor.reference import (
+    PROFILE_FILE,
+    store_training_reference,
+    write_training_profile,
+)
 from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.loaded import LoadedModel
 from driftloop.registry.registry import Registry
@@ -116,6 +121,7 @@ def train(
     allow_pii: Sequence[str] = (),
     settings: Settings | None = None,
     progress: bool = True,
+    parent: int | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -154,6 +160,8 @@ def train(
         are left out); recorded in the run's params.
     name
         Registered model name (default: the data file's stem, or ``"model"``).
+    parent
+        Id of the version this one retrains (the loop passes the champion's), for lineage.
 
     Examples
     --------
@@ -224,12 +232,14 @@ def train(
             registry.record_dataset(run_id, role, prepared)
         record_precheck(checked, registry, run_id)
         write_slice_rows(run_dir, data, prepared, settings.evaluate.max_slice_columns)
+        write_training_profile(run_dir / DATA_DIR, data, prepared, settings.drift)
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
     except BaseException as exc:
         registry.store.finish_run(run_id, "failed", error=str(exc))
         raise
     return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
-                              model_name, progress, warnings=list(prepared.warnings))
+                              model_name, progress, warnings=list(prepared.warnings),
+                              parent=parent)
 
 
 def _resume_run(
@@ -256,6 +266,7 @@ def _resume_run(
 def _launch_and_record(
     registry: Registry, run_id: str, run_dir: Path, spec: TrainSpec, workers: int,
     max_restarts: int, model_name: str, progress: bool, warnings: list[str],
+    parent: int | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     try:
@@ -275,9 +286,10 @@ def _launch_and_record(
         duration = time.perf_counter() - started
         version = registry.register(
             model_name, run_id=run_id, bundle=bundle, weights=weights, metrics=metrics,
-            actor="driftloop train", reason=f"trained by run {run_id}",
+            actor="driftloop train", reason=f"trained by run {run_id}", parent_id=parent,
         )
         evaluation = store_report(evaluation, registry, version=version, run_id=run_id)
+        _store_reference_profile(registry, version, run_id, run_dir, bundle, weights)
         registry.store.finish_run(
             run_id, "succeeded", duration_s=duration,
             samples_per_s=outputs["result"]["samples_per_s"],
@@ -300,6 +312,22 @@ def _launch_and_record(
         step_seconds_p95=result.get("step_seconds_p95", 0.0),
         evaluation=evaluation.to_json(),
     )
+
+
+def _store_reference_profile(
+    registry: Registry, version: Any, run_id: str, run_dir: Path, bundle: ModelBundle,
+    weights: bytes,
+) -> None:
+    """Store the training split's feature profile (written before launch; tables only) with
+    the calibrated model's outputs on the validation split, for drift monitoring."""
+    path = run_dir / DATA_DIR / PROFILE_FILE
+    if not path.is_file():
+        return
+    *inputs, _ = (np.load(run_dir / DATA_DIR / f) for f in TrainSpec.read(run_dir).array_files(
+        "val"))
+    model = LoadedModel(bundle, weights)
+    outputs = model.to_original_scale(model.predict_arrays(*inputs))
+    store_training_reference(registry, version, run_id, path, outputs, bundle.classes)
 
 
 def test_metrics(model: LoadedModel, run_dir: Path) -> dict[str, float]:

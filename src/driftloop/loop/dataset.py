@@ -1,0 +1,146 @@
+"""The loop's training data: logged features joined with their feedback labels.
+
+Labelled rows are the prediction-log rows of a model whose request got a feedback label (the
+newest label wins). The data window is the newest ``loop.window_rows`` of them (``sliding``) or
+all of them (``expanding``); the newest ``loop.holdout_fraction`` of the window is kept out as
+the holdout on which champion and challenger are compared, the rest is the training set
+(``expanding`` adds the champion's original training source when it is still readable).
+Both are written as Parquet snapshots under
+``<home>/loop/snapshots`` — the files ``driftloop erase`` also cleans.
+
+Examples
+--------
+>>> from driftloop.store import Store
+>>> from driftloop.store.serving import add_feedback, add_predictions
+>>> from driftloop.store.tables import utcnow
+>>> store = Store.open("sqlite://")
+>>> _ = add_predictions(store, [{"request_id": f"r{i}", "model_name": "m", "version": 1,
+...     "at": utcnow(), "features": {"x": i}, "output": {}} for i in range(5)])
+>>> _ = add_feedback(store, [("r1", "yes"), ("r3", "no")])
+>>> labelled_frame(store, "m", target="y")[["x", "y"]].to_dict("list")
+{'x': [1, 3], 'y': ['yes', 'no']}
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from driftloop.config import LoopSettings
+from driftloop.data.read import read_table
+from driftloop.errors import DataError
+from driftloop.store.database import Store
+from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
+
+SNAPSHOT_DIR = Path("loop") / "snapshots"
+LOG_ID = "_log_id"
+
+
+@dataclass(frozen=True)
+class LoopData:
+    """Where the snapshots went and how many rows each holds."""
+
+    train_path: Path
+    holdout_path: Path
+    train_rows: int
+    holdout_rows: int
+    labelled_rows: int
+    source_rows: int
+    after_change: int = 0
+
+
+def labelled_frame(store: Store, model: str, *, target: str) -> pd.DataFrame:
+    """Every labelled log row of ``model``: features, ``target`` and log id, oldest first."""
+    newest = (select(FeedbackEntry.request_id, func.max(FeedbackEntry.id).label("fid"))
+              .group_by(FeedbackEntry.request_id).subquery())
+    query = (select(PredictionLogEntry.id, PredictionLogEntry.features, FeedbackEntry.label)
+             .join(newest, newest.c.request_id == PredictionLogEntry.request_id)
+             .join(FeedbackEntry, FeedbackEntry.id == newest.c.fid)
+             .where(PredictionLogEntry.model_name == model)
+             .order_by(PredictionLogEntry.id))
+    with store.session(write=False) as session:
+        rows = session.execute(query).all()
+    records = [{**features, target: label, LOG_ID: log_id} for log_id, features, label in rows]
+    return pd.DataFrame.from_records(records)
+
+
+def count_new_labels(store: Store, model: str, since: datetime) -> int:
+    """Feedback labels for ``model``'s predictions that arrived after ``since``."""
+    query = (select(func.count()).select_from(FeedbackEntry)
+             .join(PredictionLogEntry, PredictionLogEntry.request_id == FeedbackEntry.request_id)
+             .where(PredictionLogEntry.model_name == model, FeedbackEntry.at > since))
+    with store.session(write=False) as session:
+        return int(session.scalar(query) or 0)
+
+
+def assemble(
+    store: Store, model: str, *, target: str, loop: LoopSettings, home: str | Path,
+    tag: str, source: str | None = None, since_log_id: int | None = None,
+) -> LoopData:
+    """Write the training and holdout snapshots of one loop iteration.
+
+    ``since_log_id`` keeps only rows logged from there on (where the change began) when at
+    least 100 labelled rows are left; otherwise the whole window is used.
+    Raises :class:`DataError` when there are too few labelled rows to train and compare.
+    """
+    frame = labelled_frame(store, model, target=target)
+    after_change = 0
+    if since_log_id is not None and len(frame):
+        recent = frame[frame[LOG_ID] >= since_log_id]
+        if len(recent) >= 100:
+            frame, after_change = recent, len(recent)
+    if loop.data_window == "sliding":
+        frame = frame.iloc[-loop.window_rows:]
+    n = len(frame)
+    holdout_rows = int(round(n * loop.holdout_fraction))
+    if n < 50 or holdout_rows < 20:
+        raise DataError(
+            f"only {n} labelled prediction(s) of {model} in the loop's data window: it needs "
+            "at least 50 (and 20 for the holdout) to retrain and compare. Send feedback with "
+            "POST /v1/feedback."
+        )
+    holdout = frame.iloc[n - holdout_rows:]
+    parts = [frame.iloc[: n - holdout_rows]]
+    source_rows = 0
+    if loop.data_window == "expanding" and source:
+        original = _read_source(source, list(frame.columns))
+        if original is not None:
+            source_rows = len(original)
+            parts.insert(0, original)
+    train = pd.concat(parts, ignore_index=True)
+    folder = Path(home) / SNAPSHOT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    train_path = folder / f"{model}-{tag}-train.parquet"
+    holdout_path = folder / f"{model}-{tag}-holdout.parquet"
+    _write(train.drop(columns=[LOG_ID], errors="ignore"), train_path)
+    _write(holdout.drop(columns=[LOG_ID]), holdout_path)
+    return LoopData(train_path, holdout_path, len(train), len(holdout), n, source_rows,
+                    after_change)
+
+
+def _read_source(source: str, columns: list[str]) -> pd.DataFrame | None:
+    """The original training data, limited to the logged columns; None when unreadable."""
+    try:
+        frame = read_table(source).frame
+    except Exception:  # noqa: BLE001 - a moved or deleted source only narrows the window
+        return None
+    keep = [c for c in columns if c in frame.columns]
+    return frame[keep]
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = ["LOG_ID", "SNAPSHOT_DIR", "LoopData", "assemble", "count_new_labels",
+           "labelled_frame"]

@@ -1,0 +1,175 @@
+"""The demo's ``report.html``: one self-contained page (charts are inline PNGs, no CDN).
+
+Sections: the story, the training curve, the reliability diagram, the slice table, the drift
+timeline, estimated vs realised accuracy per window, and the retrain and promotion events.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+
+from driftloop.config import Settings  # noqa: E402
+from driftloop.registry import Registry  # noqa: E402
+from driftloop.registry.evidence import evaluations  # noqa: E402
+from driftloop.store.monitoring import list_loop_runs  # noqa: E402
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;width:100%;font-size:.9em} td,th{border:1px solid #ccc;
+padding:.3em .5em;text-align:left} th{background:#f3f3f3} img{max-width:100%}
+.flag{font-weight:bold} ol li{margin:.3em 0}
+"""
+
+
+def write_report(result: Any, settings: Settings, path: Path) -> Path:
+    """Write the demo's report for ``result`` (a :class:`~driftloop.loop.demo.DemoResult`)."""
+    registry = Registry.open(settings)
+    from driftloop.loop.demo import MODEL
+
+    v1 = registry.get(MODEL, result.training.version)
+    sections = [
+        ("What happened", "<ol>" + "".join(f"<li>{html.escape(s)}</li>"
+                                           for s in result.story) + "</ol>"),
+        ("Training curve", _img(_training_curve(registry, v1.run_id))),
+        ("Reliability diagram (test split, calibrated)", _reliability(registry, v1)),
+        ("Slices (test split)", _slices(registry, v1)),
+        ("Drift timeline", _img(_drift_timeline(result.windows))),
+        ("Estimated vs realised accuracy", _img(_accuracy_timeline(result.windows))),
+        ("Retrain and promotion events", _events(registry)),
+    ]
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>driftloop demo"
+            f"</title><style>{_STYLE}</style></head><body><h1>driftloop demo: the closed loop"
+            f"</h1>{body}</body></html>")
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _img(png: bytes | None, alt: str = "chart") -> str:
+    if png is None:
+        return "<p>(no data)</p>"
+    return f"<img alt='{alt}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _training_curve(registry: Registry, run_id: str | None) -> bytes | None:
+    epochs = registry.store.run_metrics(run_id) if run_id else []
+    if not epochs:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x = [e["epoch"] for e in epochs]
+    for name, style in (("train_loss", "-o"), ("val_loss", "--s")):
+        if name in epochs[0]:
+            ax.plot(x, [e[name] for e in epochs], style, label=name.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return _png(fig)
+
+
+def _reliability(registry: Registry, version: Any) -> str:
+    found = evaluations(registry.store, registry.artifacts, version)
+    sha = found[0].body.get("diagram_sha256") if found else None
+    if not sha:
+        return "<p>(no reliability diagram stored)</p>"
+    return _img(registry.artifacts.get_bytes(sha), "reliability diagram")
+
+
+def _slices(registry: Registry, version: Any) -> str:
+    found = evaluations(registry.store, registry.artifacts, version)
+    report = found[0].body.get("slices") if found else None
+    if not report:
+        return "<p>(no slices)</p>"
+    rows = []
+    for s in report["slices"]:
+        metric = s.get("metric") or {}
+        value = "-" if metric.get("value") is None else f"{metric['value']:.3f}"
+        flag = "FLAGGED" if s["flagged"] else ("too small" if s["too_small"] else "ok")
+        rows.append(f"<tr><td>{html.escape(str(s['column']))}</td>"
+                    f"<td>{html.escape(str(s['value']))}</td><td>{s['count']}</td>"
+                    f"<td>{value}</td><td class='{'flag' if s['flagged'] else ''}'>{flag}"
+                    "</td></tr>")
+    return (f"<p>{html.escape(report['metric'])} overall {report['overall']:.3f}</p><table>"
+            "<tr><th>column</th><th>slice</th><th>rows</th><th>metric</th><th>status</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _drift_timeline(windows: list[dict[str, Any]]) -> bytes | None:
+    if not windows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ids = [w["id"] for w in windows]
+    shares = [w["share_drifted"] or 0.0 for w in windows]
+    colors = ["#c0392b" if w["drift_detected"] else "#7f8c8d" for w in windows]
+    hatches = ["//" if w["drift_detected"] else "" for w in windows]
+    for x, y, c, h in zip(ids, shares, colors, hatches, strict=True):
+        ax.bar(x, y, color=c, hatch=h, edgecolor="black")
+    for w in windows[1:]:
+        if w["version"] != windows[windows.index(w) - 1]["version"]:
+            ax.axvline(w["id"] - 0.5, color="black", linestyle=":")
+            ax.text(w["id"] - 0.4, 0.95, f"v{w['version']}", va="top")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("window (hatched = dataset drift)")
+    ax.set_ylabel("share of drifted features")
+    return _png(fig)
+
+
+def _accuracy_timeline(windows: list[dict[str, Any]]) -> bytes | None:
+    tested = [w for w in windows if (w["estimated"] or {}).get("accuracy")]
+    if not tested:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ids = [w["id"] for w in tested]
+    est = [w["estimated"]["accuracy"] for w in tested]
+    ax.fill_between(ids, [e["low"] for e in est], [e["high"] for e in est], alpha=0.25,
+                    label="estimated band (CBPE)")
+    ax.plot(ids, [e["value"] for e in est], "-o", label="estimated (no labels)")
+    real = [(w["id"], w["realised"]["accuracy"]["value"]) for w in tested
+            if (w["realised"] or {}).get("accuracy")]
+    if real:
+        ax.plot(*zip(*real, strict=True), "--s", label="realised (feedback labels)")
+    ax.set_xlabel("window")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower left")
+    return _png(fig)
+
+
+def _events(registry: Registry) -> str:
+    from driftloop.loop.demo import MODEL
+
+    rows = []
+    for run in list_loop_runs(registry.store, MODEL):
+        trigger = (run.trigger or {}).get("message", "-")
+        gates = run.details.get("gates") or []
+        failed = [g["name"] for g in gates if not g["passed"]]
+        gate_text = ("-" if not gates else "all passed" if not failed
+                     else "failed: " + ", ".join(failed))
+        rows.append(f"<tr><td>{run.started_at:%H:%M:%S}</td><td>{run.outcome}</td>"
+                    f"<td>{html.escape(trigger)}</td><td>{run.champion_version or '-'}</td>"
+                    f"<td>{run.challenger_version or '-'}</td><td>{gate_text}</td></tr>")
+    for move in registry.moves(MODEL):
+        rows.append(f"<tr><td>{move.at:%H:%M:%S}</td><td>{move.action} → {move.alias}</td>"
+                    f"<td>{html.escape(move.reason or '')}</td><td>-</td><td>-</td>"
+                    f"<td>{'forced' if move.forced else 'gated'}</td></tr>")
+    return ("<table><tr><th>time (UTC)</th><th>event</th><th>why</th><th>champion</th>"
+            "<th>challenger</th><th>gates</th></tr>" + "".join(rows) + "</table>")
+
+
+__all__ = ["write_report"]

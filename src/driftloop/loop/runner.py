@@ -1,0 +1,317 @@
+"""The loop runner: monitor → trigger → retrain → compare → gate → promote, explained and audited.
+
+:func:`run_once` is one iteration; :func:`watch` repeats it until SIGINT/SIGTERM (between steps,
+never in the middle of one), logging a crash of one iteration and going on with the next.
+Every step is printed through ``say`` and audited (actions ``loop_trigger``, ``loop_hold``,
+``loop_retrain``, ``loop_decision``), and each iteration is stored in ``loop_runs``.
+
+The challenger is trained with the champion's recipe (model, epochs, batch size, learning
+rate, ...) on the loop's training snapshot, data-parallel, as a version whose parent is the
+champion. Champion and challenger are then evaluated on the same holdout of the newest
+labelled rows, and :meth:`~driftloop.registry.Registry.promote` runs the gates on that
+evidence: every gate must pass (the holder gate compares the two on the holdout), otherwise
+the champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from driftloop.config import Settings, TrainSettings
+from driftloop.errors import DriftloopError, UsageError
+from driftloop.loop.dataset import assemble, count_new_labels
+from driftloop.loop.policy import Trigger, find_trigger, hold_reason
+from driftloop.monitor.performance import realised_performance
+from driftloop.monitor.windows import MonitorResult, monitor
+from driftloop.registry import Registry
+from driftloop.registry.gates import GateRefused
+from driftloop.store.monitoring import (
+    LoopRunRecord,
+    finish_loop_run,
+    list_loop_runs,
+    list_windows,
+    start_loop_run,
+)
+from driftloop.store.tables import utcnow
+
+ACTOR = "driftloop loop"
+Say = Callable[[str, str], None]
+
+
+@dataclass
+class LoopOutcome:
+    """What one iteration found and did."""
+
+    model: str
+    outcome: str
+    trigger: Trigger | None = None
+    champion_version: int | None = None
+    challenger_version: int | None = None
+    promoted: bool = False
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    comparison: dict[str, Any] = field(default_factory=dict)
+    monitor: MonitorResult | None = None
+    loop_run_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` output of ``driftloop loop run-once``."""
+        return {
+            "model": self.model, "outcome": self.outcome, "loop_run_id": self.loop_run_id,
+            "trigger": None if self.trigger is None else self.trigger.to_json(),
+            "champion_version": self.champion_version,
+            "challenger_version": self.challenger_version, "promoted": self.promoted,
+            "comparison": self.comparison, "gates": self.gates, "steps": self.steps,
+            "new_windows": 0 if self.monitor is None else len(self.monitor.windows),
+            "alerts": [] if self.monitor is None else [
+                {"kind": a.kind, "message": a.message} for a in self.monitor.alerts],
+        }
+
+
+def run_once(
+    model: str,
+    *,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    say: Say | None = None,
+    now: datetime | None = None,
+    progress: bool = False,
+) -> LoopOutcome:
+    """One loop iteration for ``model``; see the module docstring."""
+    settings = settings or Settings.load()
+    registry = registry or Registry.open(settings)
+    loop = settings.loop
+    champion = registry.holder(model, loop.alias)
+    if champion is None:
+        registry.get(model)  # an unknown model is named as such
+        raise UsageError(f"{model} has no '{loop.alias}' alias to defend: promote a version "
+                         f"first (`driftloop models promote {model} VERSION --to {loop.alias}`).")
+    record = start_loop_run(registry.store, model, champion_version=champion.version)
+    result = LoopOutcome(model=model, outcome="running", champion_version=champion.version,
+                         loop_run_id=record.id)
+    note = _narrator(result, say)
+    try:
+        _iterate(registry, settings, champion, result, note, now or utcnow(), progress)
+    except BaseException as exc:
+        note("error", f"iteration failed: {exc}")
+        result.outcome = "failed"
+        _finish(registry, record, result, error=str(exc))
+        raise
+    _finish(registry, record, result)
+    return result
+
+
+def _iterate(
+    registry: Registry, settings: Settings, champion: Any, result: LoopOutcome,
+    note: Say, now: datetime, progress: bool,
+) -> None:
+    model, loop = result.model, settings.loop
+    result.monitor = monitor(model, settings=settings, registry=registry, now=now)
+    note("monitor", f"{len(result.monitor.windows)} new window(s), "
+         f"{len(result.monitor.alerts)} alert(s), {result.monitor.pending_rows} row(s) pending")
+    retrains = _retrain_times(registry, model)
+    since = max(retrains) if retrains else champion.created_at
+    windows = [w for w in list_windows(registry.store, model) if w.created_at > since]
+    trigger = find_trigger(
+        windows, reference_metrics=dict(champion.metrics),
+        new_labels=count_new_labels(registry.store, model, since), since=since, now=now,
+        loop=loop, monitor=settings.monitor)
+    if trigger is None:
+        result.outcome = "no_trigger"
+        stamp = f"{since:%Y-%m-%d %H:%M:%S}"
+        note("trigger", f"no trigger fired ({len(windows)} window(s) since {stamp} UTC)")
+        return
+    result.trigger = trigger
+    note("trigger", f"trigger '{trigger.kind}': {trigger.message}")
+    _audit(registry, "loop_trigger", model, trigger.to_json())
+    held = hold_reason(loop, retrains, now)
+    if held is not None:
+        result.outcome = held
+        why = (f"cooldown: the last retrain was {(now - max(retrains)).total_seconds():.0f} s "
+               f"ago (< loop.cooldown_s = {loop.cooldown_s:.0f})" if held == "cooldown" else
+               f"daily limit: {loop.max_per_day} retrain(s) in the last 24 h")
+        note("hold", f"not retraining — {why}")
+        _audit(registry, "loop_hold", model, {"reason": held, "detail": why})
+        return
+    _retrain_and_decide(registry, settings, champion, result, note, progress)
+
+
+def _retrain_and_decide(
+    registry: Registry, settings: Settings, champion: Any, result: LoopOutcome, note: Say,
+    progress: bool,
+) -> None:
+    from driftloop.train.launcher import train
+
+    model, loop = result.model, settings.loop
+    params = registry.store.get_run(champion.run_id).params if champion.run_id else {}
+    target = params.get("target")
+    if not target:
+        raise UsageError(f"{model} v{champion.version} has no training run with a target "
+                         "column to retrain from.")
+    since = None if result.trigger is None else result.trigger.numbers.get("since_log_id")
+    data = assemble(registry.store, model, target=target, loop=loop, home=settings.home,
+                    tag=f"loop{result.loop_run_id}", source=params.get("source"),
+                    since_log_id=since)
+    window = (f"labelled rows since the change (log id {since})" if data.after_change
+              else f"{loop.data_window} window")
+    note("data", f"training set: {data.train_rows} rows ({window}; {data.source_rows} from the "
+         f"original source), holdout: {data.holdout_rows} newest labelled rows → "
+         f"{data.train_path.name}")
+    recipe = {k: params[k] for k in TrainSettings.model_fields if k in params}
+    train_settings = settings.updated({"train": recipe})
+    note("retrain", f"retraining with {recipe.get('workers', settings.train.workers)} workers, "
+         f"the champion's recipe (model {params.get('model', 'auto')})")
+    trained = train(
+        data.train_path, target, model=params.get("model", "auto"), name=model,
+        task=params.get("task"), settings=train_settings, progress=progress,
+        parent=champion.id,
+    )
+    result.challenger_version = trained.version
+    _audit(registry, "loop_retrain", model, {
+        "challenger_version": trained.version, "champion_version": champion.version,
+        "run_id": trained.run_id, "train_rows": data.train_rows,
+        "trigger": None if result.trigger is None else result.trigger.kind})
+    result.comparison = compare_on_holdout(registry, model, champion.version, trained.version,
+                                           data.holdout_path, target)
+    cmp = result.comparison
+    note("compare", f"on the holdout ({cmp['rows']} rows): champion v{champion.version} "
+         f"{cmp['metric']} {cmp['champion']:.3f}, challenger v{trained.version} "
+         f"{cmp['challenger']:.3f}")
+    reason = (f"loop retrain ({result.trigger.kind if result.trigger else 'manual'}): "
+              f"{cmp['metric']} {cmp['champion']:.3f} → {cmp['challenger']:.3f} on the holdout")
+    try:
+        promotion = registry.promote(model, trained.version, to=loop.alias, reason=reason,
+                                     actor=ACTOR, data=str(data.holdout_path))
+    except GateRefused as refused:
+        result.gates = [_gate(r) for r in refused.report.results]
+        result.outcome = "kept"
+        failed = ", ".join(r.name for r in refused.report.failed)
+        note("decision", f"kept champion v{champion.version}: gate(s) failed: {failed}")
+        _audit(registry, "loop_decision", model, {"decision": "kept", "failed_gates": failed,
+                                                  **cmp})
+        return
+    result.gates = [_gate(r) for r in promotion.gates.results]
+    result.promoted = True
+    result.outcome = "promoted"
+    note("decision", f"promoted v{trained.version} to {loop.alias}; every gate passed")
+    _audit(registry, "loop_decision", model, {"decision": "promoted", **cmp})
+
+
+def compare_on_holdout(
+    registry: Registry, model: str, champion: int, challenger: int, holdout: Any, target: str,
+) -> dict[str, Any]:
+    """Accuracy (or RMSE) of both versions on the same holdout rows, with intervals."""
+    from driftloop.data.preprocess import TargetEncoder
+    from driftloop.data.read import read_table
+
+    frame = read_table(holdout).frame
+    out: dict[str, Any] = {"rows": len(frame)}
+    for role, version in (("champion", champion), ("challenger", challenger)):
+        loaded = registry.load(model, version)
+        outputs = loaded.predict_raw(frame.drop(columns=[target]))
+        if loaded.task == "regression":
+            y = frame[target].to_numpy(dtype=float)
+            perf = realised_performance(y, loaded.to_original_scale(outputs), task="regression")
+            metric = "rmse"
+        else:
+            encoder = TargetEncoder.from_json(loaded.bundle.target_encoder)
+            y = encoder.transform(frame[target])
+            perf = realised_performance(y, outputs, task=loaded.task)
+            metric = "accuracy"
+        out["metric"] = metric
+        out[role] = perf[metric]["value"]
+        out[f"{role}_interval"] = [perf[metric]["low"], perf[metric]["high"]]
+    return out
+
+
+def watch(
+    model: str,
+    *,
+    interval_s: float,
+    settings: Settings | None = None,
+    say: Say | None = None,
+    max_iterations: int | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run :func:`run_once` every ``interval_s`` seconds until stopped; returns iterations run.
+
+    SIGINT and SIGTERM set the stop flag, which is read between steps, so an iteration in
+    progress finishes cleanly. A failed iteration is reported and the next one runs.
+    """
+    stop = stop or threading.Event()
+    settings = settings or Settings.load()
+    say = say or (lambda step, message: None)
+    restore = _install_stop_handlers(stop)
+    done = 0
+    try:
+        while not stop.is_set() and (max_iterations is None or done < max_iterations):
+            started = time.monotonic()
+            try:
+                run_once(model, settings=settings, say=say)
+            except DriftloopError as exc:
+                say("error", f"iteration {done + 1} failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one bad iteration must not end the watch
+                say("error", f"iteration {done + 1} crashed: {type(exc).__name__}: {exc}")
+            done += 1
+            stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
+    finally:
+        restore()
+    return done
+
+
+def _install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return restore
+
+
+def _retrain_times(registry: Registry, model: str) -> list[datetime]:
+    return [r.started_at for r in list_loop_runs(registry.store, model)
+            if r.challenger_version is not None]
+
+
+def _narrator(result: LoopOutcome, say: Say | None) -> Say:
+    def note(step: str, message: str) -> None:
+        result.steps.append({"step": step, "message": message})
+        if say is not None:
+            say(step, message)
+    return note
+
+
+def _audit(registry: Registry, action: str, model: str, details: dict[str, Any]) -> None:
+    registry.audit.append(ACTOR, action, f"model:{model}", details)
+
+
+def _gate(result: Any) -> dict[str, Any]:
+    return {"name": result.name, "passed": result.passed, "value": result.measured,
+            "bound": result.bound, "message": result.detail}
+
+
+def _finish(
+    registry: Registry, record: LoopRunRecord, result: LoopOutcome, error: str | None = None
+) -> None:
+    details: dict[str, Any] = {"steps": result.steps, "gates": result.gates,
+                               **{f"accuracy_{k}": v for k, v in result.comparison.items()
+                                  if k in ("champion", "challenger")},
+                               "comparison": result.comparison}
+    if error is not None:
+        details["error"] = error
+    finish_loop_run(registry.store, record.id, outcome=result.outcome, details=details,
+                    trigger=None if result.trigger is None else result.trigger.to_json(),
+                    challenger_version=result.challenger_version, promoted=result.promoted)
+
+
+__all__ = ["LoopOutcome", "compare_on_holdout", "run_once", "watch"]

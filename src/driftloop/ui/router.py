@@ -1,0 +1,208 @@
+"""The dashboard over HTTP: five pages, the JSON they draw from, and the admin actions.
+
+Pages (one HTML shell each; the page's script fetches JSON and draws it with the vendored
+Chart.js, so nothing is loaded from the internet)::
+
+    GET  /                                         models: aliases, versions, health badges
+    GET  /ui/models/{name}/versions/{version}      card, lineage, calibration, slices, curve
+    GET  /ui/models/{name}/monitoring              drift timeline, performance, alerts
+    GET  /ui/loop                                  retrain events: triggers and gates
+    GET  /ui/audit                                 the audit log and its verification
+
+JSON (read-only, open like ``/metrics``)::
+
+    GET  /ui/api/models
+    GET  /ui/api/models/{name}/versions/{version}
+    GET  /ui/api/models/{name}/versions/{version}/reliability.png
+    GET  /ui/api/models/{name}/monitoring?limit=1000
+    GET  /ui/api/windows/{id}
+    GET  /ui/api/loop?model=NAME&limit=200
+    GET  /ui/api/audit?limit=200&action=promote&subject=churn:v3
+    POST /ui/api/audit/verify
+
+Admin actions (``Authorization: Bearer KEY`` of a key with role ``admin``; body
+``{"alias", "reason", "version"?, "force"?}``)::
+
+    POST /ui/api/models/{name}/promote | rollback | deactivate
+
+Errors answer ``{"error": {"code", "message", "fields"}}`` like the model server: 401/403
+auth, 404 unknown model or window, 409 refused (gates failed, nothing to roll back), 422 bad
+body (no reason), 501 not available.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path as FilePath
+from string import Template
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
+from driftloop.registry import Registry
+from driftloop.ui import views
+from driftloop.ui.admin import ACTIONS, Refused, admin_actor
+
+STATIC = FilePath(__file__).with_name("static")
+PAGES = {
+    "models": "Models",
+    "version": "Model version",
+    "monitoring": "Monitoring",
+    "loop": "Loop",
+    "audit": "Audit log",
+}
+_MAX_BODY = 16_384
+_MAX_ID = 2**31 - 1  # beyond any stored id, and within every database's integer
+Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "fields": []}},
+                        status_code=status)
+
+
+def _answer(work: Callable[[], Any]) -> Response:
+    """Run ``work`` and answer its JSON, or the error it raised as a 4xx."""
+    try:
+        body = work()
+    except Refused as exc:
+        return _error(exc.status, exc.code, str(exc))
+    except NotFoundError as exc:
+        return _error(404, "not_found", str(exc))
+    except CheckFailed as exc:
+        return _error(409, "refused", str(exc))
+    except UsageError as exc:
+        return _error(422, "invalid", str(exc))
+    except DriftloopError as exc:
+        return _error(409, "conflict", str(exc))
+    if isinstance(body, Response):
+        return body
+    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+
+def page_html(page: str) -> str:
+    """The HTML shell of one page (its script draws the rest).
+
+    >>> "/ui/static/monitoring.js" in page_html("monitoring")
+    True
+    """
+    shell = Template((STATIC / "page.html").read_text(encoding="utf-8"))
+    return shell.substitute(page=page, title=PAGES[page])
+
+
+def create_router(registry: Registry) -> APIRouter:
+    """The dashboard's routes, reading and acting through ``registry``."""
+    router = APIRouter(tags=["dashboard"])
+    shells = {page: page_html(page) for page in PAGES}
+
+    def page(name: str) -> Callable[..., HTMLResponse]:
+        def handler() -> HTMLResponse:
+            return HTMLResponse(shells[name], headers={"Cache-Control": "no-cache"})
+        return handler
+
+    router.add_api_route("/", page("models"), methods=["GET"], include_in_schema=False)
+    router.add_api_route("/ui/models/{name}/versions/{version}", page("version"),
+                         methods=["GET"], include_in_schema=False)
+    router.add_api_route("/ui/models/{name}/monitoring", page("monitoring"), methods=["GET"],
+                         include_in_schema=False)
+    router.add_api_route("/ui/loop", page("loop"), methods=["GET"], include_in_schema=False)
+    router.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
+
+    @router.get("/ui/api/models")
+    def api_models() -> Response:
+        """Every model with aliases, versions, key metrics and health badge."""
+        return _answer(lambda: views.models_view(registry))
+
+    @router.get("/ui/api/models/{name}/versions/{version}")
+    def api_version(name: str, version: Number) -> Response:
+        """One version: card, lineage, evaluation, training curve, data checks."""
+        return _answer(lambda: views.version_view(registry, name, version))
+
+    @router.get("/ui/api/models/{name}/versions/{version}/reliability.png")
+    def api_reliability(name: str, version: Number) -> Response:
+        """The reliability diagram of the version's newest evaluation."""
+        return _answer(lambda: Response(views.reliability_png(registry, name, version),
+                                        media_type="image/png"))
+
+    @router.get("/ui/api/models/{name}/monitoring")
+    def api_monitoring(
+        name: str, limit: Annotated[int, Query(ge=1, le=views.MAX_WINDOWS)] = 1000,
+    ) -> Response:
+        """Windows (drift share, estimated and realised metric), alerts, latest window."""
+        return _answer(lambda: views.monitoring_view(registry, name, limit=limit))
+
+    @router.get("/ui/api/windows/{window_id}")
+    def api_window(window_id: Number) -> Response:
+        """One window: feature tests, prediction drift, histograms."""
+        return _answer(lambda: views.window_view(registry, window_id))
+
+    @router.get("/ui/api/loop")
+    def api_loop(model: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200) -> Response:
+        """Loop iterations, newest first."""
+        return _answer(lambda: views.loop_view(registry, model or None, limit=limit))
+
+    @router.get("/ui/api/audit")
+    def api_audit(limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200,
+                  action: str | None = None, subject: str | None = None) -> Response:
+        """The newest audit entries, newest first."""
+        return _answer(lambda: views.audit_view(registry, limit=limit, action=action,
+                                                subject=subject))
+
+    @router.post("/ui/api/audit/verify")
+    def api_verify() -> Response:
+        """Recompute the audit chain and say whether it holds."""
+        return _answer(lambda: views.verify_view(registry))
+
+    @router.post("/ui/api/models/{name}/{action}")
+    async def api_admin(name: str, action: str, request: Request) -> Response:
+        """Promote, roll back or deactivate (admin key, reason required; audited)."""
+        if action not in ACTIONS:
+            return _error(404, "not_found", f"no admin action '{action}'; actions: "
+                          f"{', '.join(ACTIONS)}.")
+        raw = await request.body()
+        secret = _bearer(request)
+
+        def work() -> Any:
+            actor = admin_actor(registry.store, secret)
+            return ACTIONS[action](registry, name, _body(raw), actor)
+
+        # the registry blocks (database, gates): run it off the event loop
+        return await run_in_threadpool(_answer, work)
+
+    return router
+
+
+def mount_dashboard(app: FastAPI, registry: Registry) -> FastAPI:
+    """Add the dashboard's pages, JSON and static files to ``app`` (``/`` and ``/ui/...``)."""
+    app.include_router(create_router(registry))
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="dashboard-static")
+    return app
+
+
+def _bearer(request: Request) -> str | None:
+    secret = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if secret is None and auth.lower().startswith("bearer "):
+        secret = auth[7:].strip()
+    return secret or None
+
+
+def _body(raw: bytes) -> dict[str, Any]:
+    if len(raw) > _MAX_BODY:
+        raise Refused(413, "too_large", f"the body is over {_MAX_BODY} bytes.")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        raise Refused(400, "bad_json", "the body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "bad_shape", "the body must be a JSON object.")
+    return body
+
+
+__all__ = ["PAGES", "STATIC", "create_router", "mount_dashboard", "page_html"]

@@ -1,0 +1,169 @@
+"""``driftloop drift``: the table, --json, --html, exit codes 0/1/2, and MODEL:VERSION."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftloop.cli import main
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("DRIFTLOOP_")]:
+        monkeypatch.delenv(key)
+    return tmp_path
+
+
+def _table(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"age": rng.normal(40 + shift, 10, rows).round(1),
+                          "city": rng.choice(["Oslo", "Rome", "Lima"], rows)})
+    frame["label"] = np.where(frame["age"] + rng.normal(0, 3, rows) > 40, "yes", "no")
+    return frame
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def files(workdir):
+    _table(1000, 0).to_csv(workdir / "ref.csv", index=False)
+    _table(1000, 1).to_parquet(workdir / "same.parquet")
+    _table(1000, 2, shift=8.0).to_csv(workdir / "moved.csv", index=False)
+    return workdir
+
+
+def test_no_drift_prints_the_table_and_exits_0_even_with_fail_on_drift(files, capsys):
+    code, out, err = _run(capsys, "drift", "--reference", "ref.csv", "--current", "same.parquet",
+                          "--target", "label", "--fail-on-drift")
+    assert code == 0, err
+    text = " ".join(out.split())  # the table folds long cells at the test's 80 columns
+    assert "age" in text and "city" in text and "chi2" in text and "ok" in text
+    assert "no drift: 0 of 2 testable features drifted" in text and "bh-corrected" in text
+
+
+def test_drift_exits_1_with_fail_on_drift_and_json_is_the_report(files, capsys):
+    args = ["drift", "--reference", "ref.csv", "--current", "moved.csv", "--target", "label"]
+    code, out, _ = _run(capsys, *args, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["drift_detected"] and report["share_drifted"] == 0.5
+    assert [f["name"] for f in report["features"] if f["drifted"]] == ["age"]
+    code, out, err = _run(capsys, *args, "--fail-on-drift")
+    assert code == 1 and "DRIFT" in out and "drift detected" in err
+    assert "Traceback" not in out + err
+
+
+def test_html_report_is_written(files, capsys):
+    code, out, _ = _run(capsys, "drift", "--reference", "ref.csv", "--current", "moved.csv",
+                        "--html", "report.html")
+    assert code == 0 and "HTML report written to report.html" in " ".join(out.split())
+    assert (files / "report.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+    code, _, err = _run(capsys, "drift", "--reference", "ref.csv", "--current", "moved.csv",
+                        "--html", "no/such/folder/report.html")
+    assert code == 2 and "cannot write" in err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--reference", "missing.csv", "--current", "ref.csv"], "missing.csv: file not found"),
+        (["--reference", "ref.csv", "--current", "gone.parquet"], "gone.parquet: file not found"),
+        (["--reference", "ref.csv", "--current", "ref.csv", "--target", "lable"],
+         "'lable' is in neither"),
+        (["--reference", "nomodel:1", "--current", "ref.csv"], "nomodel"),
+        (["--reference", "nomodel:x", "--current", "ref.csv"], "not NAME or NAME:VERSION"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(files, capsys, args, message):
+    code, out, err = _run(capsys, "drift", *args)
+    assert code == 2, out + err
+    assert message in " ".join(err.split()) and "Traceback" not in out + err
+
+
+def _register_with_profile(frame: pd.DataFrame, name: str, *, with_profile: bool) -> None:
+    """Register a quickly trained model in the working folder's store (no ranks), and store
+    its reference profile as training would: train-split features, model outputs."""
+    import torch
+    from safetensors.torch import save
+
+    from driftloop.config import Settings
+    from driftloop.data import prepare
+    from driftloop.monitor.profile import build_reference, output_columns
+    from driftloop.monitor.reference import store_reference
+    from driftloop.registry import LoadedModel, ModelBundle, Registry
+    from driftloop.train.models import build_model
+
+    prepared = prepare(frame, "label", seed=0)
+    torch.manual_seed(0)
+    module = build_model("mlp", prepared.model_inputs, prepared.n_classes)
+    train = prepared.splits["train"]
+    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for _ in range(50):
+        optimiser.zero_grad()
+        out = module(torch.from_numpy(train.x), torch.from_numpy(train.x_cat))
+        torch.nn.functional.cross_entropy(out, torch.from_numpy(train.y)).backward()
+        optimiser.step()
+    bundle = ModelBundle(
+        task=prepared.task, input_kind="table", model="mlp", model_inputs=prepared.model_inputs,
+        n_outputs=prepared.n_classes, classes=prepared.classes,
+        schema=prepared.schema.to_json(), preprocessor=prepared.preprocessor,
+        target_encoder=prepared.target_encoder, fingerprints=prepared.fingerprints,
+    )
+    registry = Registry.open(Settings.load())
+    weights = save(module.eval().state_dict())
+    version = registry.register(name, run_id=None, bundle=bundle, weights=weights, metrics={},
+                                actor="test", reason="cli test")
+    if not with_profile:
+        return
+    rows = frame.iloc[train.rows].drop(columns="label")
+    outputs = LoadedModel(bundle, weights).predict_arrays(train.x, train.x_cat)
+    columns, names = output_columns(prepared.task, prepared.classes, outputs)
+    profile = build_reference(rows, outputs=columns, output_names=names)
+    dataset = registry.store.upsert_dataset(prepared.fingerprints["train"], "train", len(rows),
+                                            None)
+    store_reference(registry, version, profile, dataset_id=dataset.id, run_id=None)
+
+
+def test_a_model_version_is_a_reference_and_its_outputs_are_compared(workdir, capsys):
+    frame = _table(800, 5)
+    _register_with_profile(frame, "ages", with_profile=True)
+    _table(600, 6).to_csv(workdir / "today.csv", index=False)
+    _table(600, 7, shift=10.0).to_csv(workdir / "later.csv", index=False)
+    code, out, err = _run(capsys, "drift", "--reference", "ages:1", "--current", "today.csv",
+                          "--target", "label", "--json", "--fail-on-drift")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [o["name"] for o in report["prediction"]["outputs"]] == ["proba:yes"]
+    assert not report["drift_detected"]
+    code, out, err = _run(capsys, "drift", "--reference", "ages:v1", "--current", "later.csv",
+                          "--target", "label", "--fail-on-drift")
+    assert code == 1, err
+    text = " ".join(out.split())
+    assert "proba" in text and "output" in text and "prediction drift" in text
+
+    _register_with_profile(frame, "bare", with_profile=False)
+    code, _, err = _run(capsys, "drift", "--reference", "bare:1", "--current", "today.csv")
+    assert code == 2 and "bare:1 has no stored reference profile" in " ".join(err.split())
+
+
+def test_the_installed_command_exits_1_on_drift(files):
+    proc = subprocess.run(
+        [sys.executable, "-m", "driftloop", "drift", "--reference", "ref.csv", "--current",
+         "moved.csv", "--target", "label", "--fail-on-drift"],
+        cwd=files, capture_output=True, text=True, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "DRIFT" in proc.stdout and "Traceback" not in proc.stderr

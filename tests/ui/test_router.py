@@ -1,0 +1,210 @@
+"""The dashboard's JSON endpoints and admin actions, over real HTTP against the live server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from driftloop.registry.evidence import data_checks, evaluations
+from driftloop.store.monitoring import list_alerts, list_loop_runs, list_windows
+
+from .conftest import HOOK, MODEL, WINDOWS
+
+pytestmark = pytest.mark.slow  # the session fixture trains a model with 2 workers
+
+
+def _get(d, path: str, **params) -> httpx.Response:
+    return httpx.get(d.url + path, params=params, timeout=30)
+
+
+def _post(d, path: str, body=None, key: str | None = None, raw: bytes | None = None):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if raw is not None:
+        return httpx.post(d.url + path, content=raw, headers=headers, timeout=60)
+    return httpx.post(d.url + path, json=body, headers=headers, timeout=60)
+
+
+def test_models_lists_every_model_with_aliases_versions_metrics_and_health(dashboard):
+    d = dashboard
+    r = _get(d, "/ui/api/models")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    models = {m["name"]: m for m in r.json()["models"]}
+    assert list(models) == ["cancer", "credit", "quiet", "spare"]
+    assert {n: m["health"]["status"] for n, m in models.items()} == {
+        "cancer": "drifting", "credit": "degraded", "quiet": "no traffic", "spare": "ok"}
+    assert models["cancer"]["health"]["label"] == "⚠ drifting"
+    assert models["credit"]["health"]["reason"].endswith(
+        ": realised accuracy 0.620 is 0.180 below the test 0.800 (allowed 0.050)")
+    cancer = models["cancer"]
+    holder = d.registry.holder(MODEL, "production")
+    assert {"alias": "production", "version": holder.version} == {
+        k: cancer["aliases"][0][k] for k in ("alias", "version")}
+    stored = d.registry.versions(MODEL)
+    assert [v["version"] for v in cancer["versions"]] == [v.version for v in reversed(stored)]
+    v1 = next(v for v in cancer["versions"] if v["version"] == 1)
+    assert v1["metrics"]["accuracy"] == stored[0].metrics["accuracy"]
+    assert v1["metrics"]["ece"] == stored[0].metrics["ece"]
+    assert cancer["versions"][0]["parent"] == 1  # v2 was retrained from v1
+    assert cancer["latest_window"]["id"] == d.window_ids[-1]
+
+
+def test_version_holds_the_stored_evaluation_curve_checks_card_and_lineage(dashboard):
+    d = dashboard
+    body = _get(d, f"/ui/api/models/{MODEL}/versions/1").json()
+    record = d.registry.get(MODEL, 1)
+    evaluation = evaluations(d.registry.store, d.registry.artifacts, record)[0]
+    assert body["version"]["metrics"]["accuracy"] == record.metrics["accuracy"]
+    assert body["evaluation"]["metrics"]["accuracy"] == evaluation.body["metrics"]["accuracy"]
+    assert body["evaluation"]["slices"]["slices"] == evaluation.body["slices"]["slices"]
+    assert body["epochs"] == d.registry.store.run_metrics(record.run_id)
+    assert len(body["epochs"]) == 3
+    checks = data_checks(d.registry.store, d.registry.artifacts, record)
+    assert [c["report"] for c in body["data_checks"]] == [c.report.artifact_sha256
+                                                          for c in checks]
+    assert body["card"]["model"] == MODEL and "model_details" in body["card"]["sections"]
+    assert body["run"]["world_size"] == 2
+    assert set(body["datasets"]) >= {"train", "val", "test"}
+    assert body["children"] == [2] and body["ancestors"] == []
+    assert any(e["action"] == "register" for e in body["audit"])
+    v2 = _get(d, f"/ui/api/models/{MODEL}/versions/2").json()
+    assert v2["ancestors"] == [1] and v2["evaluation"] is None
+
+
+def test_reliability_diagram_is_the_stored_png_and_a_missing_one_is_404(dashboard):
+    d = dashboard
+    r = _get(d, f"/ui/api/models/{MODEL}/versions/1/reliability.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    missing = _get(d, "/ui/api/models/credit/versions/1/reliability.png")
+    assert missing.status_code == 404
+    assert "no reliability diagram" in missing.json()["error"]["message"]
+
+
+def test_monitoring_has_every_window_the_drift_the_bounds_and_the_alerts(dashboard):
+    d = dashboard
+    body = _get(d, f"/ui/api/models/{MODEL}/monitoring").json()
+    stored = list_windows(d.registry.store, MODEL)
+    assert [w["id"] for w in body["windows"]] == [w.id for w in stored] == d.window_ids
+    assert len(body["windows"]) == WINDOWS
+    last, first = body["windows"][-1], body["windows"][0]
+    assert last["drift_detected"] is True and not first["drift_detected"]
+    assert last["share_drifted"] == stored[-1].share_drifted
+    assert body["latest"]["drifted"] == [f["name"] for f in stored[-1].report["features"]
+                                         if f["drifted"]]
+    assert last["estimated"]["value"] == stored[-1].estimated["accuracy"]["value"]
+    assert last["test"] == d.test_accuracy
+    assert last["bound"] == pytest.approx(d.test_accuracy - 0.05)
+    assert body["windows"][3]["realised"]["labelled"] == 40
+    assert body["windows"][0]["realised"] is None
+    assert body["health"]["status"] == "drifting"
+    assert body["latest"]["id"] == d.window_ids[-1]
+    assert set(body["latest"]["histograms"]) == {f["name"] for f in body["latest"]
+                                                ["feature_tests"]}
+    (alert,) = body["alerts"]
+    assert alert["message"] == list_alerts(d.registry.store, MODEL)[0].message
+    assert alert["deliveries"] == [{"to": "https://hooks.example.com", "ok": True,
+                                    "attempts": 1, "status": 200}]
+    assert "SECRET" not in httpx.get(d.url + f"/ui/api/models/{MODEL}/monitoring").text
+    assert HOOK not in str(body)
+    few = _get(d, f"/ui/api/models/{MODEL}/monitoring", limit=3).json()
+    assert [w["id"] for w in few["windows"]] == d.window_ids[-3:]
+
+
+def test_window_drill_down_and_unknown_things_are_404_with_a_message(dashboard):
+    d = dashboard
+    window = _get(d, f"/ui/api/windows/{d.window_ids[0]}").json()
+    assert window["id"] == d.window_ids[0] and window["drift_detected"] is False
+    assert len(window["feature_tests"]) == 31
+    for path, words in [("/ui/api/windows/99999", "no monitor window 99999"),
+                        ("/ui/api/models/nope/monitoring", "no model named 'nope'"),
+                        (f"/ui/api/models/{MODEL}/versions/9", "has no version 9")]:
+        r = _get(d, path)
+        assert r.status_code == 404 and words in r.json()["error"]["message"], path
+    assert _get(d, "/ui/api/windows/abc").status_code == 422
+    huge = str(2**70)
+    for path, params in [(f"/ui/api/windows/{huge}", {}),
+                         (f"/ui/api/models/{MODEL}/versions/{huge}", {}),
+                         (f"/ui/api/models/{MODEL}/versions/0/reliability.png", {}),
+                         (f"/ui/api/models/{MODEL}/monitoring", {"limit": huge}),
+                         ("/ui/api/audit", {"limit": -1}), ("/ui/api/loop", {"limit": 0})]:
+        assert _get(d, path, **params).status_code == 422, path
+    big = _post(d, f"/ui/api/models/{MODEL}/promote", {"version": 2**70, "alias": "production",
+                "reason": "x"}, key=d.admin_key)
+    assert big.status_code == 422 and "version number" in big.json()["error"]["message"]
+
+
+def test_loop_and_audit_endpoints(dashboard):
+    d = dashboard
+    loop = _get(d, "/ui/api/loop", model=MODEL).json()
+    stored = list_loop_runs(d.registry.store, MODEL)
+    assert [r["id"] for r in loop["runs"]] == [r.id for r in reversed(stored)]
+    promoted = next(r for r in loop["runs"] if r["outcome"] == "promoted")
+    assert promoted["trigger"]["share_drifted"] == 0.645
+    assert [g["name"] for g in promoted["gates"]] == ["min_accuracy", "no_regression"]
+    assert promoted["steps"][0]["step"] == "retrain"
+    assert _get(d, "/ui/api/loop", model="quiet").json()["runs"] == []
+    audit = _get(d, "/ui/api/audit", limit=5).json()
+    newest = d.registry.audit.entries(limit=5)
+    assert [e["seq"] for e in audit["entries"]] == [e.seq for e in reversed(newest)]
+    assert audit["total"] == d.registry.audit.anchor().entries
+    keys = _get(d, "/ui/api/audit", action="key_created").json()["entries"]
+    assert {e["details"]["role"] for e in keys} == {"admin", "predict"}
+    verified = _post(d, "/ui/api/audit/verify").json()
+    assert verified["ok"] is True and verified["entries"] == audit["total"]
+
+
+def test_admin_actions_need_an_admin_key_and_a_reason(dashboard):
+    d = dashboard
+    path = f"/ui/api/models/{MODEL}/promote"
+    body = {"version": 2, "alias": "production", "reason": "better on recent data",
+            "force": True}
+    before = d.registry.audit.anchor().entries
+    holder = d.registry.holder(MODEL, "production").version
+    no_key = _post(d, path, body)
+    assert no_key.status_code == 401
+    assert "need an admin API key" in no_key.json()["error"]["message"]
+    assert _post(d, path, body, key="dl_nothing_here").status_code == 401
+    forbidden = _post(d, path, body, key=d.predict_key)
+    assert forbidden.status_code == 403 and "role 'predict'" in forbidden.text
+    for action in ("rollback", "deactivate"):
+        assert _post(d, f"/ui/api/models/{MODEL}/{action}",
+                     {"alias": "production", "reason": "x"}).status_code == 401
+    no_reason = _post(d, path, {**body, "reason": "  "}, key=d.admin_key)
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["error"]["message"]
+    assert _post(d, path, raw=b"{not json", key=d.admin_key).status_code == 400
+    assert _post(d, path, {**body, "alias": "Prod 1"}, key=d.admin_key).status_code == 422
+    assert _post(d, f"/ui/api/models/{MODEL}/delete", body, key=d.admin_key).status_code == 404
+    gated = _post(d, path, {**body, "force": False}, key=d.admin_key)
+    assert gated.status_code == 409 and "gate(s) failed" in gated.json()["error"]["message"]
+    assert d.registry.holder(MODEL, "production").version == holder
+    assert d.registry.audit.anchor().entries == before  # nothing refused was audited as a move
+
+
+def test_admin_promote_and_rollback_with_a_key_are_audited(dashboard):
+    d = dashboard
+    prefix = d.admin_key.split("_")[1]
+    done = _post(d, "/ui/api/models/spare/promote", {"version": 1, "alias": "staging",
+                 "reason": "try it in staging", "force": True}, key=d.admin_key)
+    assert done.status_code == 200, done.text
+    assert d.registry.holder("spare", "staging").version == 1
+    entry = d.registry.audit.entries(subject="spare:v1", action="promote")[-1]
+    assert entry.seq == done.json()["audit_seq"]
+    assert entry.actor == f"api_key:{prefix}" and entry.details["reason"] == "try it in staging"
+    nothing = _post(d, "/ui/api/models/spare/rollback", {"alias": "staging", "reason": "undo"},
+                    key=d.admin_key)
+    assert nothing.status_code == 422 and "only one holder" in nothing.json()["error"]["message"]
+
+
+def test_deactivate_goes_through_the_registry_function(dashboard):
+    d = dashboard
+    from driftloop.registry import aliases
+
+    r = _post(d, "/ui/api/models/credit/deactivate", {"alias": "production",
+              "reason": "stop serving it"}, key=d.admin_key)
+    if not hasattr(aliases, "deactivate"):
+        assert r.status_code == 501 and "not available" in r.json()["error"]["message"]
+        return
+    assert r.status_code == 200, r.text
+    assert d.registry.holder("credit", "production") is None
+    assert d.registry.audit.entries(action="deactivate")[-1].details.get("reason") == (
+        "stop serving it")

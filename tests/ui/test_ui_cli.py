@@ -1,0 +1,63 @@
+"""``driftloop ui`` serves the dashboard alone, as a real process, from the store in settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from driftloop.cli import main
+from driftloop.registry import Registry
+from driftloop.serve.server import free_port
+from driftloop.store.monitoring import add_window, utcnow
+
+
+@pytest.mark.slow  # a real process that imports torch and the server: 5-12 s
+def test_ui_command_serves_the_dashboard_of_the_configured_store(dl_settings, tmp_path):
+    registry = Registry.open(dl_settings)
+    registry.store.add_version("churn", None, "binary", "table", "a" * 64, "b" * 64,
+                               {"accuracy": 0.91}, 10)
+    add_window(registry.store, model_name="churn", version=1, first_log_id=1, last_log_id=40,
+               start_at=utcnow(), end_at=utcnow(), rows=40, status="ok", drift_detected=True,
+               share_drifted=0.75, prediction_drift=False, report={"features": []},
+               estimated={"accuracy": {"value": 0.9}})
+    registry.store.close()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env["DRIFTLOOP_HOME"] = dl_settings.home
+    proc = subprocess.Popen([sys.executable, "-m", "driftloop", "ui", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/v2/health/live").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "driftloop ui never answered"
+            time.sleep(0.1)
+        page = httpx.get(base + "/")
+        assert page.status_code == 200 and "/ui/static/models.js" in page.text
+        models = httpx.get(base + "/ui/api/models").json()["models"]
+        assert [(m["name"], m["health"]["label"]) for m in models] == [("churn", "⚠ drifting")]
+        chart = httpx.get(base + "/ui/static/vendor/chart.umd.min.js")
+        assert chart.status_code == 200 and "Chart.js v4" in chart.text[:200]
+        assert httpx.get(base + "/v1/models/churn/predict").status_code == 404  # no model served
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"dashboard on http://127.0.0.1:{port}/" in err
+
+
+def test_ui_help_lists_host_and_port(capsys):
+    assert main(["ui", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--host" in out and "--port" in out and "dashboard" in out
