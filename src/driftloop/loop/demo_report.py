@@ -37,12 +37,16 @@ def write_report(result: Any, settings: Settings, path: Path) -> Path:
     from driftloop.loop.demo import MODEL
 
     v1 = registry.get(MODEL, result.training.version)
+    versions = [v1] + ([registry.get(MODEL, result.retrained_version)]
+                       if result.retrained_version else [])
     sections = [
         ("What happened", "<ol>" + "".join(f"<li>{html.escape(s)}</li>"
                                            for s in result.story) + "</ol>"),
         ("Training curve", _img(_training_curve(registry, v1.run_id))),
-        ("Reliability diagram (test split, calibrated)", _reliability(registry, v1)),
-        ("Slices (test split)", _slices(registry, v1)),
+        ("Reliability diagram (each version on its own test split, calibrated)",
+         "".join(f"<h3>v{v.version}</h3>{_reliability(registry, v)}" for v in versions)),
+        ("Slices (each version on its own test split)",
+         "".join(f"<h3>v{v.version}</h3>{_slices(registry, v)}" for v in versions)),
         ("Drift timeline", _img(_drift_timeline(result.windows))),
         ("Estimated vs realised accuracy", _img(_accuracy_timeline(result.windows))),
         ("Retrain and promotion events", _events(registry)),
@@ -83,17 +87,24 @@ def _training_curve(registry: Registry, run_id: str | None) -> bytes | None:
     return _png(fig)
 
 
-def _reliability(registry: Registry, version: Any) -> str:
+def _training_evaluation(registry: Registry, version: Any) -> dict[str, Any] | None:
+    """The evaluation its training run stored (on the version's own test split)."""
     found = evaluations(registry.store, registry.artifacts, version)
-    sha = found[0].body.get("diagram_sha256") if found else None
+    mine = [e for e in found if e.report.run_id == version.run_id] or found[-1:]
+    return mine[0].body if mine else None
+
+
+def _reliability(registry: Registry, version: Any) -> str:
+    body = _training_evaluation(registry, version)
+    sha = body.get("diagram_sha256") if body else None
     if not sha:
         return "<p>(no reliability diagram stored)</p>"
     return _img(registry.artifacts.get_bytes(sha), "reliability diagram")
 
 
 def _slices(registry: Registry, version: Any) -> str:
-    found = evaluations(registry.store, registry.artifacts, version)
-    report = found[0].body.get("slices") if found else None
+    body = _training_evaluation(registry, version)
+    report = body.get("slices") if body else None
     if not report:
         return "<p>(no slices)</p>"
     rows = []
@@ -154,22 +165,27 @@ def _accuracy_timeline(windows: list[dict[str, Any]]) -> bytes | None:
 def _events(registry: Registry) -> str:
     from driftloop.loop.demo import MODEL
 
-    rows = []
+    rows: list[tuple[Any, str]] = []
     for run in list_loop_runs(registry.store, MODEL):
         trigger = (run.trigger or {}).get("message", "-")
         gates = run.details.get("gates") or []
         failed = [g["name"] for g in gates if not g["passed"]]
         gate_text = ("-" if not gates else "all passed" if not failed
                      else "failed: " + ", ".join(failed))
-        rows.append(f"<tr><td>{run.started_at:%H:%M:%S}</td><td>{run.outcome}</td>"
-                    f"<td>{html.escape(trigger)}</td><td>{run.champion_version or '-'}</td>"
-                    f"<td>{run.challenger_version or '-'}</td><td>{gate_text}</td></tr>")
+        rows.append((run.started_at,
+                     f"<tr><td>{run.started_at:%H:%M:%S}</td><td>loop: {run.outcome}</td>"
+                     f"<td>{html.escape(trigger)}</td><td>{run.champion_version or '-'}</td>"
+                     f"<td>{run.challenger_version or '-'}</td><td>{gate_text}</td></tr>"))
     for move in registry.moves(MODEL):
-        rows.append(f"<tr><td>{move.at:%H:%M:%S}</td><td>{move.action} → {move.alias}</td>"
-                    f"<td>{html.escape(move.reason or '')}</td><td>-</td><td>-</td>"
-                    f"<td>{'forced' if move.forced else 'gated'}</td></tr>")
+        rows.append((move.at,
+                     f"<tr><td>{move.at:%H:%M:%S}</td><td>{move.action} → {move.alias}</td>"
+                     f"<td>{html.escape(move.reason or '')}</td><td>-</td>"
+                     f"<td>v{move.to_version}</td>"
+                     f"<td>{'forced' if move.forced else 'gated'}</td></tr>"))
+    rows.sort(key=lambda pair: pair[0])
     return ("<table><tr><th>time (UTC)</th><th>event</th><th>why</th><th>champion</th>"
-            "<th>challenger</th><th>gates</th></tr>" + "".join(rows) + "</table>")
+            "<th>challenger / to</th><th>gates</th></tr>" + "".join(r for _, r in rows)
+            + "</table>")
 
 
 __all__ = ["write_report"]

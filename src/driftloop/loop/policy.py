@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftloop.config import LoopSettings, MonitorSettings
+from driftloop.monitor.performance import worse_by
 from driftloop.store.monitoring import WindowRecord
 
 
@@ -128,7 +129,7 @@ def _metric(
         return v is not None and (
             (loop.metric_min is not None and v < loop.metric_min)
             or (loop.metric_drop is not None and ref is not None
-                and float(ref) - v > loop.metric_drop))
+                and worse_by(loop.metric, float(ref), v) > loop.metric_drop))
 
     numbers: dict[str, Any] = {"window": newest.id, "metric": loop.metric, "source": source,
                                "value": value, "since_log_id": _streak_start(tested, low)}
@@ -136,11 +137,12 @@ def _metric(
         return Trigger("metric", f"{source} {loop.metric} {value:.3f} in window {newest.id} is "
                        f"below loop.metric_min = {loop.metric_min:.3f}",
                        {**numbers, "bound": loop.metric_min})
-    if loop.metric_drop is not None and ref is not None and float(ref) - value > loop.metric_drop:
+    drop = None if ref is None else worse_by(loop.metric, float(ref), value)
+    if loop.metric_drop is not None and drop is not None and drop > loop.metric_drop:
         return Trigger("metric", f"{source} {loop.metric} {value:.3f} in window {newest.id} is "
-                       f"{float(ref) - value:.3f} below the reference {float(ref):.3f} "
+                       f"{drop:.3f} worse than the reference {float(ref):.3f} "
                        f"(> loop.metric_drop = {loop.metric_drop:.3f})",
-                       {**numbers, "reference": float(ref), "drop": float(ref) - value,
+                       {**numbers, "reference": float(ref), "drop": drop,
                         "bound": loop.metric_drop})
     return None
 

@@ -36,7 +36,11 @@ from driftloop.errors import UsageError
 from driftloop.monitor.alerts import raise_alert
 from driftloop.monitor.detectors import detect_changes
 from driftloop.monitor.drift import DriftReport, compare
-from driftloop.monitor.performance import estimate_performance, realised_performance
+from driftloop.monitor.performance import (
+    estimate_performance,
+    realised_performance,
+    worse_by,
+)
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
 from driftloop.registry import Registry
@@ -390,11 +394,11 @@ def _performance_drop(
             if source == "realised" and (window.realised or {}).get("labelled", 0) < \
                     context.settings.monitor.min_rows:
                 continue
-            dropped = float(reference) - float(value["value"])
+            dropped = worse_by(metric, float(reference), float(value["value"]))
             if dropped > context.settings.monitor.performance_drop:
                 return ("performance_drop",
                         f"{source} {metric} {value['value']:.3f} in window {window.id} is "
-                        f"{dropped:.3f} below the reference {float(reference):.3f}",
+                        f"{dropped:.3f} worse than the reference {float(reference):.3f}",
                         {"metric": metric, "source": source, "value": value["value"],
                          "reference": float(reference), "drop": dropped})
             return None
