@@ -241,6 +241,12 @@ class MonitorSettings(BaseModel):
     performance_metric: str = Field(
         "accuracy", description="metric estimated without labels and compared with the reference"
     )
+    alert_detectors: list[str] = Field(
+        default_factory=lambda: ["adwin", "page_hinkley"],
+        description="error-stream detectors whose change points raise a concept_drift alert "
+        "(all of adwin, page_hinkley, ddm are run and reported; ddm false-alarms on stable "
+        "low error rates, see benchmarks/RESULTS.md)",
+    )
     performance_drop: float = Field(
         0.05, ge=0, le=1, description="drop of the metric from the reference that alerts"
     )

@@ -448,15 +448,15 @@ def _concept_drift(
     first_new = rows[0].id
     points = {name: [labelled[i].id for i in positions if labelled[i].id >= first_new]
               for name, positions in found.items()}
-    fired = {name: ids for name, ids in points.items() if ids}
+    cfg = context.settings.monitor
+    fired = {name: ids for name, ids in points.items() if ids and name in cfg.alert_detectors}
     if fired:
-        cfg = context.settings.monitor
         first = min(ids[0] for ids in fired.values())
         result.alerts.append(raise_alert(
             context.registry.store, model_name=context.model, kind="concept_drift",
             message=f"the error rate of v{version} changed (detectors "
                     f"{', '.join(sorted(fired))}; first change at prediction-log id {first})",
-            details={"change_points": fired, "labelled": len(labelled), "version": version},
+            details={"change_points": points, "labelled": len(labelled), "version": version},
             window_id=result.windows[-1].id, webhooks=cfg.webhooks,
             retries=cfg.webhook_retries, backoff_s=cfg.webhook_backoff_s,
             timeout_s=cfg.webhook_timeout_s))
