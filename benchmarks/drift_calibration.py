@@ -19,6 +19,10 @@ to them, so later sections — performance estimation, concept drift — are add
     one feature of five moved: mean shift, scale change, category mix change, missing-rate
     jump. Detection rate = share of repetitions in which that feature is flagged (corrected
     p-value below alpha AND effect at or above its floor), default settings.
+``cbpe`` and ``concept_drift``
+    The monitor's performance side, from ``calibration_performance.py``: label-free accuracy
+    estimates against realised accuracy on covariate-shifted windows of river's Bananas and
+    Shuttle, and ADWIN / Page–Hinkley / DDM delay and false alarms on SEA and Agrawal streams.
 
 Every repetition is seeded (``numpy.random.default_rng([seed, repetition])``).
 
@@ -43,6 +47,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from calibration_performance import (
+    cbpe_markdown,
+    cbpe_section,
+    concept_markdown,
+    concept_section,
+)
 from scipy.stats import binomtest
 
 from driftloop.config import DriftSettings
@@ -240,10 +250,17 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
     "false_alarms_real": false_alarms_real,
     "false_alarms_synthetic": false_alarms_synthetic,
     "power": power,
+    # the monitor's performance side lives in calibration_performance.py (same folder)
+    "cbpe": lambda args: cbpe_section(args.quick),
+    "concept_drift": lambda args: concept_section(args.quick),
 }
 
 
 def markdown(section: str, rows: list[Row]) -> str:
+    if section == "cbpe":
+        return cbpe_markdown(rows)
+    if section == "concept_drift":
+        return concept_markdown(rows)
     if section == "power":
         sizes = sorted({r["window_rows"] for r in rows})
         lines = ["| shift | " + " | ".join(f"{s:,} rows" for s in sizes) + " | mean effect |",

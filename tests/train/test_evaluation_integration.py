@@ -56,7 +56,7 @@ def test_train_refuses_errors_drops_pii_calibrates_and_stores_the_evaluation(dl_
     assert {"ece", "ece_uncalibrated", "temperature", "accuracy"} <= set(result.metrics)
     assert len({s.column for s in report.slices.slices}) == 20  # evaluate.max_slice_columns
 
-    evaluations = registry.store.list_reports(version_id=version.id)
+    evaluations = registry.store.list_reports(kind="evaluation", version_id=version.id)
     assert [r.kind for r in evaluations] == ["evaluation"]
     assert evaluations[0].artifact_sha256 == report.artifact_sha256
     checks = registry.store.list_reports(kind="data_check")

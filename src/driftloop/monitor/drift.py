@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 STATUSES: tuple[str, ...] = ("ok", "drift", "not_testable")
 Source = str | os.PathLike[str] | pd.DataFrame | Profile
-_CELLS_PER_READ = 16_000_000  # cells read from Parquet at once (128 MB as float64)
+_CELLS_PER_READ = 4_000_000  # cells read from Parquet at once (32 MB as float64)
 
 
 @dataclass(frozen=True)

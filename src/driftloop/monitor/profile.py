@@ -369,7 +369,10 @@ def reference_feature(
     profile = _numeric_profile(name, len(column), values, ordered, edges, settings)
     if len(values) == 0:
         return profile
-    return replace(profile, mean=float(values.mean()), std=float(values.std()))
+    mean = float(values.mean())
+    deviations = values - mean
+    std = math.sqrt(float(np.dot(deviations, deviations)) / len(values))  # np.std, one pass less
+    return replace(profile, mean=mean, std=std)
 
 
 def current_feature(
