@@ -66,3 +66,27 @@ def test_detectors_find_a_rise_in_the_error_rate_and_stay_quiet_without_one() ->
         assert 2000 <= found[name][0] < 2400, (name, found[name][0])
     regression = detect_changes(np.abs(rng.normal(size=500)), binary=False)
     assert "ddm" not in regression
+
+
+def test_estimate_within_003_on_a_real_dataset_under_covariate_shift() -> None:
+    """river's bundled Bananas: a calibrated model on one half, the other half cut into
+    windows by a feature's quartile (a covariate shift made by selecting rows)."""
+    from river import datasets
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rows = np.array([(x["1"], x["2"], int(y)) for x, y in datasets.Bananas()])
+    np.random.default_rng(0).shuffle(rows)
+    x, y = rows[:, :2], rows[:, 2].astype(int)
+    half = len(rows) // 2
+    model = CalibratedClassifierCV(HistGradientBoostingClassifier(max_iter=100),
+                                   method="isotonic", cv=5).fit(x[:half], y[:half])
+    x_rest, y_rest = x[half:], y[half:]
+    for column in (0, 1):
+        edges = np.quantile(x_rest[:, column], [0, 0.25, 0.5, 0.75, 1])
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            rows_in = (x_rest[:, column] >= lo) & (x_rest[:, column] <= hi)
+            proba = model.predict_proba(x_rest[rows_in])
+            estimated = estimate_performance(proba, seed=0)["accuracy"]["value"]
+            realised = float(np.mean(proba.argmax(1) == y_rest[rows_in]))
+            assert abs(estimated - realised) <= 0.03, (column, lo, hi, estimated, realised)
