@@ -1,41 +1,66 @@
-"""``driftloop serve`` under load: dynamic batching, prediction logging, and the runtimes.
+"""``driftloop serve`` under load: dynamic batching and prediction logging (and the runtimes).
 
 What is measured
-    The server runs in its own process on loopback (uvicorn, one worker); this process drives
-    it with an async httpx client: ``C`` concurrent clients each send one-instance requests to
-    ``POST /v1/models/{name}/predict`` back to back for ``--seconds``. Reported per run:
-    throughput (answered requests/s), p50/p99 latency, and refusals (503).
+    Each configuration runs as its own server process on loopback, started the way ``driftloop
+    serve --model NAME`` starts (:func:`driftloop.serve.server.serve`: uvicorn, one worker, the
+    HTTP and event-loop implementations uvicorn picks, reported in the ``setup`` line). The load
+    generator is ``wrk`` (C, epoll; ``benchmarks/bench_serve_post.lua`` POSTs one-instance
+    bodies round-robin and counts 503s), so a request costs the client a few microseconds and
+    the server, not the client, is measured. When ``wrk`` is not installed the benchmark says
+    so and falls back to ``benchmarks/bench_serve_client.py``: raw HTTP/1.1 keep-alive
+    connections spread over ``--client-procs`` processes. ``C`` connections send requests back
+    to back for ``--seconds`` (closed loop); reported per point: answered requests/s, p50/p99
+    latency, refusals (503) and failures, the server's CPU per request split into its event
+    loop (main thread) and its other threads (inference, log writer), how busy the event loop
+    was, the machine's idle share and load average.
 
-    Sweep: concurrency 1, 8, 32, 128 × batching off (``max_batch_size 1``) and on
-    (``max_batch_size 64``, ``max_latency_ms 5``) × prediction logging on and off, for two
-    models: ``wide`` (tabular MLP, three 1024-wide hidden layers: single-sample inference is a
-    real cost) and ``small`` (the default tabular MLP, 128/64).
+    Models: ``cnn`` (driftloop's ``cnn``, 1x28x28 images, 10 classes), ``wide`` (tabular MLP,
+    32 numeric + 1 categorical input, three 1024-wide hidden layers) and ``small`` (the default
+    tabular MLP, 128/64, trained a few epochs); ``cnn`` and ``wide`` keep their seeded random
+    weights (the work per request does not depend on them). Before the sweep, each model's
+    inference is timed in process at batch 1 and batch 64 (torch, the threads the servers use).
 
-    Runtimes: eager torch, int8 (dynamic quantisation) and ONNX Runtime, served at concurrency
-    1 and 32 (batching on) for the wide MLP; plus their in-process inference time for batches
-    of 1 and 64, their size on disk (ONNX fp32 vs ONNX int8) and, for the small MLP trained on
-    the synthetic task, the accuracy of int8 beside fp32.
+    Sweep: concurrency 1, 8, 32, 128 x four servers per model: batching off (``max_batch_size
+    1``) or on (``max_batch_size 64``, ``max_latency_ms 5``) x prediction logging off or on.
+    The four servers of a model run side by side and every point is taken ``--repeats`` times,
+    interleaved (for each repeat, for each C, every configuration once, the order rotated
+    between repeats), so load from other jobs on a shared machine falls on all of them alike;
+    the summary gives medians over repeats and the min-max spread.
 
-Baseline
-    Batching off is the baseline of batching on (``ratio`` = on / off throughput at each
-    model's best concurrency); logging off is the baseline of logging on; eager torch of int8
-    and ONNX.
+Baseline and ratios
+    Batching off is the baseline of batching on. At batching's best concurrency (highest median
+    throughput), ``batching_ratio_same_c`` = on / off throughput at that same C, beside both
+    p99s; ``batching_ratio_best`` compares with no batching at its own best C (target: >= 3x at
+    equal or lower p99); ``batching_ratio_by_c`` gives every C. Logging off is the baseline of
+    logging on: ``logging_cost_best`` = 1 - on / off throughput at batching's best C (target:
+    <= 5 %), and the per-C medians of the per-repeat paired costs, with batching on and off.
+    What bounds the server: its event loop's CPU per request and how busy the loop was, beside
+    the model's in-process inference time at batch 1 and per sample at batch 64.
 
-How to run (from the repository root)::
+Runtimes (``--runtimes``)
+    Eager torch, int8 (dynamic quantisation) and ONNX Runtime served at concurrency 1 and 32
+    (batching on) for the wide MLP; their in-process inference time for batches of 1 and 64,
+    their size on disk (ONNX fp32 vs ONNX int8) and, for the small MLP, the accuracy of int8
+    beside fp32.
 
-    .venv/bin/python benchmarks/bench_serve.py                  # full sweep, 3 s per point
-    .venv/bin/python benchmarks/bench_serve.py --seconds 1 --concurrency 1 32
+How to run (from the repository root; ``apt-get install wrk`` for the C load generator)::
 
-Prints JSON lines on stdout, one per measurement, then a summary line. Exits 0.
+    .venv/bin/python benchmarks/bench_serve.py                     # the sweep, ~12 min
+    .venv/bin/python benchmarks/bench_serve.py --models wide --concurrency 1 32 --repeats 1
+    .venv/bin/python benchmarks/bench_serve.py --runtimes --models wide small
+
+Prints JSON lines on stdout, one per measurement, then one ``summary`` line per model, and the
+results as a markdown table on stderr. Exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +72,11 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("wide", "small")
+MODELS = ("cnn", "wide", "small")
 N_FEATURES = 32
+IMAGE_SHAPE = (1, 28, 28)
+# (max_batch_size, prediction logging): off/off first, the baseline of the others
+CONFIGS = ((1, False), (64, False), (64, True), (1, True))
 
 
 def wide_mlp(inputs: dict[str, Any], n_outputs: int) -> Any:
@@ -69,8 +97,14 @@ def _frame(rows: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def _register(home: str) -> dict[str, Any]:
-    """Register the two models (small: trained a few epochs; wide: random weights)."""
+def _images(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.random((rows, *IMAGE_SHAPE), dtype=np.float32).round(3),
+            rng.integers(0, 10, rows))
+
+
+def _register(home: str, models: list[str]) -> dict[str, Any]:
+    """Register the models (small: trained a few epochs; wide and cnn: seeded random weights)."""
     import torch
     from safetensors.torch import save
 
@@ -81,22 +115,29 @@ def _register(home: str) -> dict[str, Any]:
 
     settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     registry = Registry.open(settings)
-    data = prepare(_frame(6000), "label", seed=0)
+    table = prepare(_frame(6000), "label", seed=0)
+    x, y = _images(600)
+    np.savez(Path(home) / "images.npz", X=x, y=y)
+    images = prepare(str(Path(home) / "images.npz"), None, seed=0, input_kind="image")
     facts: dict[str, Any] = {}
-    for name, arch in (("small", "mlp"), ("wide", "bench_serve:wide_mlp")):
+    for name in models:
+        data, arch = {"small": (table, "mlp"), "wide": (table, "bench_serve:wide_mlp"),
+                      "cnn": (images, "cnn")}[name]
         torch.manual_seed(0)
         module = build_model(arch, data.model_inputs, data.n_classes)
         if name == "small":
             _fit(module, data)
-        bundle = ModelBundle(task=data.task, input_kind="table", model=arch,
+        bundle = ModelBundle(task=data.task, input_kind=data.input_kind, model=arch,
                              model_inputs=data.model_inputs, n_outputs=data.n_classes,
-                             classes=data.classes, schema=data.schema.to_json(),
+                             classes=data.classes,
+                             schema=None if data.schema is None else data.schema.to_json(),
                              preprocessor=data.preprocessor, target_encoder=data.target_encoder)
         record = registry.register(name, run_id=None, bundle=bundle,
                                    weights=save(module.state_dict()), metrics={},
                                    actor="bench", reason="benchmark")
         registry.promote(name, record.version, to="production", force=True, reason="benchmark")
-        facts[name] = {"parameters": sum(p.numel() for p in module.parameters())}
+        facts[name] = {"parameters": sum(p.numel() for p in module.parameters()),
+                       **_inference_times(module.eval(), data)}
     return facts
 
 
@@ -116,92 +157,320 @@ def _fit(module: Any, data: Any, epochs: int = 8) -> None:
     module.eval()
 
 
+def _inference_times(module: Any, data: Any) -> dict[str, float]:
+    """Milliseconds of one forward pass at batch 1 and per sample at batch 64 (eager torch)."""
+    import torch
+
+    split = data.splits["train"]
+    out = {}
+    for batch in (1, 64):
+        inputs = [torch.from_numpy(split.x[:batch])]
+        if split.x_cat is not None:
+            inputs.append(torch.from_numpy(split.x_cat[:batch]))
+        reps = 40 if batch == 1 else 8
+        with torch.inference_mode():
+            module(*inputs)
+            best = float("inf")
+            # best of many short trials: other jobs on a shared machine only ever slow it down,
+            # and a short trial fits in a quiet moment
+            for _ in range(15):
+                t = time.perf_counter()
+                for _ in range(reps):
+                    module(*inputs)
+                best = min(best, (time.perf_counter() - t) / reps)
+        key = "infer_ms_batch1" if batch == 1 else "infer_ms_per_sample_batch64"
+        out[key] = round(best * 1000 / batch, 4)
+    return out
+
+
+def _bodies(model: str, n: int = 64) -> list[bytes]:
+    """``n`` one-instance request bodies for ``model``."""
+    if model == "cnn":
+        x, _ = _images(n, seed=2)
+        return [json.dumps({"instances": [image.tolist()]}).encode() for image in x]
+    rows = _frame(n, seed=2).drop(columns="label").to_dict(orient="records")
+    return [json.dumps({"instances": [row]}).encode() for row in rows]
+
+
 def _serve_worker(args: argparse.Namespace) -> None:
-    import uvicorn
+    """What ``driftloop serve --model NAME`` runs (:func:`driftloop.serve.server.serve`)."""
+    import torch
 
     from driftloop.config import Settings
-    from driftloop.registry import Registry
-    from driftloop.serve.app import create_app
+    from driftloop.serve.server import serve
 
-    settings = Settings.load(overrides={"home": args.home}, environ={}, cwd=args.home)
-    cfg = settings.serve.model_copy(update={
-        "max_batch_size": args.batch, "max_latency_ms": 5.0, "log_predictions": args.log,
-        "runtime": args.runtime, "max_queue": 100_000})
-    app = create_app(Registry.open(settings), [args.model], cfg)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="error", access_log=False)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    settings = Settings.load(overrides={"home": args.home, "serve": {
+        "port": args.port, "max_batch_size": args.batch, "max_latency_ms": args.latency_ms,
+        "log_predictions": args.log, "runtime": args.runtime, "max_queue": 100_000}},
+        environ={}, cwd=args.home)
+    serve(settings, [args.model])
+
+
+def _affinity(cpus: list[int] | None) -> Any:
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 class _Server:
-    def __init__(self, home: str, model: str, batch: int, log: bool, runtime: str) -> None:
+    """One ``driftloop`` server process (a configuration) on a free loopback port."""
+
+    def __init__(self, home: str, model: str, batch: int, log: bool, args: argparse.Namespace,
+                 runtime: str = "torch") -> None:
         from driftloop.serve.server import free_port
 
+        self.model, self.batch, self.log, self.runtime = model, batch, log, runtime
         self.port = free_port()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", "--home", home,
                "--model", model, "--batch", str(batch), "--runtime", runtime,
-               "--port", str(self.port)] + (["--log"] if log else [])
+               "--latency-ms", str(args.latency_ms), "--port", str(self.port),
+               "--torch-threads", str(args.torch_threads)] + (["--log"] if log else [])
         env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get(
             "PYTHONPATH", "")}
-        self.proc = subprocess.Popen(cmd, env=env)
+        self.proc = subprocess.Popen(cmd, env=env, preexec_fn=_affinity(args.server_cpus))
         self.url = f"http://127.0.0.1:{self.port}"
+        self.path = f"/v1/models/{model}/predict"
+
+    @property
+    def label(self) -> dict[str, Any]:
+        return {"model": self.model, "batching": self.batch > 1,
+                "max_batch_size": self.batch, "logging": self.log}
 
     def wait_ready(self) -> None:
         import httpx
 
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server {self.label} exited with {self.proc.returncode}")
             try:
                 if httpx.get(self.url + "/v2/health/ready").status_code == 200:
                     return
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not become ready")
+            time.sleep(0.2)
+        raise RuntimeError(f"server {self.label} did not become ready")
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds so far of the main thread (the event loop) and of all other threads."""
+        tick = os.sysconf("SC_CLK_TCK")
+        main = other = 0.0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            if task.name == str(self.proc.pid):
+                main += seconds
+            else:
+                other += seconds
+        return main, other
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-async def _drive(url: str, model: str, bodies: list[bytes], concurrency: int,
-                 seconds: float) -> dict[str, Any]:
-    import httpx
+def _machine_idle() -> tuple[float, float]:
+    with open("/proc/stat") as f:
+        values = [float(v) for v in f.readline().split()[1:]]
+    return values[3] + values[4], sum(values)  # idle + iowait, total
 
-    latencies: list[float] = []
-    refused = errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        path = f"/v1/models/{model}/predict"
-        headers = {"content-type": "application/json"}
-        for body in bodies[:concurrency]:  # warm connections
-            await client.post(path, content=body, headers=headers)
-        stop = time.perf_counter() + seconds
 
-        async def worker(i: int) -> None:
-            nonlocal refused, errors
-            j = i
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                r = await client.post(path, content=bodies[j % len(bodies)], headers=headers)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t)
-                elif r.status_code == 503:
-                    refused += 1
-                else:
-                    errors += 1
-                j += concurrency
+class _Load:
+    """Drive a server with wrk or, without it, the raw-socket Python client processes."""
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    lat = np.array(latencies) * 1000
-    return {"requests_per_s": round(len(lat) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
-            "answered": len(lat), "refused": refused, "errors": errors}
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.wrk = None if args.client == "python" else shutil.which("wrk")
+        if args.client == "wrk" and self.wrk is None:
+            raise SystemExit("--client wrk: wrk is not on PATH (apt-get install wrk).")
+        self.args, self.workdir = args, workdir
+        self.lua = HERE / "bench_serve_post.lua"
+
+    @property
+    def name(self) -> str:
+        return "wrk" if self.wrk else f"python raw-socket client x{self.args.client_procs}"
+
+    def body_file(self, model: str, bodies: list[bytes]) -> Path:
+        path = self.workdir / f"bodies-{model}.jsonl"
+        path.write_bytes(b"\n".join(bodies) + b"\n")
+        return path
+
+    def run(self, server: _Server, body_file: Path, concurrency: int,
+            seconds: int) -> dict[str, Any]:
+        if self.wrk:
+            return self._wrk(server, body_file, concurrency, seconds)
+        return self._python(server, body_file, concurrency, seconds)
+
+    def _wrk(self, server: _Server, body_file: Path, concurrency: int,
+             seconds: int) -> dict[str, Any]:
+        cmd = [str(self.wrk), "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "30s",
+               "-s", str(self.lua), server.url + server.path]
+        done = subprocess.run(cmd, env={**os.environ, "BODY_FILE": str(body_file)},
+                              capture_output=True, text=True, check=True,
+                              preexec_fn=_affinity(self.args.client_cpus))
+        line = next(x for x in done.stdout.splitlines() if x.startswith("WRKJSON "))
+        r = json.loads(line[len("WRKJSON "):])
+        answered = r["requests"] - r["refused"] - r["failed"]
+        return {"requests_per_s": round(answered / (r["duration_us"] / 1e6), 1),
+                "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+                "answered": answered, "refused": r["refused"],
+                "errors": r["failed"] + r["socket_errors"] + r["timeouts"]}
+
+    def _python(self, server: _Server, body_file: Path, concurrency: int,
+                seconds: int) -> dict[str, Any]:
+        procs = min(self.args.client_procs, concurrency)
+        shares = [concurrency // procs + (i < concurrency % procs) for i in range(procs)]
+        running = [subprocess.Popen(
+            [sys.executable, str(HERE / "bench_serve_client.py"), "--url", server.url,
+             "--path", server.path, "--body-file", str(body_file), "--connections", str(k),
+             "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True,
+            preexec_fn=_affinity(self.args.client_cpus)) for k in shares]
+        results = [json.loads(p.communicate()[0]) for p in running]
+        statuses: dict[str, int] = {}
+        for r in results:
+            for k, v in r["statuses"].items():
+                statuses[k] = statuses.get(k, 0) + v
+        lat = np.array([x for r in results for x in r["latencies"]]) * 1000
+        elapsed = max(r["seconds"] for r in results)
+        answered = statuses.get("200", 0)
+        return {"requests_per_s": round(answered / elapsed, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+                "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+                "answered": answered, "refused": statuses.get("503", 0),
+                "errors": sum(v for k, v in statuses.items() if k not in ("200", "503"))}
+
+
+def _measure(load: _Load, server: _Server, body_file: Path, concurrency: int,
+             seconds: int) -> dict[str, Any]:
+    """One point: the load's figures plus the server's CPU and the machine's idle share."""
+    cpu0, idle0 = server.cpu_seconds(), _machine_idle()
+    t0 = time.perf_counter()
+    result = load.run(server, body_file, concurrency, seconds)
+    wall = time.perf_counter() - t0
+    cpu1, idle1 = server.cpu_seconds(), _machine_idle()
+    n = max(result["answered"], 1)
+    return {**result,
+            "loop_cpu_ms_per_req": round((cpu1[0] - cpu0[0]) / n * 1000, 3),
+            "other_cpu_ms_per_req": round((cpu1[1] - cpu0[1]) / n * 1000, 3),
+            "loop_busy": round((cpu1[0] - cpu0[0]) / wall, 2),
+            "machine_idle": round((idle1[0] - idle0[0]) / max(idle1[1] - idle0[1], 1), 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def _emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
+
+
+def _sweep(home: str, models: list[str], load: _Load, args: argparse.Namespace,
+           workdir: Path) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for model in models:
+        body_file = load.body_file(model, _bodies(model))
+        servers = [_Server(home, model, batch, log, args) for batch, log in CONFIGS]
+        try:
+            for server in servers:
+                server.wait_ready()
+                load.run(server, body_file, 8, 1)  # warm-up, not recorded
+            for rep in range(args.repeats):
+                for c in args.concurrency:
+                    shift = rep % len(servers)
+                    for server in servers[shift:] + servers[:shift]:
+                        record = {"bench": "serve", **server.label, "concurrency": c,
+                                  "repeat": rep, **_measure(load, server, body_file, c,
+                                                            args.seconds)}
+                        results.append(record)
+                        _emit(record)
+        finally:
+            for server in servers:
+                server.stop()
+    return results
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in rows), 3)
+
+
+def _points(results: list[dict[str, Any]], model: str) -> dict[tuple[int, bool, int], Any]:
+    """Median figures over repeats for each (max_batch_size, logging, C) of one model."""
+    groups: dict[tuple[int, bool, int], list[dict[str, Any]]] = {}
+    for r in results:
+        if r["bench"] == "serve" and r["model"] == model:
+            groups.setdefault((r["max_batch_size"], r["logging"], r["concurrency"]), []).append(r)
+    return {key: {"requests_per_s": _median(rows, "requests_per_s"),
+                  "min": min(r["requests_per_s"] for r in rows),
+                  "max": max(r["requests_per_s"] for r in rows),
+                  "p50_ms": _median(rows, "p50_ms"), "p99_ms": _median(rows, "p99_ms"),
+                  "loop_cpu_ms_per_req": _median(rows, "loop_cpu_ms_per_req"),
+                  "other_cpu_ms_per_req": _median(rows, "other_cpu_ms_per_req"),
+                  "loop_busy": _median(rows, "loop_busy"),
+                  "refused": sum(r["refused"] for r in rows),
+                  "errors": sum(r["errors"] for r in rows), "rows": rows}
+            for key, rows in groups.items()}
+
+
+def _summary(results: list[dict[str, Any]], model: str, facts: dict[str, Any]) -> dict[str, Any]:
+    points = _points(results, model)
+    cs = sorted({c for _, _, c in points})
+
+    def best(batch: int, log: bool) -> tuple[int, dict[str, Any]]:
+        c = max(cs, key=lambda c: points[batch, log, c]["requests_per_s"])
+        return c, points[batch, log, c]
+
+    def paired_cost(batch: int, c: int) -> float:
+        on = {r["repeat"]: r["requests_per_s"] for r in points[batch, True, c]["rows"]}
+        off = {r["repeat"]: r["requests_per_s"] for r in points[batch, False, c]["rows"]}
+        return round(statistics.median(1 - on[k] / off[k] for k in on if k in off), 3)
+
+    c_on, on = best(64, False)
+    c_off, off = best(1, False)
+    same_c = points[1, False, c_on]  # no batching at batching's best concurrency
+    loop_on, loop_off = on["loop_cpu_ms_per_req"], off["loop_cpu_ms_per_req"]
+    return {
+        "bench": "summary", "model": model,
+        "batching_ratio_same_c": round(on["requests_per_s"] / same_c["requests_per_s"], 2),
+        "p99_on_ms": on["p99_ms"], "p99_off_same_c_ms": same_c["p99_ms"],
+        "p99_not_worse_same_c": on["p99_ms"] <= same_c["p99_ms"],
+        "batching_ratio_best": round(on["requests_per_s"] / off["requests_per_s"], 2),
+        "best_concurrency_on": c_on, "best_concurrency_off": c_off,
+        "requests_per_s_on": on["requests_per_s"], "requests_per_s_off": off["requests_per_s"],
+        "p99_off_best_ms": off["p99_ms"], "p99_not_worse_best": on["p99_ms"] <= off["p99_ms"],
+        "batching_ratio_by_c": {c: round(points[64, False, c]["requests_per_s"]
+                                         / points[1, False, c]["requests_per_s"], 2)
+                                for c in cs},
+        "logging_cost_best": round(1 - best(64, True)[1]["requests_per_s"]
+                                   / on["requests_per_s"], 3),
+        "logging_cost_paired_on_by_c": {c: paired_cost(64, c) for c in cs},
+        "logging_cost_paired_off_by_c": {c: paired_cost(1, c) for c in cs},
+        "loop_cpu_ms_per_req_on": loop_on, "loop_cpu_ms_per_req_off": loop_off,
+        "loop_busy_on": on["loop_busy"], "loop_busy_off": off["loop_busy"],
+        **{k: v for k, v in facts.items() if k.startswith("infer_")},
+        "refused": sum(p["refused"] for p in points.values()),
+        "errors": sum(p["errors"] for p in points.values()),
+    }
+
+
+def _markdown(results: list[dict[str, Any]], models: list[str]) -> str:
+    lines = ["| model | batching | logging | C | req/s (median) | min-max | p50 ms | p99 ms "
+             "| loop CPU ms/req |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for model in models:
+        points = _points(results, model)
+        for batch, log in CONFIGS:
+            for c in sorted({c for b, g, c in points if (b, g) == (batch, log)}):
+                p = points[batch, log, c]
+                lines.append(
+                    f"| {model} | {'on (64)' if batch > 1 else 'off (1)'} | "
+                    f"{'on' if log else 'off'} | {c} | {p['requests_per_s']:.0f} | "
+                    f"{p['min']:.0f}-{p['max']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.1f} | "
+                    f"{p['loop_cpu_ms_per_req']:.2f} |")
+    return "\n".join(lines)
 
 
 def _runtime_facts(home: str, out: list[dict[str, Any]]) -> None:
@@ -215,7 +484,7 @@ def _runtime_facts(home: str, out: list[dict[str, Any]]) -> None:
     settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     registry = Registry.open(settings)
     test = _frame(4000, seed=1)
-    for name in MODELS:
+    for name in ("wide", "small"):
         loaded = registry.load(name)
         x, x_cat = apply_preprocessing(loaded.bundle.preprocessor, test.drop(columns="label"))
         package = export_edge_package(registry, name, None, Path(home) / f"edge-{name}",
@@ -244,83 +513,88 @@ def _runtime_facts(home: str, out: list[dict[str, Any]]) -> None:
             _emit(record)
 
 
+def _runtimes(home: str, load: _Load, args: argparse.Namespace) -> None:
+    body_file = load.body_file("wide", _bodies("wide"))
+    for kind in ("torch", "int8", "onnx"):
+        server = _Server(home, "wide", 64, False, args, runtime=kind)
+        try:
+            server.wait_ready()
+            load.run(server, body_file, 8, 1)
+            for c in (1, 32):
+                _emit({"bench": "serve_runtime", "model": "wide", "runtime": kind,
+                       "concurrency": c, **_measure(load, server, body_file, c, args.seconds)})
+        finally:
+            server.stop()
+    _runtime_facts(home, [])
+
+
+def _cpus(text: str | None) -> list[int] | None:
+    return None if not text else [int(c) for c in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=int, default=3, help="per point")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
-    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=5.0,
+                        help="max_latency_ms of the batching servers")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="torch intra-op threads in the servers (0: torch's default)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator: wrk when installed (auto), or the Python client")
+    parser.add_argument("--client-procs", type=int, default=2,
+                        help="processes of the Python client")
+    parser.add_argument("--server-cpus", help="pin the servers to these CPUs, e.g. 0,1")
+    parser.add_argument("--client-cpus", help="pin the load generator to these CPUs, e.g. 1")
+    parser.add_argument("--runtimes", action="store_true",
+                        help="also serve and time the int8 and ONNX runtimes (wide, small)")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--home")
-    parser.add_argument("--model")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--runtime", default="torch")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--log", action="store_true")
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--runtime", default="torch", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--log", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_worker:
         _serve_worker(args)
         return
+    args.server_cpus, args.client_cpus = _cpus(args.server_cpus), _cpus(args.client_cpus)
     sys.path.insert(0, str(HERE))
     home = tempfile.mkdtemp(prefix="bench-serve-")
-    facts = _register(home)
+    load = _Load(args, Path(home))
+    if load.wrk is None:
+        print("bench_serve: wrk not found (apt-get install wrk); falling back to the Python "
+              f"raw-socket client in {args.client_procs} processes.", file=sys.stderr)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    models = list(args.models)
+    if args.runtimes:
+        models = sorted(set(models) | {"wide", "small"}, key=MODELS.index)
+    facts = _register(home, models)
+    import importlib.util
+
     _emit({"bench": "setup", "machine": platform.machine(), "cpus": os.cpu_count(),
-           "python": platform.python_version(), "models": facts})
-    bodies = {}
-    for name in args.models:
-        rows = _frame(256, seed=2).drop(columns="label").to_dict(orient="records")
-        bodies[name] = [json.dumps({"instances": [r]}).encode() for r in rows]
-    results: list[dict[str, Any]] = []
-    for name in args.models:
-        for batch, log in ((1, False), (64, False), (64, True), (1, True)):
-            server = _Server(home, name, batch, log, "torch")
-            try:
-                server.wait_ready()
-                for c in args.concurrency:
-                    record = {"bench": "serve", "model": name, "batching": batch > 1,
-                              "max_batch_size": batch, "logging": log, "concurrency": c,
-                              **asyncio.run(_drive(server.url, name, bodies[name], c,
-                                                   args.seconds))}
-                    results.append(record)
-                    _emit(record)
-            finally:
-                server.stop()
-    runtime_model = "wide" if "wide" in args.models else args.models[0]
-    for kind in ("torch", "int8", "onnx"):
-        server = _Server(home, runtime_model, 64, False, kind)
-        try:
-            server.wait_ready()
-            for c in (1, 32):
-                record = {"bench": "serve_runtime", "model": runtime_model, "runtime": kind,
-                          "concurrency": c,
-                          **asyncio.run(_drive(server.url, runtime_model,
-                                               bodies[runtime_model], c, args.seconds))}
-                results.append(record)
-                _emit(record)
-        finally:
-            server.stop()
-    runtime_rows: list[dict[str, Any]] = []
-    _runtime_facts(home, runtime_rows)
-    _emit({"bench": "summary", **_summary(results)})
-
-
-def _summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in {r["model"] for r in results if r["bench"] == "serve"}:
-        def rows(batching: bool, log: bool, name: str = name) -> list[dict[str, Any]]:
-            return [r for r in results if r["bench"] == "serve" and r["model"] == name
-                    and r["batching"] == batching and r["logging"] == log]
-        on = max(rows(True, False), key=lambda r: r["requests_per_s"])
-        off = max(rows(False, False), key=lambda r: r["requests_per_s"])
-        same_c_off = next(r for r in rows(False, False) if r["concurrency"] == on["concurrency"])
-        logged = next(r for r in rows(True, True) if r["concurrency"] == on["concurrency"])
-        out[name] = {
-            "batching_ratio_best": round(on["requests_per_s"] / off["requests_per_s"], 2),
-            "best_concurrency_on": on["concurrency"], "best_concurrency_off": off["concurrency"],
-            "p99_on_ms": on["p99_ms"], "p99_off_same_concurrency_ms": same_c_off["p99_ms"],
-            "p99_off_best_ms": off["p99_ms"],
-            "logging_cost": round(1 - logged["requests_per_s"] / on["requests_per_s"], 3),
-        }
-    return out
+           "python": platform.python_version(), "load_generator": load.name,
+           "uvicorn_http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+           "uvicorn_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+           "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+           "torch_threads": args.torch_threads or "default", "latency_ms": args.latency_ms,
+           "load_avg": [round(x, 2) for x in os.getloadavg()], "models": facts})
+    try:
+        results = _sweep(home, list(args.models), load, args, Path(home))
+        for model in args.models:
+            _emit(_summary(results, model, facts[model]))
+        if args.runtimes:
+            _runtimes(home, load, args)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(_markdown(results, list(args.models)), file=sys.stderr)
+    print(f"load average at the end: {[round(x, 2) for x in os.getloadavg()]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
