@@ -61,6 +61,26 @@ _MAX_ID = 2**31 - 1  # beyond any stored id, and within every database's integer
 Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message", "fields"], "properties": {
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "fields": {"type": "array", "items": {"type": "string"}}}}}}
+_WHY = {401: "No API key, or an unknown or revoked one.", 403: "The key is not an admin key.",
+        404: "No such model, version, window or action.", 409: "Refused (a gate failed).",
+        413: "The body is over the limit.", 422: "Bad input (e.g. no reason given)."}
+
+
+def _documented(*statuses: int, png: bool = False) -> dict[int | str, Any]:
+    """The ``responses=`` of a dashboard route: its success body and its error answers."""
+    media = "image/png" if png else "application/json"
+    schema = {"type": "string", "format": "binary"} if png else {"type": "object"}
+    out: dict[int | str, Any] = {200: {"content": {media: {"schema": schema}}}}
+    for status in statuses:
+        out[status] = {"description": _WHY[status],
+                       "content": {"application/json": {"schema": _ERROR}}}
+    return out
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "fields": []}},
                         status_code=status)
@@ -113,53 +133,55 @@ def create_router(registry: Registry) -> APIRouter:
     router.add_api_route("/ui/loop", page("loop"), methods=["GET"], include_in_schema=False)
     router.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
 
-    @router.get("/ui/api/models")
+    @router.get("/ui/api/models", responses=_documented())
     def api_models() -> Response:
         """Every model with aliases, versions, key metrics and health badge."""
         return _answer(lambda: views.models_view(registry))
 
-    @router.get("/ui/api/models/{name}/versions/{version}")
+    @router.get("/ui/api/models/{name}/versions/{version}", responses=_documented(404))
     def api_version(name: str, version: Number) -> Response:
         """One version: card, lineage, evaluation, training curve, data checks."""
         return _answer(lambda: views.version_view(registry, name, version))
 
-    @router.get("/ui/api/models/{name}/versions/{version}/reliability.png")
+    @router.get("/ui/api/models/{name}/versions/{version}/reliability.png",
+                responses=_documented(404, png=True), response_class=Response)
     def api_reliability(name: str, version: Number) -> Response:
         """The reliability diagram of the version's newest evaluation."""
         return _answer(lambda: Response(views.reliability_png(registry, name, version),
                                         media_type="image/png"))
 
-    @router.get("/ui/api/models/{name}/monitoring")
+    @router.get("/ui/api/models/{name}/monitoring", responses=_documented(404))
     def api_monitoring(
         name: str, limit: Annotated[int, Query(ge=1, le=views.MAX_WINDOWS)] = 1000,
     ) -> Response:
         """Windows (drift share, estimated and realised metric), alerts, latest window."""
         return _answer(lambda: views.monitoring_view(registry, name, limit=limit))
 
-    @router.get("/ui/api/windows/{window_id}")
+    @router.get("/ui/api/windows/{window_id}", responses=_documented(404))
     def api_window(window_id: Number) -> Response:
         """One window: feature tests, prediction drift, histograms."""
         return _answer(lambda: views.window_view(registry, window_id))
 
-    @router.get("/ui/api/loop")
+    @router.get("/ui/api/loop", responses=_documented(404))
     def api_loop(model: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200) -> Response:
         """Loop iterations, newest first."""
         return _answer(lambda: views.loop_view(registry, model or None, limit=limit))
 
-    @router.get("/ui/api/audit")
+    @router.get("/ui/api/audit", responses=_documented())
     def api_audit(limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200,
                   action: str | None = None, subject: str | None = None) -> Response:
         """The newest audit entries, newest first."""
         return _answer(lambda: views.audit_view(registry, limit=limit, action=action,
                                                 subject=subject))
 
-    @router.post("/ui/api/audit/verify")
+    @router.post("/ui/api/audit/verify", responses=_documented())
     def api_verify() -> Response:
         """Recompute the audit chain and say whether it holds."""
         return _answer(lambda: views.verify_view(registry))
 
-    @router.post("/ui/api/models/{name}/{action}")
+    @router.post("/ui/api/models/{name}/{action}",
+                 responses=_documented(401, 403, 404, 409, 413, 422))
     async def api_admin(name: str, action: str, request: Request) -> Response:
         """Promote, roll back or deactivate (admin key, reason required; audited)."""
         if action not in ACTIONS:
