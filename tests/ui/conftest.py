@@ -256,7 +256,9 @@ def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+# module scope: Playwright's sync API runs an event loop in this thread until it is closed,
+# which would break every later `asyncio.run` (the serve doctests run after tests/)
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`apt-get install -y "
