@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +81,7 @@ def test_a_refused_challenger_leaves_the_champion_serving(demo) -> None:
     assert registry.holder(MODEL, "production").version == 2
     app = create_app(registry, [MODEL], strict.serve)
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url) as http:
-        for _ in range(300):
-            if http.get("/v2/health/ready").status_code == 200:
-                break
-            time.sleep(0.1)
+        server.wait_ready()
         body = {"instances": [{"salary": 50000.0, "commission": 0.0, "age": 40.0,
                                "elevel": "level-1", "car": 3, "zipcode": 2, "hvalue": 100000.0,
                                "hyears": 10.0, "loan": 100000.0}]}

@@ -3,11 +3,9 @@ serving tests; trained once per session (it takes 10-25 s)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,10 +66,8 @@ def start_server(served: Served, **serve: Any) -> BackgroundServer:
     cfg = served.settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0,
                                                    **serve})
     server = BackgroundServer(create_app(served.registry, [MODEL], cfg)).start()
-    deadline = time.monotonic() + 60
-    while httpx.get(server.url + "/v2/health/ready").status_code != 200:
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("the server never became ready")
-        time.sleep(0.05)
-    return server
+    try:
+        return server.wait_ready()
+    except RuntimeError:
+        server.stop()
+        raise

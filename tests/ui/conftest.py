@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -229,12 +228,11 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Dashboard:
     predict = create_key(registry.store, registry.audit, "app", "predict", actor="test")
     cfg = settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0})
     server = BackgroundServer(create_app(registry, [MODEL], cfg)).start()
-    deadline = time.monotonic() + 60
-    while httpx.get(server.url + "/v2/health/ready").status_code != 200:
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("the server never became ready")
-        time.sleep(0.05)
+    try:
+        server.wait_ready()
+    except RuntimeError:
+        server.stop()
+        raise
     yield Dashboard(settings, registry, server.url, admin.secret, predict.secret, test_accuracy,
                     ids)
     server.stop()

@@ -228,7 +228,7 @@ def _run_loop(result: DemoResult, settings: Settings, traffic_rows: int,
     app = create_app(registry, [MODEL], settings.serve)
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         result.server_url = server.url
-        _wait_ready(http)
+        server.wait_ready()
         say("serve", f"serving {MODEL} v{version} on {server.url}")
         traffic = _Traffic(http)
         say("traffic", f"sending {len(pre)} pre-change applications, then {len(post)} after "
@@ -305,15 +305,6 @@ class _Traffic:
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(frame), size):
         yield frame.iloc[start:start + size]
-
-
-def _wait_ready(http: httpx.Client, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if http.get("/v2/health/ready").status_code == 200:
-            return
-        time.sleep(0.1)
-    raise DriftloopError("the demo server did not become ready within a minute.")
 
 
 def _wait_for_version(http: httpx.Client, version: int | None,

@@ -117,7 +117,7 @@ def _iterate(
          f"{len(result.monitor.alerts)} alert(s), {result.monitor.pending_rows} row(s) pending")
     retrains = _retrain_times(registry, model)
     since = max(retrains) if retrains else champion.created_at
-    windows = [w for w in list_windows(registry.store, model) if w.created_at > since]
+    windows = list_windows(registry.store, model, created_after=since)
     trigger = find_trigger(
         windows, reference_metrics=dict(champion.metrics),
         new_labels=count_new_labels(registry.store, model, since), since=since, now=now,

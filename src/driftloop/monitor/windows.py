@@ -52,7 +52,12 @@ from driftloop.store.monitoring import (
     list_windows,
     set_realised,
 )
-from driftloop.store.serving import PredictionRow, labels_for, predictions_after
+from driftloop.store.serving import (
+    PredictionRow,
+    labels_for,
+    predictions_after,
+    recent_predictions,
+)
 from driftloop.store.tables import utcnow
 
 REFRESH_WINDOWS = 50
@@ -432,7 +437,8 @@ def _concept_drift(
     if not rows:
         return {}
     version = rows[-1].version
-    stream = _version_stream(context, version, rows[-1].id)
+    stream = recent_predictions(context.registry.store, context.model, version,
+                                up_to_id=rows[-1].id, limit=STREAM_ROWS)
     labels = labels_for(context.registry.store, [r.request_id for r in stream])
     labelled = [r for r in stream if r.request_id in labels]
     if len(labelled) < context.settings.monitor.min_rows:
@@ -461,16 +467,6 @@ def _concept_drift(
             retries=cfg.webhook_retries, backoff_s=cfg.webhook_backoff_s,
             timeout_s=cfg.webhook_timeout_s))
     return points
-
-
-def _version_stream(context: _Context, version: int, last_id: int) -> list[PredictionRow]:
-    """The newest ``STREAM_ROWS`` log rows of ``version`` up to ``last_id``, oldest first."""
-    windows = [w for w in list_windows(context.registry.store, context.model)
-               if w.version == version and w.last_log_id <= last_id]
-    start = windows[0].first_log_id if windows else 0
-    rows = predictions_after(context.registry.store, context.model, start - 1)
-    rows = [r for r in rows if r.version == version and r.id <= last_id]
-    return rows[-STREAM_ROWS:]
 
 
 __all__ = ["MonitorResult", "WindowSpec", "cut_windows", "histograms", "monitor", "window_json"]

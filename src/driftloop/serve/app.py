@@ -55,7 +55,8 @@ _FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
     "anyOf": [_FEEDBACK_ITEM, {"type": "array", "items": _FEEDBACK_ITEM}]}}}}
 
 # documented answers (tests/serve/test_openapi_schemathesis.py checks responses against them)
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+# the body of every error answer, in the OpenAPI spec (the dashboard's API documents it too)
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message", "fields"], "properties": {
         "code": {"type": "string"}, "message": {"type": "string"},
         "fields": {"type": "array", "items": {"type": "string"}}}}}}
@@ -71,7 +72,7 @@ def _answers(ok: int, schema: dict[str, Any], *errors: int) -> dict[int | str, A
     out: dict[int | str, Any] = {ok: {"content": {"application/json": {"schema": schema}}}}
     for status in errors:
         out[status] = {"description": _WHY[status],
-                       "content": {"application/json": {"schema": _ERROR}}}
+                       "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return out
 
 
@@ -415,4 +416,4 @@ def create_app(
     app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
 
-__all__ = ["create_app"]
+__all__ = ["ERROR_SCHEMA", "create_app"]

@@ -119,6 +119,18 @@ class BackgroundServer:
             time.sleep(0.01)
         return self
 
+    def wait_ready(self, timeout_s: float = 60.0) -> BackgroundServer:
+        """Wait until ``/v2/health/ready`` answers 200 (every model loaded and warmed)."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while httpx.get(self.url + "/v2/health/ready").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server on {self.url} did not become ready within "
+                                   f"{timeout_s:.0f} s")
+            time.sleep(0.05)
+        return self
+
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(self.timeout_s)

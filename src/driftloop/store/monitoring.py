@@ -112,10 +112,13 @@ def add_window(store: Store, **fields: Any) -> WindowRecord:
 
 def list_windows(
     store: Store, model_name: str | None = None, *, limit: int | None = None,
-    since_id: int = 0,
+    since_id: int = 0, created_after: datetime | None = None,
 ) -> list[WindowRecord]:
-    """Windows (of ``model_name``) with id > ``since_id``, oldest first; the newest ``limit``."""
+    """Windows (of ``model_name``) with id > ``since_id`` (and made after ``created_after``),
+    oldest first; the newest ``limit``."""
     query = select(MonitorWindow).where(MonitorWindow.id > since_id)
+    if created_after is not None:
+        query = query.where(MonitorWindow.created_at > created_after)
     if model_name is not None:
         query = query.where(MonitorWindow.model_name == model_name)
     query = query.order_by(MonitorWindow.id.desc())

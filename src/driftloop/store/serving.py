@@ -124,6 +124,30 @@ def predictions_after(
                               r.output) for r in session.scalars(query)]
 
 
+def recent_predictions(
+    store: Store, model_name: str, version: int, *, up_to_id: int, limit: int
+) -> list[PredictionRow]:
+    """The newest ``limit`` log rows of one version with id <= ``up_to_id``, oldest first.
+
+    Examples
+    --------
+    >>> store = Store.open("sqlite://")
+    >>> _ = add_predictions(store, [{"request_id": f"r{i}", "model_name": "m", "version": i % 2,
+    ...     "at": utcnow(), "features": {}, "output": {}} for i in range(8)])
+    >>> [r.request_id for r in recent_predictions(store, "m", 1, up_to_id=6, limit=2)]
+    ['r3', 'r5']
+    >>> store.close()
+    """
+    query = (select(PredictionLogEntry)
+             .where(PredictionLogEntry.model_name == model_name,
+                    PredictionLogEntry.version == version, PredictionLogEntry.id <= up_to_id)
+             .order_by(PredictionLogEntry.id.desc()).limit(limit))
+    with store.session(write=False) as session:
+        rows = list(session.scalars(query))
+    return [PredictionRow(r.id, r.request_id, r.model_name, r.version, r.at, r.features,
+                          r.output) for r in reversed(rows)]
+
+
 def labels_for(store: Store, request_ids: Sequence[str]) -> dict[str, Any]:
     """The newest feedback label of each request id that has one.
 
@@ -243,5 +267,6 @@ __all__ = [
     "labels_for",
     "list_predictions",
     "predictions_after",
+    "recent_predictions",
     "revoke_api_key",
 ]

@@ -45,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 
 from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
 from driftloop.registry import Registry
+from driftloop.serve.app import ERROR_SCHEMA
 from driftloop.ui import views
 from driftloop.ui.admin import ACTIONS, Refused, admin_actor
 
@@ -61,10 +62,6 @@ _MAX_ID = 2**31 - 1  # beyond any stored id, and within every database's integer
 Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message", "fields"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "fields": {"type": "array", "items": {"type": "string"}}}}}}
 _WHY = {401: "No API key, or an unknown or revoked one.", 403: "The key is not an admin key.",
         404: "No such model, version, window or action.", 409: "Refused (a gate failed).",
         413: "The body is over the limit.", 422: "Bad input (e.g. no reason given)."}
@@ -77,7 +74,7 @@ def _documented(*statuses: int, png: bool = False) -> dict[int | str, Any]:
     out: dict[int | str, Any] = {200: {"content": {media: {"schema": schema}}}}
     for status in statuses:
         out[status] = {"description": _WHY[status],
-                       "content": {"application/json": {"schema": _ERROR}}}
+                       "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return out
 
 
