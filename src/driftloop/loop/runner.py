@@ -25,11 +25,12 @@ from typing import Any
 
 from driftloop.config import Settings, TrainSettings
 from driftloop.errors import DriftloopError, UsageError
+from driftloop.evaluate.metrics import primary_metric
 from driftloop.loop.dataset import assemble, count_new_labels
 from driftloop.loop.policy import Trigger, find_trigger, hold_reason
-from driftloop.monitor.performance import realised_performance
 from driftloop.monitor.windows import MonitorResult, monitor
 from driftloop.registry import Registry
+from driftloop.registry.evidence import evaluations
 from driftloop.registry.gates import GateRefused
 from driftloop.store.monitoring import (
     LoopRunRecord,
@@ -177,58 +178,57 @@ def _retrain_and_decide(
         "challenger_version": trained.version, "champion_version": champion.version,
         "run_id": trained.run_id, "train_rows": data.train_rows,
         "trigger": None if result.trigger is None else result.trigger.kind})
-    result.comparison = compare_on_holdout(registry, model, champion.version, trained.version,
-                                           data.holdout_path, target)
+    trigger = result.trigger.kind if result.trigger else "manual"
+    try:
+        promotion = registry.promote(model, trained.version, to=loop.alias, actor=ACTOR,
+                                     reason=f"loop retrain ({trigger}), compared on the newest "
+                                     f"{data.holdout_rows} labelled rows",
+                                     data=str(data.holdout_path))
+        report, refused = promotion.gates, None
+    except GateRefused as exc:
+        report, refused = exc.report, exc
+    # promote evaluated both versions on the holdout and stored the reports: read them back
+    result.comparison = holdout_comparison(registry, model, champion.version, trained.version,
+                                           report.evaluation)
     cmp = result.comparison
     note("compare", f"on the holdout ({cmp['rows']} rows): champion v{champion.version} "
          f"{cmp['metric']} {cmp['champion']:.3f}, challenger v{trained.version} "
          f"{cmp['challenger']:.3f}")
-    reason = (f"loop retrain ({result.trigger.kind if result.trigger else 'manual'}): "
-              f"{cmp['metric']} {cmp['champion']:.3f} → {cmp['challenger']:.3f} on the holdout")
-    try:
-        promotion = registry.promote(model, trained.version, to=loop.alias, reason=reason,
-                                     actor=ACTOR, data=str(data.holdout_path))
-    except GateRefused as refused:
-        result.gates = [_gate(r) for r in refused.report.results]
+    result.gates = [_gate(r) for r in report.results]
+    if refused is not None:
         result.outcome = "kept"
-        failed = ", ".join(r.name for r in refused.report.failed)
+        failed = ", ".join(r.name for r in report.failed)
         note("decision", f"kept champion v{champion.version}: gate(s) failed: {failed}")
         _audit(registry, "loop_decision", model, {"decision": "kept", "failed_gates": failed,
                                                   **cmp})
         return
-    result.gates = [_gate(r) for r in promotion.gates.results]
     result.promoted = True
     result.outcome = "promoted"
     note("decision", f"promoted v{trained.version} to {loop.alias}; every gate passed")
     _audit(registry, "loop_decision", model, {"decision": "promoted", **cmp})
 
 
-def compare_on_holdout(
-    registry: Registry, model: str, champion: int, challenger: int, holdout: Any, target: str,
+def holdout_comparison(
+    registry: Registry, model: str, champion: int, challenger: int,
+    evaluation: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Accuracy (or RMSE) of both versions on the same holdout rows, with intervals."""
-    from driftloop.data.preprocess import TargetEncoder
-    from driftloop.data.read import read_table
-
-    frame = read_table(holdout).frame
-    out: dict[str, Any] = {"rows": len(frame)}
+    """Accuracy (or RMSE) of both versions, with intervals, from the evaluation reports the
+    promotion stored on the holdout (``evaluation`` names its data by fingerprint)."""
+    fingerprint = (evaluation or {}).get("fingerprint")
+    out: dict[str, Any] = {"rows": (evaluation or {}).get("rows")}
     for role, version in (("champion", champion), ("challenger", challenger)):
-        loaded = registry.load(model, version)
-        outputs = loaded.predict_raw(frame.drop(columns=[target]))
-        if loaded.task == "regression":
-            y = frame[target].to_numpy(dtype=float)
-            perf = realised_performance(y, loaded.to_original_scale(outputs), task="regression")
-            metric = "rmse"
-        else:
-            encoder = TargetEncoder.from_json(loaded.bundle.target_encoder)
-            y = encoder.transform(frame[target])
-            perf = realised_performance(y, outputs, task=loaded.task)
-            metric = "accuracy"
+        record = registry.get(model, version)
+        metric = primary_metric(record.task)
+        found = [e for e in evaluations(registry.store, registry.artifacts, record)
+                 if e.dataset_fingerprint == fingerprint]
+        if not found:
+            raise DriftloopError(f"{model} v{version} has no evaluation on the loop's holdout "
+                                 f"(fingerprint {str(fingerprint)[:12]}).")
+        interval = found[0].body["metrics"][metric]
         out["metric"] = metric
-        out[role] = perf[metric]["value"]
-        out[f"{role}_interval"] = [perf[metric]["low"], perf[metric]["high"]]
+        out[role] = interval["value"]
+        out[f"{role}_interval"] = [interval["low"], interval["high"]]
     return out
-
 
 def watch(
     model: str,
@@ -314,4 +314,4 @@ def _finish(
                     challenger_version=result.challenger_version, promoted=result.promoted)
 
 
-__all__ = ["LoopOutcome", "compare_on_holdout", "run_once", "watch"]
+__all__ = ["LoopOutcome", "holdout_comparison", "run_once", "watch"]
