@@ -130,35 +130,14 @@ def test_data_check_json_has_the_issue_shape_and_leaks_against_a_test_set_exit_1
 
 def _register_in_process(frame: pd.DataFrame, name: str) -> None:
     """Register a quickly trained model in the working folder's store (no ranks)."""
-    import torch
-    from safetensors.torch import save
-
     from driftloop.config import Settings
-    from driftloop.data import prepare
-    from driftloop.registry import ModelBundle, Registry
-    from driftloop.train.models import build_model
+    from driftloop.registry import Registry
+    from quick_model import quick_version
 
-    prepared = prepare(frame, "label", seed=0)
-    torch.manual_seed(0)
-    module = build_model("mlp", prepared.model_inputs, prepared.n_classes)
-    train = prepared.splits["train"]
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
-    for _ in range(100):
-        optimiser.zero_grad()
-        out = module(torch.from_numpy(train.x), torch.from_numpy(train.x_cat))
-        torch.nn.functional.cross_entropy(out, torch.from_numpy(train.y)).backward()
-        optimiser.step()
-    bundle = ModelBundle(
-        task=prepared.task, input_kind="table", model="mlp", model_inputs=prepared.model_inputs,
-        n_outputs=prepared.n_classes, classes=prepared.classes,
-        schema=prepared.schema.to_json(), preprocessor=prepared.preprocessor,
-        target_encoder=prepared.target_encoder, fingerprints=prepared.fingerprints,
-        calibration={"kind": "temperature", "inputs": "proba", "temperature": 1.5},
-    )
-    Registry.open(Settings.load()).register(
-        name, run_id=None, bundle=bundle, weights=save(module.eval().state_dict()), metrics={},
-        actor="test", reason="cli test",
-    )
+    _, weights, bundle = quick_version(
+        frame, calibration={"kind": "temperature", "inputs": "proba", "temperature": 1.5})
+    Registry.open(Settings.load()).register(name, run_id=None, bundle=bundle, weights=weights,
+                                            metrics={}, actor="test", reason="cli test")
 
 
 def test_evaluate_prints_intervals_writes_the_diagram_and_stores_the_report(workdir, capsys):

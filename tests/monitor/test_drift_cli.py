@@ -95,34 +95,15 @@ def test_bad_input_exits_2_with_one_message(files, capsys, args, message):
 def _register_with_profile(frame: pd.DataFrame, name: str, *, with_profile: bool) -> None:
     """Register a quickly trained model in the working folder's store (no ranks), and store
     its reference profile as training would: train-split features, model outputs."""
-    import torch
-    from safetensors.torch import save
-
     from driftloop.config import Settings
-    from driftloop.data import prepare
     from driftloop.monitor.profile import build_reference, output_columns
     from driftloop.monitor.reference import store_reference
-    from driftloop.registry import LoadedModel, ModelBundle, Registry
-    from driftloop.train.models import build_model
+    from driftloop.registry import LoadedModel, Registry
+    from quick_model import quick_version
 
-    prepared = prepare(frame, "label", seed=0)
-    torch.manual_seed(0)
-    module = build_model("mlp", prepared.model_inputs, prepared.n_classes)
+    prepared, weights, bundle = quick_version(frame, steps=50)
     train = prepared.splits["train"]
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
-    for _ in range(50):
-        optimiser.zero_grad()
-        out = module(torch.from_numpy(train.x), torch.from_numpy(train.x_cat))
-        torch.nn.functional.cross_entropy(out, torch.from_numpy(train.y)).backward()
-        optimiser.step()
-    bundle = ModelBundle(
-        task=prepared.task, input_kind="table", model="mlp", model_inputs=prepared.model_inputs,
-        n_outputs=prepared.n_classes, classes=prepared.classes,
-        schema=prepared.schema.to_json(), preprocessor=prepared.preprocessor,
-        target_encoder=prepared.target_encoder, fingerprints=prepared.fingerprints,
-    )
     registry = Registry.open(Settings.load())
-    weights = save(module.eval().state_dict())
     version = registry.register(name, run_id=None, bundle=bundle, weights=weights, metrics={},
                                 actor="test", reason="cli test")
     if not with_profile:
