@@ -81,7 +81,7 @@ CONFIGS = ((1, False), (64, False), (64, True), (1, True))
 
 def wide_mlp(inputs: dict[str, Any], n_outputs: int) -> Any:
     """The tabular MLP with three 1024-wide hidden layers (a model-factory reference)."""
-    from driftloop.train.models import TabularMLP
+    from driftloop.models.architectures import TabularMLP
 
     return TabularMLP(int(inputs["n_numeric"]), list(inputs.get("cardinalities", [])),
                       n_outputs, hidden=(1024, 1024, 1024))
@@ -111,7 +111,7 @@ def _register(home: str, models: list[str]) -> dict[str, Any]:
     from driftloop.config import Settings
     from driftloop.data.prepare import prepare
     from driftloop.registry import ModelBundle, Registry
-    from driftloop.train.models import build_model
+    from driftloop.models.architectures import build_model
 
     settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     registry = Registry.open(settings)

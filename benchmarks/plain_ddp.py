@@ -47,7 +47,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from driftloop.train.models import build_model
+from driftloop.models.architectures import build_model
 from driftloop.train.scaling import scaled_lr, warmup_factor, warmup_steps_for
 
 

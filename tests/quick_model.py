@@ -15,8 +15,8 @@ def quick_version(frame: pd.DataFrame, *, steps: int = 100,
     from safetensors.torch import save
 
     from driftloop.data import prepare
+    from driftloop.models.architectures import build_model
     from driftloop.registry import ModelBundle
-    from driftloop.train.models import build_model
 
     prepared = prepare(frame, "label", seed=0)
     torch.manual_seed(0)

@@ -17,18 +17,22 @@ from driftloop.errors import DriftloopError
 
 if TYPE_CHECKING:
     from driftloop.data.check import DataReport, check_data
-    from driftloop.evaluate.report import EvaluationReport, evaluate
+    from driftloop.evaluate.report import EvaluationReport
     from driftloop.monitor.drift import DriftReport, drift
     from driftloop.registry import Registry
+    from driftloop.registry.registry import evaluate
     from driftloop.train.launcher import TrainResult, train
 
 # Imported on first use: torch, pandas and SQLAlchemy take seconds to import, and
-# `driftloop --help` or a worker rank should not pay for stages it does not use.
+# `driftloop --help` or a worker rank should not pay for stages it does not use. This table is
+# also where the packages named like a public function (`driftloop.train`, `driftloop.evaluate`)
+# find the function their call stands for (see driftloop._callable): the package root is the
+# public facade above every layer, so binding names to stages here adds no upward import.
 _LAZY = {
     "DataReport": "driftloop.data.check",
     "check_data": "driftloop.data.check",
     "EvaluationReport": "driftloop.evaluate.report",
-    "evaluate": "driftloop.evaluate.report",
+    "evaluate": "driftloop.registry.registry",
     "DriftReport": "driftloop.monitor.drift",
     "drift": "driftloop.monitor.drift",
     "Registry": "driftloop.registry",

@@ -15,9 +15,9 @@ from sklearn.datasets import load_breast_cancer
 from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
 from driftloop.evaluate.calibration import TemperatureScaler
+from driftloop.models.architectures import build_model
 from driftloop.registry import LoadedModel, ModelBundle, Registry
 from driftloop.store import VersionRecord
-from driftloop.train.models import build_model
 
 
 @dataclass(frozen=True)

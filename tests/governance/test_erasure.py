@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from driftloop.cli import main
 from driftloop.config import Settings
+from driftloop.data.hashing import hash_value
 from driftloop.errors import DataError, UsageError
 from driftloop.governance import AuditLog
 from driftloop.governance.erasure import (
@@ -29,7 +30,7 @@ from driftloop.governance.erasure import (
     id_texts,
     subject_hash,
 )
-from driftloop.serve.prediction_log import PredictionLog, hash_value
+from driftloop.serve.prediction_log import PredictionLog
 from driftloop.store import Store
 from driftloop.store.serving import add_feedback, add_predictions, list_feedback, list_predictions
 from driftloop.store.tables import AuditEntry, utcnow

@@ -62,7 +62,8 @@ def test_a_bare_store_reports_gaps_with_the_commands_that_close_them(tmp_path: P
 
 
 def test_slices_too_small_to_rank_are_a_gap_not_fairness_evidence(tmp_path: Path) -> None:
-    from driftloop.evaluate.report import build_report, store_report
+    from driftloop.evaluate.report import build_report
+    from driftloop.registry.evaluation import store_report
 
     registry = _bare(tmp_path)
     rng = np.random.default_rng(1)

@@ -19,8 +19,9 @@ import pytest
 
 from driftloop.config import Settings
 from driftloop.data.check import DataReport, Finding, check_data, record_report
-from driftloop.evaluate.report import build_report, store_report
+from driftloop.evaluate.report import build_report
 from driftloop.registry import ModelBundle, Registry
+from driftloop.registry.evaluation import store_report
 from driftloop.store import VersionRecord
 
 EVAL_FP = "e" * 64  # the holdout every version is evaluated on unless told otherwise

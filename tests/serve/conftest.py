@@ -16,6 +16,7 @@ from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.server import BackgroundServer
+from driftloop.ui import mount_dashboard
 
 MODEL = "cancer"
 
@@ -65,7 +66,8 @@ def start_server(served: Served, **serve: Any) -> BackgroundServer:
     """A real server on a loopback port, started and ready."""
     cfg = served.settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0,
                                                    **serve})
-    server = BackgroundServer(create_app(served.registry, [MODEL], cfg)).start()
+    server = BackgroundServer(
+        create_app(served.registry, [MODEL], cfg, mount=[mount_dashboard])).start()
     try:
         return server.wait_ready()
     except RuntimeError:

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from driftloop.serve.prediction_log import hash_value
+from driftloop.data.hashing import hash_value
 from driftloop.store.serving import list_feedback, list_predictions
 
 from .conftest import MODEL, Served, instances, start_server

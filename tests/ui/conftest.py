@@ -34,6 +34,7 @@ from driftloop.store.monitoring import (
     start_loop_run,
     utcnow,
 )
+from driftloop.ui import mount_dashboard
 
 MODEL = "cancer"
 CHROMIUM = "/usr/bin/chromium"
@@ -227,7 +228,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Dashboard:
     admin = create_key(registry.store, registry.audit, "dashboard-admin", "admin", actor="test")
     predict = create_key(registry.store, registry.audit, "app", "predict", actor="test")
     cfg = settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0})
-    server = BackgroundServer(create_app(registry, [MODEL], cfg)).start()
+    server = BackgroundServer(
+        create_app(registry, [MODEL], cfg, mount=[mount_dashboard])).start()
     try:
         server.wait_ready()
     except RuntimeError:

@@ -1,10 +1,10 @@
 """Evaluation: metrics with bootstrap intervals, calibration, slices, and the report.
 
-``evaluate`` and ``EvaluationReport`` are imported on first use: the report loads models
-through the registry, and the registry needs :mod:`driftloop.evaluate.calibration`, so an
-eager import here would be circular. The package itself is callable: ``dl.evaluate(...)`` runs
-:func:`driftloop.evaluate.report.evaluate` even after this package was imported (see
-:mod:`driftloop._callable`).
+Pure: every function takes predictions (or a loaded model) and data, and nothing here reads or
+writes the store — the registry loads a version, calls :func:`evaluate_model` and stores the
+report. ``EvaluationReport`` is imported on first use (it pulls in pandas and the data readers).
+The package itself is callable: ``dl.evaluate(...)`` runs :func:`driftloop.evaluate` (the
+registry's) even after this package was imported (see :mod:`driftloop._callable`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from driftloop.evaluate.metrics import METRICS, classification_metrics, regressi
 from driftloop.evaluate.slices import SliceReport, evaluate_slices
 
 if TYPE_CHECKING:
-    from driftloop.evaluate.report import EvaluationReport, evaluate
+    from driftloop.evaluate.report import EvaluationReport, evaluate_model
 
-_LAZY = {"EvaluationReport": "driftloop.evaluate.report", "evaluate": "driftloop.evaluate.report"}
+_LAZY = {"EvaluationReport": "driftloop.evaluate.report",
+         "evaluate_model": "driftloop.evaluate.report"}
 
 
 def __getattr__(name: str) -> Any:
@@ -36,7 +37,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'driftloop.evaluate' has no attribute {name!r}")
 
 
-make_callable(__name__, "driftloop.evaluate.report", "evaluate")
+make_callable(__name__)
 
 __all__ = [
     "METRICS",
@@ -47,7 +48,7 @@ __all__ = [
     "bootstrap_interval",
     "calibration_summary",
     "classification_metrics",
-    "evaluate",
+    "evaluate_model",
     "evaluate_slices",
     "expected_calibration_error",
     "maximum_calibration_error",

@@ -24,7 +24,6 @@ accuracy                1.0000  [1.0000, 1.0000]
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +44,7 @@ from driftloop.evaluate.metrics import classification_metrics, regression_metric
 from driftloop.evaluate.slices import SliceReport, evaluate_slices
 
 if TYPE_CHECKING:
-    from driftloop.registry import LoadedModel, Registry
-    from driftloop.store import VersionRecord
+    from driftloop.models import LoadedModel
 
 _DEFAULTS = EvaluateSettings()
 
@@ -239,22 +237,25 @@ def report_options(settings: EvaluateSettings) -> dict[str, Any]:
     }
 
 
-def evaluate(
-    version_or_path: str | VersionRecord,
+def evaluate_model(
+    model: LoadedModel,
     data: str | os.PathLike[str] | pd.DataFrame,
     slices: Sequence[str] = (),
     *,
     target: str | None = None,
     settings: Settings | None = None,
-    registry: Registry | None = None,
-    store: bool = True,
-) -> EvaluationReport:
-    """Evaluate a registered model version on ``data`` and store the report with the version.
+    model_ref: Mapping[str, Any] | None = None,
+) -> tuple[EvaluationReport, list[dict[str, Any]] | None]:
+    """Evaluate a loaded model on ``data``: pure, nothing is read from or written to a store.
+
+    Returns the report and the data's feature columns (for recording the dataset).
+    :func:`driftloop.evaluate` (in :mod:`driftloop.registry.evaluation`) loads a registered
+    version, calls this and stores the report with the version.
 
     Parameters
     ----------
-    version_or_path
-        ``"NAME"`` (latest version), ``"NAME:VERSION"`` or a version record.
+    model
+        A :class:`~driftloop.models.LoadedModel`.
     data
         A CSV/Parquet file or DataFrame holding the model's feature columns and its target
         column, or an ``.npz`` file with ``X`` and ``y`` for image/sequence models.
@@ -262,23 +263,26 @@ def evaluate(
         Columns of ``data`` to evaluate per value / quantile bin.
     target
         The target column when it is named differently from training.
-    store
-        Save the report (and the reliability diagram) as artifacts linked to the version and
-        to the dataset's fingerprint.
+    model_ref
+        ``{"name": ..., "version": ...}`` written into the report.
 
     Examples
     --------
-    >>> import driftloop as dl                                          # doctest: +SKIP
-    >>> report = dl.evaluate("credit:1", "holdout.csv", slices=["elevel", "age"])  # doctest: +SKIP
-    >>> print(report.summary())                                         # doctest: +SKIP
+    >>> import numpy as np, pandas as pd, torch
+    >>> from safetensors.torch import save
+    >>> from driftloop.models import LoadedModel, ModelBundle, build_model
+    >>> _ = torch.manual_seed(0)
+    >>> inputs = {"n_numeric": 1, "cardinalities": []}
+    >>> bundle = ModelBundle(
+    ...     task="binary", input_kind="table", model="mlp", model_inputs=inputs, n_outputs=2,
+    ...     classes=[0, 1], schema={"target": "y", "features": []},
+    ...     preprocessor={"numeric": [], "categorical": []},
+    ...     target_encoder={"task": "binary", "classes": [0, 1]})
+    >>> model = LoadedModel(bundle, save(build_model("mlp", inputs, 2).state_dict()))
+    >>> frame = pd.DataFrame({"x": np.zeros(50), "y": [0, 1] * 25})
+    >>> report, _ = evaluate_model(model, frame, settings=Settings())  # doctest: +SKIP
     """
-    from driftloop.registry import LoadedModel, Registry
-
     settings = settings or Settings.load()
-    registry = registry or Registry.open(settings)
-    record = _resolve(registry, version_or_path)
-    bundle = registry.bundle(record)
-    model = LoadedModel(bundle, registry.artifacts.get_bytes(record.weights_sha256))
     inputs = _read_eval_data(data, model, target)
     calibrated = model.predict_arrays(inputs.x, inputs.x_cat)
     raw = None
@@ -289,50 +293,10 @@ def evaluate(
     report = build_report(
         model.task, inputs.y, calibrated, uncalibrated=raw, temperature=model.temperature,
         frame=inputs.frame, slices=slices, dataset=inputs.dataset,
-        model={"name": record.model_name, "version": record.version},
+        model=dict(model_ref) if model_ref is not None else None,
         warnings=inputs.warnings, **report_options(settings.evaluate),
     )
-    if store:
-        report = store_report(report, registry, version=record, columns=inputs.columns)
-    return report
-
-
-def store_report(
-    report: EvaluationReport,
-    registry: Registry,
-    *,
-    version: VersionRecord | None = None,
-    run_id: str | None = None,
-    columns: list[dict[str, Any]] | None = None,
-) -> EvaluationReport:
-    """Save the report and its diagram as artifacts and link them to version and dataset.
-
-    The dataset (fingerprint, source, rows, ``columns``) is recorded first when it is new.
-    Returns the report with ``artifact_sha256``, ``diagram_sha256`` and (from ``version``) the
-    model's name and version set.
-    """
-    dataset = report.dataset
-    registry.store.upsert_dataset(
-        dataset["fingerprint"], str(dataset.get("source", "")),
-        int(dataset.get("source_rows", dataset["rows"])), columns,
-    )
-    diagram_sha = (
-        registry.artifacts.put_bytes(report.diagram_png) if report.diagram_png else None
-    )
-    model = report.model if version is None else {"name": version.model_name,
-                                                   "version": version.version}
-    with_diagram = dataclasses.replace(report, diagram_sha256=diagram_sha, model=model)
-    body = with_diagram.to_json()
-    body.pop("artifact_sha256")
-    sha = registry.artifacts.put_json(body)
-    summary = {k: v for k, v in report.headline_metrics().items() if _finite(v)}
-    if report.slices is not None:
-        summary["flagged_slices"] = len(report.slices.flagged)
-    registry.store.add_report(
-        "evaluation", dataset["fingerprint"], sha, summary,
-        version_id=None if version is None else version.id, run_id=run_id,
-    )
-    return dataclasses.replace(with_diagram, artifact_sha256=sha, model=model)
+    return report, inputs.columns
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -361,17 +325,6 @@ class _EvalInputs:
     dataset: dict[str, Any]
     columns: list[dict[str, Any]] | None
     warnings: list[str]
-
-
-def _resolve(registry: Registry, ref: str | VersionRecord) -> VersionRecord:
-    if isinstance(ref, str):
-        if os.sep in ref or ref.endswith((".json", ".safetensors")):
-            raise UsageError(
-                f"'{ref}' looks like a path; evaluate takes a registered model as NAME or "
-                "NAME:VERSION (see `driftloop models list`)."
-            )
-        return registry.get(*parse_ref(ref))
-    return ref
 
 
 def _read_eval_data(data: Any, model: LoadedModel, target: str | None) -> _EvalInputs:
@@ -420,10 +373,6 @@ def _original(model: LoadedModel, y: np.ndarray) -> np.ndarray:
     return model.to_original_scale(y) if model.task == "regression" else y
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and bool(np.isfinite(value))
-
-
 def _slice_lines(report: SliceReport) -> list[str]:
     ranked = [s for s in report.slices if not s.too_small]
     small = [s for s in report.slices if s.too_small]
@@ -450,8 +399,7 @@ def _slice_lines(report: SliceReport) -> list[str]:
 __all__ = [
     "EvaluationReport",
     "build_report",
-    "evaluate",
+    "evaluate_model",
     "parse_ref",
     "report_options",
-    "store_report",
 ]

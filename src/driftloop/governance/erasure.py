@@ -5,7 +5,7 @@ Where a subject's rows live, and how they are found:
 - ``prediction_log``: one row per served instance. The subject's id is the feature column
   ``governance.id_column`` (``--id-column``) of the row's ``features``, stored as sent or, for
   a column the data check flagged as personal data, as
-  :func:`driftloop.serve.prediction_log.hash_value` of it under ``serve.pii_hash_key``. Both
+  :func:`driftloop.data.hashing.hash_value` of it under ``serve.pii_hash_key``. Both
   forms are matched.
 - ``feedback``: the labels of those rows, joined by request id (a request of several instances
   logs ``<rid>-0``, ``<rid>-1``, …, one id per row, so only the subject's own labels go).
@@ -63,6 +63,7 @@ from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
+from driftloop.data.hashing import hash_value
 from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
 from driftloop.store import AuditRecord, Store
 from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
@@ -344,7 +345,6 @@ def find_erasures(
 
 def _erase(registry: Registry, subject_id: str, column: str, actor: str,
            dry_run: bool) -> ErasureResult:
-    from driftloop.serve.prediction_log import hash_value  # the serving package is heavy
 
     settings, store = registry.settings, registry.store
     texts = id_texts(subject_id)

@@ -42,6 +42,7 @@ import pandas as pd
 from driftloop.config import Settings
 from driftloop.data.check import DataReport, check_data
 from driftloop.errors import DriftloopError
+from driftloop.loop.demo_report import write_report
 from driftloop.train.launcher import TrainResult, train
 
 TARGET = "approved"
@@ -200,11 +201,9 @@ def run_demo(
                         training=trained, store_url=settings.store_url,
                         artifacts_url=settings.artifacts_url)
     _run_loop(result, settings, traffic_rows, say)
-    from driftloop.loop.demo_report import write_report
-
     result.seconds = time.perf_counter() - started
     result.story = story(result)
-    result.report_path = str(write_report(result, settings, folder / "report.html"))
+    result.report_path = str(write_report(result, settings, folder / "report.html", model=MODEL))
     return result
 
 

@@ -12,15 +12,12 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-
-from driftloop.config import Settings  # noqa: E402
-from driftloop.registry import Registry  # noqa: E402
-from driftloop.registry.evidence import evaluations  # noqa: E402
-from driftloop.store.monitoring import list_loop_runs  # noqa: E402
+from driftloop.config import Settings
+from driftloop.registry import Registry
+from driftloop.registry.evidence import evaluations
+from driftloop.store.monitoring import list_loop_runs
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -31,13 +28,18 @@ padding:.3em .5em;text-align:left} th{background:#f3f3f3} img{max-width:100%}
 """
 
 
-def write_report(result: Any, settings: Settings, path: Path) -> Path:
-    """Write the demo's report for ``result`` (a :class:`~driftloop.loop.demo.DemoResult`)."""
-    registry = Registry.open(settings)
-    from driftloop.loop.demo import MODEL
+def write_report(result: Any, settings: Settings, path: Path, *, model: str) -> Path:
+    """Write the demo's report for ``result`` (a :class:`~driftloop.loop.demo.DemoResult`) of
+    the demo's model ``model``."""
+    with Registry.open(settings) as registry:
+        page = _page(result, registry, model)
+    path.write_text(page, encoding="utf-8")
+    return path
 
-    v1 = registry.get(MODEL, result.training.version)
-    versions = [v1] + ([registry.get(MODEL, result.retrained_version)]
+
+def _page(result: Any, registry: Registry, model: str) -> str:
+    v1 = registry.get(model, result.training.version)
+    versions = [v1] + ([registry.get(model, result.retrained_version)]
                        if result.retrained_version else [])
     sections = [
         ("What happened", "<ol>" + "".join(f"<li>{html.escape(s)}</li>"
@@ -49,14 +51,12 @@ def write_report(result: Any, settings: Settings, path: Path) -> Path:
          "".join(f"<h3>v{v.version}</h3>{_slices(registry, v)}" for v in versions)),
         ("Drift timeline", _img(_drift_timeline(result.windows))),
         ("Estimated vs realised accuracy", _img(_accuracy_timeline(result.windows))),
-        ("Retrain and promotion events", _events(registry)),
+        ("Retrain and promotion events", _events(registry, model)),
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>driftloop demo"
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>driftloop demo"
             f"</title><style>{_STYLE}</style></head><body><h1>driftloop demo: the closed loop"
             f"</h1>{body}</body></html>")
-    path.write_text(page, encoding="utf-8")
-    return path
 
 
 def _img(png: bytes | None, alt: str = "chart") -> str:
@@ -68,7 +68,6 @@ def _img(png: bytes | None, alt: str = "chart") -> str:
 def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -76,7 +75,8 @@ def _training_curve(registry: Registry, run_id: str | None) -> bytes | None:
     epochs = registry.store.run_metrics(run_id) if run_id else []
     if not epochs:
         return None
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax = fig.subplots()
     x = [e["epoch"] for e in epochs]
     for name, style in (("train_loss", "-o"), ("val_loss", "--s")):
         if name in epochs[0]:
@@ -124,7 +124,8 @@ def _slices(registry: Registry, version: Any) -> str:
 def _drift_timeline(windows: list[dict[str, Any]]) -> bytes | None:
     if not windows:
         return None
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax = fig.subplots()
     ids = [w["id"] for w in windows]
     shares = [w["share_drifted"] or 0.0 for w in windows]
     colors = ["#c0392b" if w["drift_detected"] else "#7f8c8d" for w in windows]
@@ -145,7 +146,8 @@ def _accuracy_timeline(windows: list[dict[str, Any]]) -> bytes | None:
     tested = [w for w in windows if (w["estimated"] or {}).get("accuracy")]
     if not tested:
         return None
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig = Figure(figsize=(8, 3))
+    ax = fig.subplots()
     ids = [w["id"] for w in tested]
     est = [w["estimated"]["accuracy"] for w in tested]
     ax.fill_between(ids, [e["low"] for e in est], [e["high"] for e in est], alpha=0.25,
@@ -162,11 +164,9 @@ def _accuracy_timeline(windows: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def _events(registry: Registry) -> str:
-    from driftloop.loop.demo import MODEL
-
+def _events(registry: Registry, model: str) -> str:
     rows: list[tuple[Any, str]] = []
-    for run in list_loop_runs(registry.store, MODEL):
+    for run in list_loop_runs(registry.store, model):
         trigger = (run.trigger or {}).get("message", "-")
         gates = run.details.get("gates") or []
         failed = [g["name"] for g in gates if not g["passed"]]
@@ -176,7 +176,7 @@ def _events(registry: Registry) -> str:
                      f"<tr><td>{run.started_at:%H:%M:%S}</td><td>loop: {run.outcome}</td>"
                      f"<td>{html.escape(trigger)}</td><td>{run.champion_version or '-'}</td>"
                      f"<td>{run.challenger_version or '-'}</td><td>{gate_text}</td></tr>"))
-    for move in registry.moves(MODEL):
+    for move in registry.moves(model):
         rows.append((move.at,
                      f"<tr><td>{move.at:%H:%M:%S}</td><td>{move.action} → {move.alias}</td>"
                      f"<td>{html.escape(move.reason or '')}</td><td>-</td>"

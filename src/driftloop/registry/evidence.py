@@ -148,6 +148,28 @@ def data_checks(
     return [DataCheck(r, artifacts.get_json(r.artifact_sha256)) for r in ordered]
 
 
+def logged_pii_columns(
+    store: Store, artifacts: ArtifactStore, record: VersionRecord
+) -> tuple[frozenset[str], list[str]]:
+    """The feature columns of ``record`` that a prediction log must hash: those its stored data
+    check flags as PII; and notes to show where that evidence is missing.
+
+    >>> from driftloop.store import ArtifactStore, Store
+    >>> import types
+    >>> store, artifacts = Store.open("sqlite://"), ArtifactStore("memory://pii-doc")
+    >>> v = types.SimpleNamespace(id=1, run_id=None, model_name="m", version=1)
+    >>> logged_pii_columns(store, artifacts, v)[1]  # doctest: +ELLIPSIS
+    ['no data check is stored for m v1: the prediction log hashes no column ...']
+    >>> store.close()
+    """
+    checks = data_checks(store, artifacts, record)
+    if not checks:
+        return frozenset(), [
+            f"no data check is stored for {record.model_name} v{record.version}: the prediction "
+            "log hashes no column (run `driftloop data check` on its training data)"]
+    return frozenset(checks[0].pii_columns), []
+
+
 def features(bundle_schema: dict[str, Any] | None) -> list[str] | None:
     """The feature columns a table model reads (None for image and sequence models).
 
@@ -161,4 +183,5 @@ def features(bundle_schema: dict[str, Any] | None) -> list[str] | None:
     return [str(f["name"]) for f in bundle_schema.get("features") or []]
 
 
-__all__ = ["DataCheck", "Evaluation", "data_checks", "evaluations", "features"]
+__all__ = ["DataCheck", "Evaluation", "data_checks", "evaluations", "features",
+           "logged_pii_columns"]

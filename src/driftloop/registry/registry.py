@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -49,14 +49,16 @@ from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
+from driftloop.evaluate.report import EvaluationReport
 from driftloop.governance import AuditLog, pseudonymous_actor
+from driftloop.models.bundle import ModelBundle
+from driftloop.models.loaded import LoadedModel
 from driftloop.registry.aliases import Promotion, check_alias, deactivation, rollback_target
-from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.card import ModelCard, build_card, card_text, missing_text
+from driftloop.registry.evaluation import evaluate_version
 from driftloop.registry.evidence import Evaluation, data_checks, evaluations, features
 from driftloop.registry.gates import Evidence, GateRefused, GateReport, run_gates
 from driftloop.registry.lineage import Lineage, lineage
-from driftloop.registry.loaded import LoadedModel
 from driftloop.store import (
     AliasMoved,
     AliasMoveRecord,
@@ -111,6 +113,16 @@ class Registry:
         registry = cls(store, ArtifactStore(settings.artifacts_url), audit, settings)
         store.on_event = audit.event_recorder(registry.actor)
         return registry
+
+    def close(self) -> None:
+        """Release the store's connections; the registry is unusable afterwards."""
+        self.store.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def actor(self) -> str:
@@ -168,6 +180,20 @@ class Registry:
         """Load a version for inference; weights and bundle are verified against their hashes."""
         record = self.get(name, version)
         return LoadedModel(self.bundle(record), self.artifacts.get_bytes(record.weights_sha256))
+
+    def evaluate(
+        self,
+        version: str | VersionRecord,
+        data: Data,
+        slices: Sequence[str] = (),
+        *,
+        target: str | None = None,
+        store: bool = True,
+    ) -> EvaluationReport:
+        """Evaluate ``version`` (``NAME[:VERSION]`` or a record) on ``data`` and, unless
+        ``store=False``, store the report with the version (see :func:`evaluate`)."""
+        return evaluate_version(self, version, data, slices, target=target,
+                                settings=self.settings, store=store)
 
     def describe(self, record: VersionRecord) -> dict[str, Any]:
         """One version as people and machines see it in ``models list|show``: the record, the
@@ -371,15 +397,12 @@ class Registry:
         fingerprint) skips versions already evaluated in this decision."""
         if data is None:
             return None
-        from driftloop.evaluate.report import evaluate
-
         done = {} if evaluated is None else evaluated
         for record in [candidate] + ([holder] if holder and holder.id != candidate.id else []):
             if record.id not in done:
                 columns = features(self.bundle(record).schema) or []
-                report = evaluate(
+                report = self.evaluate(
                     record, data, slices=columns[: self.settings.evaluate.max_slice_columns],
-                    settings=self.settings, registry=self,
                 )
                 done[record.id] = report.dataset["fingerprint"]
         return done[candidate.id]
@@ -501,6 +524,49 @@ class Registry:
             })
 
 
+def evaluate(
+    version_or_path: str | VersionRecord,
+    data: Data,
+    slices: Sequence[str] = (),
+    *,
+    target: str | None = None,
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    store: bool = True,
+) -> EvaluationReport:
+    """Evaluate a registered model version on ``data`` and store the report with the version.
+
+    Parameters
+    ----------
+    version_or_path
+        ``"NAME"`` (latest version), ``"NAME:VERSION"`` or a version record.
+    data
+        A CSV/Parquet file or DataFrame holding the model's feature columns and its target
+        column, or an ``.npz`` file with ``X`` and ``y`` for image/sequence models.
+    slices
+        Columns of ``data`` to evaluate per value / quantile bin.
+    target
+        The target column when it is named differently from training.
+    registry
+        The registry holding the version; None: open the one ``settings`` names (closed again
+        before returning).
+    store
+        Save the report (and the reliability diagram) as artifacts linked to the version and
+        to the dataset's fingerprint.
+
+    Examples
+    --------
+    >>> import driftloop as dl                                          # doctest: +SKIP
+    >>> report = dl.evaluate("credit:1", "holdout.csv", slices=["elevel", "age"])  # doctest: +SKIP
+    >>> print(report.summary())                                         # doctest: +SKIP
+    """
+    if registry is not None:
+        return evaluate_version(registry, version_or_path, data, slices, target=target,
+                                settings=settings or registry.settings, store=store)
+    with Registry.open(settings or Settings.load()) as opened:
+        return opened.evaluate(version_or_path, data, slices, target=target, store=store)
+
+
 def _pick_evaluations(
     mine: list[Evaluation], theirs: list[Evaluation], fingerprint: str | None
 ) -> tuple[Evaluation | None, Evaluation | None]:
@@ -521,4 +587,4 @@ def _pick_evaluations(
     return (mine[0] if mine else None), None
 
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "evaluate"]

@@ -20,7 +20,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,8 +28,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError
+from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
 from driftloop.registry import Registry
-from driftloop.serve.auth import KeyChecker
 from driftloop.serve.batcher import QueueFull
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
@@ -39,6 +39,7 @@ from driftloop.store.serving import add_feedback
 
 _INSTANCE = {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
+Mount = Callable[[FastAPI, Registry], object]
 _PREDICT_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["instances"],
     "properties": {"instances": {"type": "array", "items": _INSTANCE}}}}}}
@@ -55,11 +56,7 @@ _FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
     "anyOf": [_FEEDBACK_ITEM, {"type": "array", "items": _FEEDBACK_ITEM}]}}}}
 
 # documented answers (tests/serve/test_openapi_schemathesis.py checks responses against them)
-# the body of every error answer, in the OpenAPI spec (the dashboard's API documents it too)
-ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
-    "type": "object", "required": ["code", "message", "fields"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "fields": {"type": "array", "items": {"type": "string"}}}}}}
+# (every error body is driftloop.http.ERROR_SCHEMA, which the dashboard's API documents too)
 _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or revoked one.",
         403: "The key's role may not call this endpoint.", 404: "No such model is served here.",
         413: "The body, or the number of instances, is over the limit.",
@@ -99,17 +96,9 @@ _READY = {"type": "object", "required": ["ready", "models"], "properties": {
 _PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 503)
 
 
-class _Refused(DriftloopError):
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers or {}
-
-
 def _error(status: int, code: str, message: str, fields: Sequence[str] = (),
            headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "fields": list(fields)}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(Refused(status, code, message, headers, fields))
 
 
 def _endpoint(path: str) -> str:
@@ -156,8 +145,13 @@ def create_app(
     *,
     versions: dict[str, int] | None = None,
     metrics: ServeMetrics | None = None,
+    mount: Sequence[Mount] = (),
 ) -> FastAPI:
     """Build the app serving ``models`` (each at its alias's version, or ``versions[name]``).
+
+    ``mount``: callables ``(app, registry)`` that add more routes to the same app — the CLI's
+    ``driftloop serve`` adds the dashboard (:func:`driftloop.ui.mount_dashboard`) this way, so
+    serving never imports the dashboard.
 
     The models load and warm in the background after start-up; ``/v2/health/ready`` answers
     200 once every model is served.
@@ -196,9 +190,9 @@ def create_app(
     async def _invalid(request: Request, exc: RequestInvalid) -> JSONResponse:
         return _error(exc.status, exc.code, str(exc), exc.fields)
 
-    @app.exception_handler(_Refused)
-    async def _refused(request: Request, exc: _Refused) -> JSONResponse:
-        return _error(exc.status, exc.code, str(exc), headers=exc.headers)
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        return error_response(exc)
 
     @app.exception_handler(QueueFull)
     async def _full(request: Request, exc: QueueFull) -> JSONResponse:
@@ -207,54 +201,51 @@ def create_app(
         return _error(503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
     def require(request: Request, role: str) -> None:
-        secret = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        if secret is None and auth.lower().startswith("bearer "):
-            secret = auth[7:].strip()
+        secret = presented_key(request.headers)
         if keys.allows(secret, role):
             return
         if secret is None:
             hint = ("admin endpoints need an admin key" if role == "admin"
                     else "API keys exist, so predictions need one")
-            raise _Refused(401, "unauthorized", f"{hint}: send it as 'Authorization: Bearer "
+            raise Refused(401, "unauthorized", f"{hint}: send it as 'Authorization: Bearer "
                            "KEY' (create one with `driftloop keys create NAME --role "
                            f"{role}`).", {"WWW-Authenticate": "Bearer"})
         if keys.role_of(secret) is None:
-            raise _Refused(401, "unauthorized", "the API key is unknown or revoked.",
+            raise Refused(401, "unauthorized", "the API key is unknown or revoked.",
                            {"WWW-Authenticate": "Bearer"})
-        raise _Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
+        raise Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
                        f"needs role '{role}'.")
 
     async def read_json(request: Request) -> Any:
         length = request.headers.get("content-length")
         limit = cfg.max_body_bytes
         if length is not None and (not length.isdigit() or int(length) > limit):
-            raise _Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
+            raise Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
                            "send fewer instances per request.")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise _Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
+                raise Refused(413, "too_large", f"the body is over the limit of {limit} bytes; "
                                "send fewer instances per request.")
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
-            raise _Refused(400, "bad_json", f"the body is not valid JSON: {exc}.") from None
+            raise Refused(400, "bad_json", f"the body is not valid JSON: {exc}.") from None
 
     def slot_of(name: str) -> ModelSlot:
         slot = slots.get(name)
         if slot is None:
-            raise _Refused(404, "unknown_model", f"no model '{name}' is served here. Served: "
+            raise Refused(404, "unknown_model", f"no model '{name}' is served here. Served: "
                            f"{', '.join(slots) or 'none'}.")
         return slot
 
     def served_of(slot: ModelSlot) -> ServedModel:
         served = slot.current
         if served is None and slot.deactivated:  # taken out of service: retrying will not help
-            raise _Refused(503, "deactivated", slot.error or f"{slot.name} was deactivated.")
+            raise Refused(503, "deactivated", slot.error or f"{slot.name} was deactivated.")
         if served is None:
-            raise _Refused(503, "not_ready", slot.error or f"{slot.name} is still loading.",
+            raise Refused(503, "not_ready", slot.error or f"{slot.name} is still loading.",
                            {"Retry-After": str(cfg.retry_after_s)})
         return served
 
@@ -366,7 +357,7 @@ def create_app(
         try:
             n = await asyncio.to_thread(add_feedback, registry.store, pairs)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
-            raise _Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
+            raise Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
                            "retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None
         return JSONResponse({"recorded": n}, status_code=202)
 
@@ -410,9 +401,8 @@ def create_app(
                                   "swapped": moved, "error": s.error}
                            for (name, s), moved in zip(slots.items(), swapped, strict=True)}}
 
-    from driftloop.ui import mount_dashboard  # imported here: driftloop.ui imports serve.auth
-
-    mount_dashboard(app, registry)  # the dashboard at / (docs/dashboard.md)
+    for add in mount:  # e.g. the dashboard at / (driftloop.ui.mount_dashboard)
+        add(app, registry)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
 

@@ -1,11 +1,9 @@
-"""API keys of the model server: created once (the secret is shown once), stored hashed.
+"""API keys of the model server: created once (the secret is shown once), stored hashed,
+revoked; each change audited.
 
 A key reads ``dl_<prefix>_<secret>``; the store keeps its prefix (to name it in lists) and the
-SHA-256 of the whole key. The secret is 32 random bytes, so a fast hash is enough: there is
-nothing to guess. Roles: ``predict`` (predict, infer, feedback) and ``admin`` (everything).
-
-Policy (:meth:`KeyChecker.allows`): admin endpoints always need an admin key; predict
-endpoints need a key as soon as any active key exists; health, metrics and docs are open.
+SHA-256 of the whole key. Checking a presented key (:class:`~driftloop.http.keys.KeyChecker`)
+is shared with the dashboard in :mod:`driftloop.http.keys`.
 
 Examples
 --------
@@ -28,19 +26,15 @@ False
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 
 from driftloop.governance import AuditLog
+from driftloop.http.keys import KeyChecker, hash_key
 from driftloop.store import Store
 from driftloop.store.serving import (
-    API_ROLES,
     ApiKeyRecord,
     add_api_key,
-    find_api_key,
     list_api_keys,
     revoke_api_key,
 )
@@ -52,11 +46,6 @@ class CreatedKey:
 
     record: ApiKeyRecord
     secret: str
-
-
-def hash_key(secret: str) -> str:
-    """SHA-256 (hex) of a key as stored."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def create_key(store: Store, audit: AuditLog, name: str, role: str, *, actor: str) -> CreatedKey:
@@ -79,59 +68,6 @@ def revoke_key(store: Store, audit: AuditLog, name_or_prefix: str, *, actor: str
 def list_keys(store: Store, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
     """The keys (never their secrets)."""
     return list_api_keys(store, include_revoked=include_revoked)
-
-
-class KeyChecker:
-    """Decide whether a presented key may use an endpoint that needs ``role``.
-
-    Lookups are cached for ``cache_s`` seconds, so a revoked key stops working within that.
-    """
-
-    def __init__(self, store: Store, *, cache_s: float = 2.0) -> None:
-        self.store = store
-        self.cache_s = cache_s
-        self._lock = threading.Lock()
-        self._roles: dict[str, tuple[float, str | None]] = {}
-        self._any: tuple[float, bool] = (-1e18, False)
-
-    def any_keys(self) -> bool:
-        """Whether any active key exists (then predict endpoints need one)."""
-        now = time.monotonic()
-        with self._lock:
-            at, value = self._any
-            if now - at < self.cache_s:
-                return value
-        value = bool(list_api_keys(self.store))
-        with self._lock:
-            self._any = (now, value)
-        return value
-
-    def role_of(self, secret: str) -> str | None:
-        """The role of an active key, or None."""
-        digest = hash_key(secret)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._roles.get(digest)
-            if hit is not None and now - hit[0] < self.cache_s:
-                return hit[1]
-        found = find_api_key(self.store, digest)
-        role = None if found is None else found.role
-        with self._lock:
-            if len(self._roles) > 10_000:
-                self._roles.clear()
-            self._roles[digest] = (now, role)
-        return role
-
-    def allows(self, secret: str | None, needed: str) -> bool:
-        """True when ``secret`` may call an endpoint that needs role ``needed``."""
-        if needed not in API_ROLES:
-            raise ValueError(f"role {needed!r} is not one of {API_ROLES}")
-        if needed == "predict" and secret is None and not self.any_keys():
-            return True
-        if secret is None:
-            return False
-        role = self.role_of(secret)
-        return role == "admin" or (role == "predict" and needed == "predict")
 
 
 __all__ = ["CreatedKey", "KeyChecker", "create_key", "hash_key", "list_keys", "revoke_key"]

@@ -31,26 +31,17 @@ True
 from __future__ import annotations
 
 import collections
-import hashlib
-import hmac
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from driftloop.data.hashing import hash_value
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.store import Store
 from driftloop.store.serving import add_predictions
 from driftloop.store.tables import utcnow
-
-
-def hash_value(value: Any, key: str) -> str:
-    """The hex HMAC-SHA256 (SHA-256 when ``key`` is empty) of ``str(value)``."""
-    data = str(value).encode("utf-8")
-    if key:
-        return hmac.new(key.encode("utf-8"), data, hashlib.sha256).hexdigest()
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every runtime exposes ``name`` and ``logits(x, x_cat) -> np.ndarray`` (the module's raw output,
 float32); :func:`finish` turns raw outputs into what the server answers (temperature-calibrated
 probabilities for classification, the standardised value for regression), the same way
-:meth:`~driftloop.registry.loaded.LoadedModel.predict_arrays` does.
+:meth:`~driftloop.models.loaded.LoadedModel.predict_arrays` does.
 
 - ``torch``: the module as trained, eager, under ``torch.inference_mode``;
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` on the ``nn.Linear`` layers (weights
@@ -14,7 +14,7 @@ probabilities for classification, the standardised value for regression), the sa
 Examples
 --------
 >>> import torch, numpy as np
->>> from driftloop.train.models import TabularMLP
+>>> from driftloop.models.architectures import TabularMLP
 >>> _ = torch.manual_seed(0)
 >>> module = TabularMLP(3, [4], 2).eval()
 >>> x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)

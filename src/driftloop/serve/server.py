@@ -18,12 +18,12 @@ import uvicorn
 
 from driftloop.config import Settings
 from driftloop.errors import UsageError
+from driftloop.http import is_loopback
 from driftloop.registry import Registry
-from driftloop.serve.app import create_app
+from driftloop.serve.app import Mount, create_app
 from driftloop.store.serving import list_api_keys
 
 logger = logging.getLogger("driftloop.serve")
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def served_models(registry: Registry, alias: str, models: Sequence[str] | None) -> list[str]:
@@ -40,22 +40,23 @@ def served_models(registry: Registry, alias: str, models: Sequence[str] | None) 
 
 def exposure_warning(registry: Registry, host: str) -> str | None:
     """The warning to print when ``host`` is not loopback and no API key exists."""
-    if host in LOOPBACK or list_api_keys(registry.store):
+    if is_loopback(host) or list_api_keys(registry.store):
         return None
     return (f"serving on {host} with no API key: anyone who reaches this port can predict. "
             "Create keys with `driftloop keys create NAME --role predict`.")
 
 
 def serve(settings: Settings, models: Sequence[str] | None = None, *,
-          warn: Any = None) -> None:
-    """Serve until interrupted (``driftloop serve``)."""
+          warn: Any = None, mount: Sequence[Mount] = ()) -> None:
+    """Serve until interrupted (``driftloop serve``); ``mount`` as in
+    :func:`~driftloop.serve.app.create_app` (the CLI mounts the dashboard)."""
     cfg = settings.serve
     registry = Registry.open(settings)
     names = served_models(registry, cfg.alias, models)
     message = exposure_warning(registry, cfg.host)
     if message is not None:
         (warn or logger.warning)(message)
-    app = create_app(registry, names, cfg)
+    app = create_app(registry, names, cfg, mount=mount)
     freeze_startup_heap()
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
 

@@ -29,10 +29,10 @@ import pandas as pd
 from driftloop.config import ServeSettings
 from driftloop.data.prepare import apply_preprocessing
 from driftloop.data.preprocess import TargetEncoder
+from driftloop.models.loaded import LoadedModel
 from driftloop.registry import Registry
 from driftloop.registry.aliases import deactivated_message, deactivation
-from driftloop.registry.evidence import data_checks
-from driftloop.registry.loaded import LoadedModel
+from driftloop.registry.evidence import logged_pii_columns
 from driftloop.serve.batcher import Batcher
 from driftloop.serve.features import ColumnTransform
 from driftloop.serve.metrics import ServeMetrics
@@ -122,16 +122,6 @@ class ServedModel:
             self._encoder = TargetEncoder.from_json(self.loaded.bundle.target_encoder)
         labels = self._encoder.inverse_transform(outputs.argmax(axis=1))
         return {"predictions": np.asarray(labels).tolist(), "probabilities": outputs.tolist()}
-
-
-def pii_columns(registry: Registry, record: VersionRecord) -> tuple[frozenset[str], list[str]]:
-    """Feature columns the version's stored data check flags as PII, and notes to show."""
-    checks = data_checks(registry.store, registry.artifacts, record)
-    if not checks:
-        return frozenset(), [
-            f"no data check is stored for {record.model_name} v{record.version}: the prediction "
-            "log hashes no column (run `driftloop data check` on its training data)"]
-    return frozenset(checks[0].pii_columns), []
 
 
 class ModelSlot:
@@ -233,7 +223,7 @@ class ModelSlot:
         if bundle.schema is not None:
             validator = RequestValidator(bundle.schema, bundle.preprocessor,
                                          max_instances=self.settings.max_instances)
-        pii, notes = pii_columns(self.registry, record)
+        pii, notes = logged_pii_columns(self.registry.store, self.registry.artifacts, record)
         s = self.settings
 
         def observe(size: int, reason: str, waits: list[float]) -> None:
@@ -263,4 +253,4 @@ def _warm(served: ServedModel) -> None:
         served.compute(np.zeros((n, *inputs.get("shape", [])), np.float32), None)
 
 
-__all__ = ["ModelSlot", "ServedModel", "pii_columns"]
+__all__ = ["ModelSlot", "ServedModel"]

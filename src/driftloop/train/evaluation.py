@@ -28,8 +28,8 @@ from driftloop.data import PreparedData, read_table
 from driftloop.data.values import category_keys, is_text
 from driftloop.evaluate.calibration import TemperatureScaler
 from driftloop.evaluate.report import EvaluationReport, build_report, report_options
-from driftloop.registry.bundle import ModelBundle
-from driftloop.registry.loaded import LoadedModel
+from driftloop.models.bundle import ModelBundle
+from driftloop.models.loaded import LoadedModel
 from driftloop.train.spec import DATA_DIR, TrainSpec
 
 if TYPE_CHECKING:

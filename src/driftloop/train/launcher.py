@@ -37,17 +37,17 @@ from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
 from driftloop.errors import DataError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
-from driftloop.evaluate.report import store_report
+from driftloop.models.architectures import factory_reference, resolve_model_name
+from driftloop.models.bundle import ModelBundle
+from driftloop.models.loaded import LoadedModel
 from driftloop.monitor.reference import (
     PROFILE_FILE,
     store_training_reference,
     write_training_profile,
 )
-from driftloop.registry.bundle import ModelBundle
-from driftloop.registry.loaded import LoadedModel
+from driftloop.registry.evaluation import store_report
 from driftloop.registry.registry import Registry
 from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
-from driftloop.train.models import factory_reference, resolve_model_name
 from driftloop.train.precheck import precheck, record_precheck
 from driftloop.train.provenance import git_commit, package_versions
 from driftloop.train.spec import (

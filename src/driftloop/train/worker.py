@@ -42,6 +42,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from driftloop.models.architectures import build_model
 from driftloop.train.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
 from driftloop.train.collectives import (
     CollectiveTimeout,
@@ -51,7 +52,6 @@ from driftloop.train.collectives import (
 )
 from driftloop.train.faults import Faults, Ledger
 from driftloop.train.loader import ShardedLoader, eval_shard
-from driftloop.train.models import build_model
 from driftloop.train.scaling import scaled_lr, warmup_factor, warmup_steps_for
 from driftloop.train.spec import (
     DATA_DIR,

@@ -18,13 +18,13 @@ Examples
 >>> admin_actor(reg.store, None)
 Traceback (most recent call last):
 ...
-driftloop.ui.admin.Refused: admin actions need an admin API key: paste one into the form (create one with `driftloop keys create NAME --role admin`).
+driftloop.http.errors.Refused: admin actions need an admin API key: paste one into the form (create one with `driftloop keys create NAME --role admin`).
 >>> admin_actor(reg.store, key).startswith("api_key:")
 True
 >>> reason_of({"reason": "  "})
 Traceback (most recent call last):
 ...
-driftloop.ui.admin.Refused: say why (a reason is required and audited; no personal data).
+driftloop.http.errors.Refused: say why (a reason is required and audited; no personal data).
 >>> reg.store.close()
 """  # noqa: E501
 
@@ -33,22 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from driftloop.errors import DriftloopError
+from driftloop.http import Refused, hash_key
 from driftloop.registry import Registry
 from driftloop.registry.aliases import check_alias
-from driftloop.serve.auth import hash_key
 from driftloop.store import Store
 from driftloop.store.serving import find_api_key
 
 MAX_REASON = 500
-
-
-class Refused(DriftloopError):
-    """An action refused before it ran: ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 def admin_actor(store: Store, secret: str | None) -> str:

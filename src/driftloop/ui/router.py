@@ -44,10 +44,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
+from driftloop.http import ERROR_SCHEMA, Refused, error_response, presented_key
 from driftloop.registry import Registry
-from driftloop.serve.app import ERROR_SCHEMA
 from driftloop.ui import views
-from driftloop.ui.admin import ACTIONS, Refused, admin_actor
+from driftloop.ui.admin import ACTIONS, admin_actor
 
 STATIC = FilePath(__file__).with_name("static")
 PAGES = {
@@ -79,8 +79,7 @@ def _documented(*statuses: int, png: bool = False) -> dict[int | str, Any]:
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "fields": []}},
-                        status_code=status)
+    return error_response(Refused(status, code, message))
 
 
 def _answer(work: Callable[[], Any]) -> Response:
@@ -185,7 +184,7 @@ def create_router(registry: Registry) -> APIRouter:
             return _error(404, "not_found", f"no admin action '{action}'; actions: "
                           f"{', '.join(ACTIONS)}.")
         raw = await request.body()
-        secret = _bearer(request)
+        secret = presented_key(request.headers)
 
         def work() -> Any:
             actor = admin_actor(registry.store, secret)
@@ -202,14 +201,6 @@ def mount_dashboard(app: FastAPI, registry: Registry) -> FastAPI:
     app.include_router(create_router(registry))
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
-
-
-def _bearer(request: Request) -> str | None:
-    secret = request.headers.get("x-api-key")
-    auth = request.headers.get("authorization", "")
-    if secret is None and auth.lower().startswith("bearer "):
-        secret = auth[7:].strip()
-    return secret or None
 
 
 def _body(raw: bytes) -> dict[str, Any]:

@@ -25,11 +25,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from driftloop.config import Settings
+from driftloop.http.exposure import exposure_warning as http_exposure_warning
 from driftloop.registry import Registry
 from driftloop.ui.router import mount_dashboard
 
 logger = logging.getLogger("driftloop.ui")
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def create_ui_app(registry: Registry) -> FastAPI:
@@ -51,11 +51,10 @@ def exposure_warning(host: str) -> str | None:
     >>> exposure_warning("127.0.0.1") is None, exposure_warning("0.0.0.0")[:40]
     (True, 'the dashboard on 0.0.0.0 shows models, m')
     """
-    if host in LOOPBACK:
-        return None
-    return (f"the dashboard on {host} shows models, metrics, alerts and the audit log to anyone "
-            "who reaches this port (admin actions still need an admin key); bind to 127.0.0.1 "
-            "or put it behind a proxy that authenticates.")
+    return http_exposure_warning(
+        host, f"the dashboard on {host} shows models, metrics, alerts and the audit log to "
+        "anyone who reaches this port (admin actions still need an admin key); bind to "
+        "127.0.0.1 or put it behind a proxy that authenticates.")
 
 
 def serve_ui(settings: Settings, *, warn: Callable[[str], object] | None = None) -> None:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from driftloop.errors import UsageError
-from driftloop.train.models import (
+from driftloop.models.architectures import (
     build_model,
     factory_reference,
     load_factory,
@@ -37,7 +37,7 @@ def test_builtin_models_output_shape(name, inputs, args):
 
 def test_factory_reference_round_trip():
     ref = factory_reference(make_mlp)
-    assert ref == "driftloop.train.models:make_mlp"
+    assert ref == "driftloop.models.architectures:make_mlp"
     assert load_factory(ref) is make_mlp
 
 

@@ -4,8 +4,8 @@ Examples
 --------
 >>> import torch, numpy as np
 >>> from safetensors.torch import save
->>> from driftloop.train.models import build_model
->>> from driftloop.registry.bundle import ModelBundle
+>>> from driftloop.models.architectures import build_model
+>>> from driftloop.models.bundle import ModelBundle
 >>> _ = torch.manual_seed(0)
 >>> inputs = {"n_numeric": 2, "cardinalities": []}
 >>> weights = save(build_model("mlp", inputs, 2).state_dict())
@@ -27,7 +27,7 @@ A bundle with a fitted temperature calibrates every probability the model produc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,9 +35,12 @@ from safetensors.torch import load as load_safetensors
 
 from driftloop.data.prepare import apply_preprocessing
 from driftloop.data.preprocess import TargetEncoder
-from driftloop.evaluate.calibration import TemperatureScaler
-from driftloop.registry.bundle import ModelBundle
-from driftloop.train.models import build_model
+from driftloop.models.architectures import build_model
+from driftloop.models.bundle import ModelBundle
+from driftloop.models.temperature import TemperatureScaler
+
+if TYPE_CHECKING:
+    from driftloop.store import ArtifactStore, VersionRecord
 
 
 class LoadedModel:
@@ -53,6 +56,30 @@ class LoadedModel:
             if bundle.calibration is not None and bundle.task != "regression"
             else 1.0
         )
+
+    @classmethod
+    def from_artifacts(cls, artifacts: ArtifactStore, record: VersionRecord) -> LoadedModel:
+        """Load a stored version: its bundle and weights, each verified against its sha256.
+
+        ``record`` is anything with ``bundle_sha256`` and ``weights_sha256`` (a
+        :class:`~driftloop.store.VersionRecord`).
+
+        >>> import torch, types
+        >>> from safetensors.torch import save
+        >>> from driftloop.store import ArtifactStore
+        >>> inputs = {"n_numeric": 2, "cardinalities": []}
+        >>> b = ModelBundle(task="binary", input_kind="table", model="mlp", model_inputs=inputs,
+        ...                 n_outputs=2, classes=[0, 1], schema=None, preprocessor=None,
+        ...                 target_encoder={"task": "binary", "classes": [0, 1]})
+        >>> artifacts = ArtifactStore("memory://loaded-doc")
+        >>> weights = save(build_model("mlp", inputs, 2).state_dict())
+        >>> record = types.SimpleNamespace(bundle_sha256=artifacts.put_json(b.to_json()),
+        ...                                weights_sha256=artifacts.put_bytes(weights))
+        >>> LoadedModel.from_artifacts(artifacts, record).task
+        'binary'
+        """
+        bundle = ModelBundle.from_json(artifacts.get_json(record.bundle_sha256))
+        return cls(bundle, artifacts.get_bytes(record.weights_sha256))
 
     @property
     def task(self) -> str:

@@ -1,0 +1,57 @@
+"""Models: building ``nn.Module``s (the built-in MLP, CNN and GRU, or an importable factory),
+the bundle that describes a version, temperature scaling, and loading a version for inference.
+
+This layer sits below training, evaluation, the registry and serving: each of them builds or
+loads models through it, so none of them needs another to get a model.
+
+Examples
+--------
+>>> from driftloop.models import MODELS, resolve_model_name
+>>> sorted(MODELS), resolve_model_name("auto", "image")
+(['cnn', 'gru', 'mlp'], 'cnn')
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from driftloop.models.architectures import (
+    MODELS,
+    build_model,
+    factory_reference,
+    load_factory,
+    resolve_model_name,
+)
+from driftloop.models.bundle import ModelBundle
+
+if TYPE_CHECKING:
+    from driftloop.models.loaded import LoadedModel
+    from driftloop.models.temperature import TemperatureScaler, softmax
+
+# Imported on first use: the training workers import this package for build_model and should
+# not pay for pandas and scipy, which loading a version for inference needs.
+_LAZY = {
+    "LoadedModel": "driftloop.models.loaded",
+    "TemperatureScaler": "driftloop.models.temperature",
+    "softmax": "driftloop.models.temperature",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'driftloop.models' has no attribute {name!r}")
+
+
+__all__ = [
+    "MODELS",
+    "LoadedModel",
+    "ModelBundle",
+    "TemperatureScaler",
+    "build_model",
+    "factory_reference",
+    "load_factory",
+    "resolve_model_name",
+    "softmax",
+]
