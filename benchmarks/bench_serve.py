@@ -110,8 +110,8 @@ def _register(home: str, models: list[str]) -> dict[str, Any]:
 
     from driftloop.config import Settings
     from driftloop.data.prepare import prepare
-    from driftloop.registry import ModelBundle, Registry
     from driftloop.models.architectures import build_model
+    from driftloop.registry import ModelBundle, Registry
 
     settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     registry = Registry.open(settings)

@@ -3,7 +3,7 @@
 
 ``mlp_32_256_256_1`` is the MLP of the training benchmark (issue 3): numeric features -> 256 ->
 256 -> ``n_outputs`` (1 for regression), ReLU, no dropout. Both driftloop's worker and the plain
-DDP loop build it through ``driftloop.models.architectures.build_model("models:mlp_32_256_256_1", ...)``,
+DDP loop build it through ``driftloop.models.build_model("models:mlp_32_256_256_1", ...)``,
 so they train the identical module.
 
 >>> import torch

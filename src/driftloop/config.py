@@ -1,13 +1,19 @@
 """Settings: ``driftloop.yaml`` in the working folder, then ``DRIFTLOOP_*`` variables, then flags.
 
-This is the one place where defaults live. Later layers override earlier ones:
+This is the one place where defaults live. Later layers override earlier ones (nested settings
+merge, so one variable changes one field):
 
 1. the defaults below;
 2. ``driftloop.yaml`` (or the file named by ``DRIFTLOOP_CONFIG``) in the working folder;
 3. environment variables ``DRIFTLOOP_<FIELD>`` (``DRIFTLOOP_HOME``, ``DRIFTLOOP_STORE_URL``,
    ``DRIFTLOOP_ARTIFACTS_URL``; nested fields use a double underscore:
-   ``DRIFTLOOP_TRAIN__EPOCHS=5``);
+   ``DRIFTLOOP_TRAIN__EPOCHS=5``; lists and mappings are JSON:
+   ``DRIFTLOOP_MONITOR__WEBHOOKS='["https://hooks.example/a"]'``);
 4. keyword overrides passed by the CLI or the Python API.
+
+The layers are pydantic-settings sources (YAML, environment, init keywords) merged by
+pydantic-settings; :meth:`Settings.load` only chooses which environment and folder they read.
+``Settings()`` alone is the defaults (plus keywords), never the environment.
 
 Examples
 --------
@@ -18,10 +24,14 @@ Examples
 '/tmp/dl/artifacts'
 >>> Settings.load(environ={"DRIFTLOOP_TRAIN__EPOCHS": "7"}, cwd="/nonexistent").train.epochs
 7
+>>> Settings.load(environ={"DRIFTLOOP_MONITOR__WEBHOOKS": '["http://127.0.0.1:9/a"]'},
+...               cwd="/nonexistent").monitor.webhooks
+['http://127.0.0.1:9/a']
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +39,14 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from driftloop.errors import ConfigError
 
@@ -294,10 +312,13 @@ class GovernanceSettings(BaseModel):
     )
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
     """All driftloop settings; build with :meth:`Settings.load`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+        case_sensitive=False, validate_default=True,
+    )
 
     home: str = ".driftloop"
     store_url: str = ""
@@ -332,6 +353,18 @@ class Settings(BaseModel):
         return Path(self.home) / "runs"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` is the defaults plus its keywords; the layers come in through `load`
+        return (init_settings,)
+
+    @classmethod
     def load(
         cls,
         overrides: Mapping[str, Any] | None = None,
@@ -339,17 +372,24 @@ class Settings(BaseModel):
         environ: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> Settings:
-        """Merge defaults, ``driftloop.yaml``, ``DRIFTLOOP_*`` and ``overrides`` (in that order)."""
+        """Merge defaults, ``driftloop.yaml``, ``DRIFTLOOP_*`` and ``overrides`` (in that order).
+
+        ``environ`` (default ``os.environ``) and ``cwd`` (default: the working folder) say where
+        the variables and ``driftloop.yaml`` are read from.
+        """
         environ = os.environ if environ is None else environ
-        merged: dict[str, Any] = {}
-        _deep_update(merged, _read_yaml(environ, cwd))
-        _deep_update(merged, _read_env(environ))
-        _deep_update(merged, {k: v for k, v in (overrides or {}).items() if v is not None})
+        init = {k: v for k, v in (overrides or {}).items() if v is not None}
         try:
+            layers = [_yaml_source(cls, environ, cwd), _MappingEnvSource(cls, environ),
+                      InitSettingsSource(cls, init_kwargs=init)]
+            merged: dict[str, Any] = {}
+            for layer in layers:  # later layers win; nested mappings merge
+                _deep_update(merged, layer())
             return cls.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(_explain(exc)) from None
-
+        except ValueError:  # a DRIFTLOOP_* variable that should hold JSON does not
+            raise ConfigError(_bad_json(environ)) from None
 
     def updated(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with ``overrides`` (nested mappings merge) applied and validated again.
@@ -366,33 +406,49 @@ class Settings(BaseModel):
             raise ConfigError(_explain(exc)) from None
 
 
-def _read_yaml(environ: Mapping[str, str], cwd: str | os.PathLike[str] | None) -> dict[str, Any]:
+class _MappingEnvSource(EnvSettingsSource):
+    """``DRIFTLOOP_*`` variables read from a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = {k: v for k, v in environ.items() if k != ENV_PREFIX + "CONFIG"}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}  # names are case-insensitive
+
+
+def _bad_json(environ: Mapping[str, str]) -> str:
+    bad = []
+    for key, value in environ.items():
+        if key.upper().startswith(ENV_PREFIX) and value.strip()[:1] in "[{":
+            try:
+                json.loads(value)
+            except ValueError:
+                bad.append(key)
+    named = ", ".join(bad) or "a DRIFTLOOP_* variable"
+    return (f"{named} must hold JSON (a list or mapping setting), e.g. "
+            """DRIFTLOOP_MONITOR__WEBHOOKS='["https://hooks.example/a"]'.""")
+
+
+def _yaml_source(
+    settings_cls: type[BaseSettings], environ: Mapping[str, str],
+    cwd: str | os.PathLike[str] | None,
+) -> PydanticBaseSettingsSource:
     explicit = environ.get(ENV_PREFIX + "CONFIG")
     path = Path(explicit) if explicit else Path(cwd or os.getcwd()) / CONFIG_FILE
     if not path.is_file():
         if explicit:
             raise ConfigError(f"{ENV_PREFIX}CONFIG names '{path}', which does not exist.")
-        return {}
+        return InitSettingsSource(settings_cls, init_kwargs={})
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        source = YamlConfigSettingsSource(settings_cls, yaml_file=path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the file or remove it.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}.")
-    return data
-
-
-def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
-            continue
-        path = key[len(ENV_PREFIX) :].lower().split("__")
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return out
+    except (TypeError, ValueError):  # the YAML holds something other than a mapping
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}.") \
+            from None
+    return source
 
 
 def _deep_update(into: dict[str, Any], new: Mapping[str, Any]) -> None:
