@@ -27,28 +27,24 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from driftloop.config import DriftSettings, Settings
-from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
+from driftloop.errors import ConfigError, DataError, UsageError
+from driftloop.monitor.drift_html import render_html
+from driftloop.monitor.model_outputs import load_model_reference, output_profiles
 from driftloop.monitor.profile import (
     FeatureProfile,
     Profile,
-    build_reference,
-    current_feature,
-    infer_kind,
-    output_columns,
-    reference_feature,
 )
+from driftloop.monitor.sources import current_profile, is_file_like, reference_profile
 from driftloop.monitor.stats import (
     DEFAULT_TESTS,
     TESTS,
@@ -59,12 +55,8 @@ from driftloop.monitor.stats import (
     missing_rate,
 )
 
-if TYPE_CHECKING:
-    from driftloop.registry import Registry
-
 STATUSES: tuple[str, ...] = ("ok", "drift", "not_testable")
 Source = str | os.PathLike[str] | pd.DataFrame | Profile
-_CELLS_PER_READ = 4_000_000  # cells read from Parquet at once (32 MB as float64)
 
 
 @dataclass(frozen=True)
@@ -173,7 +165,7 @@ class DriftReport:
     def to_html(self) -> str:
         """A self-contained HTML page (no scripts, no CDN): the verdict and one table row per
         feature and output; status is written out, colour only repeats it."""
-        return _html(self)
+        return render_html(self)
 
 
 def compare(
@@ -269,11 +261,16 @@ def drift(
         full or Settings.load()).drift
     drop = {target} if target is not None else set()
     seen: set[str] = set()  # every column name read, to check the target
-    ref_profile, model = _reference(reference, drop, config, full, seen)
+    model = None
+    if isinstance(reference, (str, os.PathLike)) and not is_file_like(reference):
+        model = load_model_reference(str(reference), full or Settings.load())
+        ref_profile = model.profile
+    else:
+        ref_profile = reference_profile(reference, drop, config, seen)
     if isinstance(current, Profile):
         cur_profile = current
     else:
-        cur_profile = _profile_current(current, ref_profile, drop, config, seen)
+        cur_profile = current_profile(current, ref_profile, drop, config, seen)
     if target is not None and seen and target not in seen:
         raise DataError(
             f"target column {target!r} is in neither the reference nor the current data; "
@@ -281,7 +278,12 @@ def drift(
         )
     report = compare(ref_profile, cur_profile, settings=config)
     if model is not None and ref_profile.outputs and not isinstance(current, Profile):
-        report = _with_model_outputs(report, model, ref_profile, cur_profile, current, config)
+        outputs = output_profiles(model, current, config)
+        if isinstance(outputs, str):
+            return dataclasses.replace(report, prediction={**report.prediction,
+                                                           "reason": outputs})
+        with_outputs = dataclasses.replace(cur_profile, outputs=outputs)
+        report = compare(ref_profile, with_outputs, settings=config)
     return report
 
 
@@ -426,163 +428,6 @@ def _drifts(p_adjusted: float | None, effect: float | None, floor: float, alpha:
 # -- reading the two sides -----------------------------------------------------------------------
 
 
-def _reference(
-    reference: Source, drop: set[str], config: DriftSettings, full: Settings | None,
-    seen: set[str],
-) -> tuple[Profile, tuple[Registry, str, int] | None]:
-    if isinstance(reference, Profile):
-        return reference, None
-    if isinstance(reference, pd.DataFrame):
-        seen.update(str(c) for c in reference.columns)
-        return build_reference(_without(reference, drop), settings=config), None
-    if not isinstance(reference, (str, os.PathLike)):
-        raise UsageError(
-            f"reference must be a DataFrame, a CSV/Parquet path, a Profile or NAME:VERSION; "
-            f"got {type(reference).__name__}."
-        )
-    if _is_file_like(reference):
-        rows, chunks = _chunks(reference, seen, drop=drop)
-        features = {
-            str(name): reference_feature(str(name), chunk[name], infer_kind(chunk[name]), config)
-            for chunk in chunks for name in chunk.columns
-        }
-        return Profile(features=features, outputs={}, rows=rows), None
-    from driftloop.evaluate.report import parse_ref
-    from driftloop.monitor.reference import load_reference
-    from driftloop.registry import Registry
-
-    name, version = parse_ref(str(reference))
-    if version is None:
-        raise DataError(
-            f"{reference}: no such file, and not NAME:VERSION. Pass a CSV or Parquet file, or a "
-            "registered model as NAME:VERSION (e.g. credit:3) to use its stored profile."
-        )
-    registry = Registry.open(full or Settings.load())
-    return load_reference(registry, name, version), (registry, name, version)
-
-
-def _profile_current(
-    current: Source, reference: Profile, drop: set[str], config: DriftSettings, seen: set[str]
-) -> Profile:
-    if isinstance(current, pd.DataFrame) or (
-        isinstance(current, (str, os.PathLike)) and _is_file_like(current)
-    ):
-        wanted = set(reference.features) - drop
-        rows, chunks = _chunks(current, seen, keep=wanted)
-        features = {
-            str(name): current_feature(reference.features[str(name)], chunk[name], rows, config)
-            for chunk in chunks for name in chunk.columns
-        }
-        return Profile(features=features, outputs={}, rows=rows)
-    if isinstance(current, (str, os.PathLike)):
-        raise DataError(f"{current}: file not found. Check the path (working dir: {Path.cwd()}).")
-    raise UsageError(
-        f"current must be a DataFrame, a CSV/Parquet path or a Profile; got "
-        f"{type(current).__name__}."
-    )
-
-
-def _is_file_like(source: str | os.PathLike[str]) -> bool:
-    from driftloop.data.read import table_suffix
-
-    path = Path(source)
-    return path.exists() or table_suffix(path) is not None or ":" not in str(source)
-
-
-def _chunks(
-    source: str | os.PathLike[str] | pd.DataFrame,
-    seen: set[str],
-    *,
-    drop: set[str] = frozenset(),  # type: ignore[assignment]
-    keep: set[str] | None = None,
-) -> tuple[int, Iterator[pd.DataFrame]]:
-    """Rows and the table's columns in groups (Parquet: read a group at a time)."""
-    from driftloop.data.read import PARQUET_SUFFIXES, read_table, table_suffix
-
-    def wanted(names: list[str]) -> list[str]:
-        seen.update(names)
-        return [n for n in names if n not in drop and (keep is None or n in keep)]
-
-    if isinstance(source, pd.DataFrame):
-        frame = source.rename(columns=str)
-        if frame.columns.duplicated().any():
-            raise DataError("the DataFrame has duplicate column names; rename them.")
-        return len(frame), iter([frame[wanted(list(frame.columns))]])
-    if table_suffix(source) not in PARQUET_SUFFIXES:
-        frame = read_table(source).frame
-        return len(frame), iter([frame[wanted(list(frame.columns))]])
-    return _parquet_chunks(Path(source), wanted)
-
-
-def _parquet_chunks(
-    path: Path, wanted: Any
-) -> tuple[int, Iterator[pd.DataFrame]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from driftloop.data.read import read_table
-
-    if not path.is_file():
-        read_table(path)  # raises the house's "file not found" / "is a directory" message
-    try:
-        file = pq.ParquetFile(path)
-        names = list(file.schema_arrow.names)
-        rows = file.metadata.num_rows
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise DataError(
-            f"{path}: cannot be read as Parquet ({str(exc).splitlines()[0]}). Check that the "
-            "file is complete and was written as Parquet."
-        ) from None
-    if len(set(names)) != len(names):
-        raise DataError(f"{path}: duplicate column names. Rename them to be unique.")
-    columns = wanted(names)
-    step = max(1, _CELLS_PER_READ // max(rows, 1))
-
-    def read() -> Iterator[pd.DataFrame]:
-        for start in range(0, len(columns), step):
-            yield file.read(columns=columns[start:start + step]).to_pandas()
-
-    return rows, read()
-
-
-def _without(frame: pd.DataFrame, drop: set[str]) -> pd.DataFrame:
-    frame = frame.rename(columns=str)
-    return frame.drop(columns=[c for c in drop if c in frame.columns])
-
-
-def _with_model_outputs(
-    report: DriftReport,
-    model: tuple[Registry, str, int],
-    reference: Profile,
-    current_profile: Profile,
-    current: Source,
-    config: DriftSettings,
-) -> DriftReport:
-    """The report again with the model's outputs on ``current`` compared as well."""
-    from driftloop.data.read import read_table
-
-    registry, name, version = model
-    try:
-        loaded = registry.load(name, version)
-        features = [f["name"] for f in (loaded.bundle.schema or {}).get("features", [])]
-        frame = read_table(current).frame  # type: ignore[arg-type]
-        outputs = loaded.predict_raw(frame[features] if features else frame)
-        outputs = loaded.to_original_scale(outputs)
-        columns, names = output_columns(loaded.task, loaded.bundle.classes, outputs)
-        if names != list(reference.outputs):
-            raise DataError(f"the model's outputs {names} are not the profiled "
-                            f"{list(reference.outputs)}")
-    except (DriftloopError, KeyError) as exc:
-        reason = f"model outputs not computed for the current data: {exc}"
-        return dataclasses.replace(report, prediction={**report.prediction, "reason": reason})
-    outputs_profile = {
-        out: current_feature(ref, pd.Series(columns[:, i]), len(frame), config)
-        for i, (out, ref) in enumerate(reference.outputs.items())
-    }
-    with_outputs = dataclasses.replace(current_profile, outputs=outputs_profile)
-    return compare(reference, with_outputs, settings=config)
-
-
 # -- output ----------------------------------------------------------------------------------------
 
 
@@ -606,58 +451,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (float, np.floating)):
         return _finite(obj)
     return obj
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if value != 0 and abs(value) < 10 ** -digits:
-        return f"{value:.1e}"
-    return f"{value:.{digits}f}"
-
-
-_STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b}
-table{border-collapse:collapse;margin-top:1rem}th,td{padding:.3rem .6rem;border:1px solid #ccc;
-text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.drift{background:#fde2e1}.ok{background:#e6f4ea}.not_testable{background:#eeeeee}
-.verdict{font-size:1.2rem;font-weight:600}
-"""
-
-
-def _html(report: DriftReport) -> str:
-    esc = html.escape
-    rows = []
-    outputs = [FeatureDrift(**o) for o in report.prediction.get("outputs", [])]
-    labels = {"drift": "▲ DRIFT", "ok": "✓ ok", "not_testable": "– not testable"}
-    for f in [*report.features, *outputs]:
-        missing = f.missing
-        rates = f"{_fmt(missing.get('reference_rate'), 3)} → {_fmt(missing.get('current_rate'), 3)}"
-        if missing.get("drifted"):
-            rates += " (drift)"
-        status = labels[f.status] + (f": {f.reason}" if f.reason else "")
-        rows.append(
-            f"<tr class='{f.status}'><td>{esc(f.name)}</td><td>{esc(f.kind)}</td>"
-            f"<td>{esc(f.test)}</td><td class='num'>{_fmt(f.statistic)}</td>"
-            f"<td class='num'>{_fmt(f.p_value)}</td>"
-            f"<td class='num'>{_fmt(f.p_value_adjusted)}</td>"
-            f"<td class='num'>{_fmt(f.effect_size)} {esc(f.effect_metric)}</td>"
-            f"<td class='num'>{esc(rates)}</td><td>{esc(status)}</td></tr>"
-        )
-    head = "".join(f"<th>{h}</th>" for h in (
-        "feature", "kind", "test", "statistic", "p", "p adjusted", "effect", "missing rate",
-        "status"))
-    floors = ", ".join(f"{esc(k)} ≥ {v:g}" for k, v in report.effect_floors.items())
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>driftloop drift report</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Drift report</h1><p class='verdict'>{esc(report.headline())}</p>"
-        f"<p>{report.reference_rows} reference rows, {report.current_rows} current rows. A test "
-        f"drifts when its corrected p-value is below {report.alpha:g} and its effect reaches "
-        f"the floor ({floors}).</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "</body></html>\n"
-    )
 
 
 __all__ = ["STATUSES", "DriftReport", "FeatureDrift", "compare", "drift"]
