@@ -312,7 +312,7 @@ def erase_subject(
                       actor or registry.actor, dry_run)
     finally:
         if owned:
-            registry.store.close()
+            registry.close()
 
 
 def find_erasures(

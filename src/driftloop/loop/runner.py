@@ -84,9 +84,16 @@ def run_once(
     now: datetime | None = None,
     progress: bool = False,
 ) -> LoopOutcome:
-    """One loop iteration for ``model``; see the module docstring."""
+    """One loop iteration for ``model``; see the module docstring.
+
+    ``registry``: the one to work in (kept open); None: open the one ``settings`` names for
+    this iteration and close it afterwards.
+    """
     settings = settings or Settings.load()
-    registry = registry or Registry.open(settings)
+    if registry is None:
+        with Registry.open(settings) as opened:
+            return run_once(model, settings=settings, registry=opened, say=say, now=now,
+                            progress=progress)
     loop = settings.loop
     champion = registry.holder(model, loop.alias)
     if champion is None:
@@ -249,11 +256,12 @@ def watch(
     say = say or (lambda step, message: None)
     restore = _install_stop_handlers(stop)
     done = 0
+    registry = Registry.open(settings)  # once: engine, migration check and pool for every iteration
     try:
         while not stop.is_set() and (max_iterations is None or done < max_iterations):
             started = time.monotonic()
             try:
-                run_once(model, settings=settings, say=say)
+                run_once(model, settings=settings, registry=registry, say=say)
             except DriftloopError as exc:
                 say("error", f"iteration {done + 1} failed: {exc}")
             except Exception as exc:  # noqa: BLE001 - one bad iteration must not end the watch
@@ -261,6 +269,7 @@ def watch(
             done += 1
             stop.wait(max(0.0, interval_s - (time.monotonic() - started)))
     finally:
+        registry.close()
         restore()
     return done
 

@@ -143,9 +143,13 @@ def monitor(
     """Process the prediction log of ``model`` since the last run into stored windows.
 
     Returns the new windows, the alerts raised and how many rows wait for a full window.
+    ``registry``: the one to read and write (kept open); None: open the one ``settings``
+    names and close it afterwards.
     """
     settings = settings or Settings.load()
-    registry = registry or Registry.open(settings)
+    if registry is None:
+        with Registry.open(settings) as opened:
+            return monitor(model, window=window, settings=settings, registry=opened, now=now)
     spec = WindowSpec.parse(window if window is not None else settings.monitor.window)
     registry.get(model)  # NotFoundError naming the model when it is unknown
     store = registry.store

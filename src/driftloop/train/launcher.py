@@ -182,64 +182,64 @@ def train(
         {"train": {k: v for k, v in overrides.items() if v is not None}}
     )
     cfg = settings.train
-    registry = Registry.open(settings)
-    if resume is not None:
-        return _resume_run(registry, resume, workers, cfg.max_restarts, progress)
-    if data is None:
-        raise UsageError("pass the data to train on, or resume=RUN_ID to continue a run.")
-    if cfg.precision == "fp16" and not torch.cuda.is_available():
-        raise UsageError(
-            "--precision fp16 needs a GPU (it relies on a CUDA grad scaler); use bf16 or fp32 "
-            "on CPU."
-        )
-    model_ref = model if isinstance(model, str) else factory_reference(model)
-    prepared = prepare(
-        data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
-        input_kind=input_kind,
-    )
-    _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
-    model_name = name or _default_name(data)
-    model_ref = resolve_model_name(model_ref, prepared.input_kind)
-    # bad input is reported first (above, exit 2); then the data check refuses errors not
-    # ignored (exit 1) and names the columns holding personal data, which are left out
-    checked = precheck(
-        data, target, task=prepared.task, group_column=group_column,
-        input_kind=prepared.input_kind, ignore_checks=ignore_checks, allow_pii=allow_pii,
-        settings=settings,
-    )
-    if checked.exclude:
+    with Registry.open(settings) as registry:  # closed once the run is recorded or failed
+        if resume is not None:
+            return _resume_run(registry, resume, workers, cfg.max_restarts, progress)
+        if data is None:
+            raise UsageError("pass the data to train on, or resume=RUN_ID to continue a run.")
+        if cfg.precision == "fp16" and not torch.cuda.is_available():
+            raise UsageError(
+                "--precision fp16 needs a GPU (it relies on a CUDA grad scaler); use bf16 or fp32 "
+                "on CPU."
+            )
+        model_ref = model if isinstance(model, str) else factory_reference(model)
         prepared = prepare(
             data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
-            test_fraction=cfg.test_fraction, time_column=time_column,
-            group_column=group_column, input_kind=input_kind, exclude=checked.exclude,
+            test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
+            input_kind=input_kind,
         )
+        _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
+        model_name = name or _default_name(data)
+        model_ref = resolve_model_name(model_ref, prepared.input_kind)
+        # bad input is reported first (above, exit 2); then the data check refuses errors not
+        # ignored (exit 1) and names the columns holding personal data, which are left out
+        checked = precheck(
+            data, target, task=prepared.task, group_column=group_column,
+            input_kind=prepared.input_kind, ignore_checks=ignore_checks, allow_pii=allow_pii,
+            settings=settings,
+        )
+        if checked.exclude:
+            prepared = prepare(
+                data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                test_fraction=cfg.test_fraction, time_column=time_column,
+                group_column=group_column, input_kind=input_kind, exclude=checked.exclude,
+            )
 
-    params = {
-        **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
-        "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
-        "name": model_name,
-        "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
-    }
-    run_id = uuid.uuid4().hex
-    run_dir = (settings.runs_dir / run_id).resolve()
-    registry.store.create_run(
-        model_name=model_name, params=params, world_size=cfg.workers, run_dir=str(run_dir),
-        package_versions=package_versions(), git_commit=git_commit(Path.cwd()), run_id=run_id,
-    )
-    try:
-        for role in ("source", "train", "val", "test"):
-            registry.record_dataset(run_id, role, prepared)
-        record_precheck(checked, registry, run_id)
-        write_slice_rows(run_dir, data, prepared, settings.evaluate.max_slice_columns)
-        write_training_profile(run_dir / DATA_DIR, data, prepared, settings.drift)
-        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
-    except BaseException as exc:
-        registry.store.finish_run(run_id, "failed", error=str(exc))
-        raise
-    return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
-                              model_name, progress, warnings=list(prepared.warnings),
-                              parent=parent)
+        params = {
+            **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
+            "time_column": time_column, "group_column": group_column, "source": prepared.source_uri,
+            "name": model_name,
+            "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
+        }
+        run_id = uuid.uuid4().hex
+        run_dir = (settings.runs_dir / run_id).resolve()
+        registry.store.create_run(
+            model_name=model_name, params=params, world_size=cfg.workers, run_dir=str(run_dir),
+            package_versions=package_versions(), git_commit=git_commit(Path.cwd()), run_id=run_id,
+        )
+        try:
+            for role in ("source", "train", "val", "test"):
+                registry.record_dataset(run_id, role, prepared)
+            record_precheck(checked, registry, run_id)
+            write_slice_rows(run_dir, data, prepared, settings.evaluate.max_slice_columns)
+            write_training_profile(run_dir / DATA_DIR, data, prepared, settings.drift)
+            spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
+        except BaseException as exc:
+            registry.store.finish_run(run_id, "failed", error=str(exc))
+            raise
+        return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
+                                  model_name, progress, warnings=list(prepared.warnings),
+                                  parent=parent)
 
 
 def _resume_run(
