@@ -16,22 +16,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from driftloop.models.architectures import (
-    MODELS,
-    build_model,
-    factory_reference,
-    load_factory,
-    resolve_model_name,
-)
 from driftloop.models.bundle import ModelBundle
 
 if TYPE_CHECKING:
+    from driftloop.models.architectures import (
+        MODELS,
+        build_model,
+        factory_reference,
+        load_factory,
+        resolve_model_name,
+    )
     from driftloop.models.loaded import LoadedModel
     from driftloop.models.temperature import TemperatureScaler, softmax
 
-# Imported on first use: the training workers import this package for build_model and should
-# not pay for pandas and scipy, which loading a version for inference needs.
+# Imported on first use: torch takes seconds to import and evaluation (temperature scaling)
+# does not need it; the training workers need torch but not pandas and scipy.
 _LAZY = {
+    "MODELS": "driftloop.models.architectures",
+    "build_model": "driftloop.models.architectures",
+    "factory_reference": "driftloop.models.architectures",
+    "load_factory": "driftloop.models.architectures",
+    "resolve_model_name": "driftloop.models.architectures",
     "LoadedModel": "driftloop.models.loaded",
     "TemperatureScaler": "driftloop.models.temperature",
     "softmax": "driftloop.models.temperature",

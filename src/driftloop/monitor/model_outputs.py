@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from driftloop.config import DriftSettings, Settings
 from driftloop.errors import DataError, DriftloopError
 from driftloop.evaluate.report import parse_ref
-from driftloop.models import LoadedModel
 from driftloop.monitor.profile import FeatureProfile, Profile, current_feature, output_columns
 from driftloop.monitor.reference import load_reference
-from driftloop.registry import Registry
+
+if TYPE_CHECKING:
+    from driftloop.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class ModelReference:
 
 def load_model_reference(reference: str, settings: Settings) -> ModelReference:
     """Read ``NAME:VERSION``'s stored profile and load the version (registry opened, closed)."""
+    # imported here for start-up time only: comparing two files needs neither torch nor the store
+    from driftloop.registry import Registry
+
     name, version = parse_ref(str(reference))
     if version is None:
         raise DataError(
