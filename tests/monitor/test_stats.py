@@ -156,3 +156,22 @@ def profile_like_self(ref: FeatureProfile, kind: str, cfg: DriftSettings) -> Fea
     reference = build_reference(pd.DataFrame({"v": values}), settings=cfg)
     assert reference.features["v"].counts == ref.counts
     return profile_like(reference, pd.DataFrame({"v": values}), settings=cfg).features["v"]
+
+
+def test_an_undefined_p_value_is_not_testable_never_no_drift(monkeypatch):
+    # a NaN p-value used to become 1.0 ("no drift"); scipy returns NaN on degenerate tables
+    import driftloop.monitor.stats as module
+    from driftloop.monitor.drift import compare
+
+    class _Nan:
+        statistic, pvalue = 1.0, float("nan")
+
+    monkeypatch.setattr(module.stats, "chi2_contingency", lambda *a, **k: _Nan())
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"c": rng.choice(list("abcd"), 2000)})
+    reference = build_reference(frame, settings=DriftSettings())
+    report = compare(reference, profile_like(reference, frame, settings=DriftSettings()),
+                     settings=DriftSettings())
+    (feature,) = report.features
+    assert feature.status == "not_testable" and "NaN" in feature.reason
+    assert feature.p_value is None and feature.missing["p_value"] is None

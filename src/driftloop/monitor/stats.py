@@ -231,9 +231,12 @@ def missing_rate(
     if (table.sum(axis=0) == 0).any():
         return None, effect
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    if expected.min() < MIN_EXPECTED:
-        return _prob(stats.fisher_exact(table).pvalue), effect
-    return _prob(stats.chi2_contingency(table, correction=False).pvalue), effect
+    try:
+        if expected.min() < MIN_EXPECTED:
+            return _prob(stats.fisher_exact(table).pvalue), effect
+        return _prob(stats.chi2_contingency(table, correction=False).pvalue), effect
+    except NotTestable:  # an undefined p-value: nothing to test, like no value missing at all
+        return None, effect
 
 
 def adjust(p_values: Sequence[float], correction: str) -> np.ndarray:
@@ -389,8 +392,11 @@ def _pool_sparse(table: np.ndarray) -> np.ndarray:
 
 
 def _prob(p: float) -> float:
+    """A p-value clipped to [0, 1]; NaN is not "no drift" but :class:`NotTestable`."""
     p = float(p)
-    return 1.0 if not math.isfinite(p) else min(max(p, 0.0), 1.0)
+    if math.isnan(p):
+        raise NotTestable("the test's p-value is undefined (NaN) for these counts")
+    return min(max(p, 0.0), 1.0)
 
 
 __all__ = [
