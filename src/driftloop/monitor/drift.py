@@ -123,6 +123,23 @@ class DriftReport:
         """Names of the features that drifted."""
         return [f.name for f in self.features if f.drifted]
 
+    def fails(self, on: str = "feature") -> bool:
+        """Whether a check step should fail on this report.
+
+        ``on="feature"``: any feature drifted (after the correction and the effect floor) or
+        the model's output did — what a CI step guarding one pipeline expects. ``on="dataset"``:
+        the dataset-level verdict, :attr:`drift_detected` (the share rule, or output drift).
+
+        >>> r = DriftReport(False, 0.1, "bh", 0.05, [], {"drift_detected": False}, 10, 10)
+        >>> r.fails("feature"), r.fails("dataset")
+        (False, False)
+        """
+        if on == "dataset":
+            return self.drift_detected
+        if on == "feature":
+            return bool(self.drifted) or bool(self.prediction.get("drift_detected"))
+        raise UsageError(f"fail-on must be 'feature' or 'dataset'; got {on!r}.")
+
     def headline(self) -> str:
         """One line: the verdict and the numbers behind it.
 
