@@ -18,21 +18,53 @@ Examples
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
 
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
 
-out = Console()
-err = Console(stderr=True)
+#: Width of tables and lines when the output is not a terminal (a pipe, a file, a CI log):
+#: wide enough that rich never breaks a word ("featur e") or cuts a cell ("vers…").
+PIPED_WIDTH = 4096
+
+
+def _is_tty(file: IO[str]) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+class _Console(Console):
+    """A rich Console that is :data:`PIPED_WIDTH` wide while its file is not a terminal.
+
+    Rich falls back to 80 columns (or the width of whichever of stdin/stderr is a terminal)
+    when stdout is piped; ``COLUMNS`` still wins when it is set.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if not os.environ.get("COLUMNS", "").isdigit() and not _is_tty(self.file):
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = _Console()
+err = _Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
 
