@@ -229,6 +229,30 @@ def test_serve_with_nothing_promoted_exits_2(workdir, capsys):
         err.split())
 
 
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from driftloop.cli import app
+
+    def walk(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_of_every_command_shows_flags_without_a_bool_type(capsys):
+    paths = _command_paths()
+    assert len(paths) > 30 and ["models", "promote"] in paths
+    for path in paths:
+        code, out, _ = _run(capsys, *path, "--help")
+        assert code == 0 and "--help" in out, path
+        assert "<bool>" not in out, path
+    _, out, _ = _run(capsys, "models", "promote", "--help")
+    assert "--force" in out and "--json" in out and "<str>" in out
+
+
 def _piped(workdir, *argv: str) -> list[str]:
     """stdout of ``python -m driftloop ARGV`` piped (not a terminal), its lines unwrapped."""
     import subprocess

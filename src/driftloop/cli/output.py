@@ -28,6 +28,7 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
@@ -142,5 +143,37 @@ def exit_status(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 
 
-#: The Typer of the root app and of every group.
-Typer = typer.Typer
+def _untyped_flags(params: list[Any]) -> None:
+    # Typer's rich help prints every option's type, flags included ("--json <bool>", even
+    # "--help <bool>"); its plain help leaves flags out. An empty metavar prints nothing.
+    for param in params:
+        if (getattr(param, "is_flag", False) or getattr(param, "count", False)) and (
+                param.metavar is None):
+            param.metavar = ""
+
+
+class Command(TyperCommand):
+    """A command whose --help shows no ``<bool>`` after its flags."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untyped_flags(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class Group(TyperGroup):
+    """A group whose --help shows no ``<bool>`` after its flags."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untyped_flags(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class Typer(typer.Typer):
+    """``typer.Typer`` whose groups and commands are :class:`Group` and :class:`Command`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=Group, **kwargs)
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(name, **kwargs)
