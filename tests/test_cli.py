@@ -128,7 +128,7 @@ def test_data_check_json_has_the_issue_shape_and_leaks_against_a_test_set_exit_1
     assert code == 0 and "pii" in out and "fingerprint" in out
 
 
-def _register_in_process(frame: pd.DataFrame, name: str) -> None:
+def _register_in_process(frame: pd.DataFrame, name: str, metrics: dict | None = None) -> None:
     """Register a quickly trained model in the working folder's store (no ranks)."""
     from driftloop.config import Settings
     from driftloop.registry import Registry
@@ -137,7 +137,8 @@ def _register_in_process(frame: pd.DataFrame, name: str) -> None:
     _, weights, bundle = quick_version(
         frame, calibration={"kind": "temperature", "inputs": "proba", "temperature": 1.5})
     Registry.open(Settings.load()).register(name, run_id=None, bundle=bundle, weights=weights,
-                                            metrics={}, actor="test", reason="cli test")
+                                            metrics=metrics or {}, actor="test",
+                                            reason="cli test")
 
 
 def test_evaluate_prints_intervals_writes_the_diagram_and_stores_the_report(workdir, capsys):
@@ -226,3 +227,64 @@ def test_serve_with_nothing_promoted_exits_2(workdir, capsys):
     code, _, err = _run(capsys, "serve", "--port", "0")
     assert code == 2 and "no model has a version under alias 'production'" in " ".join(
         err.split())
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from driftloop.cli import app
+
+    def walk(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_help_of_every_command_shows_flags_without_a_bool_type(capsys):
+    paths = _command_paths()
+    assert len(paths) > 30 and ["models", "promote"] in paths
+    for path in paths:
+        code, out, _ = _run(capsys, *path, "--help")
+        assert code == 0 and "--help" in out, path
+        assert "<bool>" not in out, path
+    _, out, _ = _run(capsys, "models", "promote", "--help")
+    assert "--force" in out and "--json" in out and "<str>" in out
+
+
+def _piped(workdir, *argv: str) -> list[str]:
+    """stdout of ``python -m driftloop ARGV`` piped (not a terminal), its lines unwrapped."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DRIFTLOOP_") and k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "driftloop", *argv], cwd=workdir, env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_piped_tables_keep_every_header_and_value_whole(workdir):
+    frame = _table(600, seed=2)
+    _register_in_process(frame, "ages", metrics={"accuracy": 0.9125})
+    lines = _piped(workdir, "models", "list")
+    header = next(line for line in lines if "model" in line)
+    cells = [c.strip() for c in header.strip("┃ ").split("┃")]
+    assert cells == ["model", "version", "aliases", "task", "created", "key metric", "ECE",
+                     "worst slice", "size", "train data"]
+    row = next(line for line in lines if "ages" in line)
+    assert "binary" in row and "accuracy 0.9125" in row and "…" not in "\n".join(lines)
+
+    frame.to_csv(workdir / "ref.csv", index=False)
+    _table(600, seed=3).to_csv(workdir / "cur.csv", index=False)
+    lines = _piped(workdir, "drift", "--reference", "ref.csv", "--current", "cur.csv",
+                   "--target", "label")
+    header = next(line for line in lines if "feature" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == [
+        "feature", "kind", "test", "statistic", "p", "p adjusted", "effect", "missing rate",
+        "status"]
+    assert any("categorical" in line and "jensen_shannon" in line for line in lines)
+    assert any("testable features drifted" in line and "bh-corrected" in line
+               for line in lines)

@@ -1,0 +1,66 @@
+"""``driftloop audit show|verify|anchor``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftloop.cli.output import JsonFlag, Typer, emit_json, out, settings, table
+from driftloop.errors import CheckFailed
+
+app = Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
+
+
+@app.command("show")
+def audit_show_cmd(
+    subject: Annotated[str | None, typer.Option(help="Only this subject, e.g. credit:v3.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. promote.")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Only the newest N entries.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List audit entries, oldest first."""
+    from driftloop.registry import Registry
+
+    entries = Registry.open(settings()).audit.entries(subject=subject, limit=limit,
+                                                      action=action)
+    if json_out:
+        emit_json([e.__dict__ for e in entries])
+        return
+    rows = table("seq", "at (UTC)", "actor", "action", "subject", "details", fold=True)
+    for e in entries:
+        rows.add_row(str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject,
+                     json.dumps(e.details, default=str)[:160])
+    out.print(rows if entries else "no audit entries match.")
+
+
+@app.command("verify")
+def audit_verify_cmd(
+    anchor: Annotated[
+        Path | None, typer.Option(help="Anchor file from `driftloop audit anchor`.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recompute the hash chain; with --anchor also detect a truncated tail (exit 1 if bad)."""
+    from driftloop.governance import Anchor
+    from driftloop.registry import Registry
+
+    kept = Anchor.read(anchor) if anchor is not None else None
+    report = Registry.open(settings()).audit.verify(kept)
+    if json_out:
+        emit_json(report.__dict__)
+    elif report.ok:
+        out.print(f"[green]ok[/] {report.reason} head {report.head}")
+    if not report.ok:
+        raise CheckFailed(f"audit log verification failed at entry {report.first_bad_seq}: "
+                          f"{report.reason}")
+
+
+@app.command("anchor")
+def audit_anchor_cmd() -> None:
+    """Print the newest entry's seq and hash as JSON; keep it elsewhere for `verify --anchor`."""
+    from driftloop.registry import Registry
+
+    emit_json(Registry.open(settings()).audit.anchor().to_json())

@@ -1,0 +1,129 @@
+"""``driftloop train`` and ``driftloop evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from driftloop.cli.output import JsonFlag, emit_json, out, plain, settings, table, warn
+
+
+def train_cmd(
+    data: Annotated[Path | None, typer.Argument(help="CSV, Parquet or NPZ file.")] = None,
+    target: Annotated[str | None, typer.Option(help="Column to predict (tables).")] = None,
+    model: Annotated[str, typer.Option(help="auto, mlp, cnn, gru or module:function.")] = "auto",
+    workers: Annotated[int | None, typer.Option(help="Data-parallel processes.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size per worker.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate at the reference batch.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of split, init and order.")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Split by this time column.")] = None,
+    group_column: Annotated[str | None, typer.Option(help="Keep groups in one split.")] = None,
+    input_kind: Annotated[str | None, typer.Option(help="table, image or sequence.")] = None,
+    accumulate: Annotated[
+        int | None, typer.Option(help="Micro-batches per optimiser step.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 (GPU).")] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every K optimiser steps (and each epoch).")
+    ] = None,
+    consistency_every: Annotated[
+        int | None, typer.Option(help="Compare ranks' parameters every N steps (0: epoch).")
+    ] = None,
+    collective_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a rank before failing.")
+    ] = None,
+    max_restarts: Annotated[
+        int | None, typer.Option(help="Restart the worker group this often on failure.")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue a stopped run from its newest checkpoint.")
+    ] = None,
+    ignore_check: Annotated[
+        list[str] | None,
+        typer.Option(help="Train despite this data check's errors (repeatable; recorded)."),
+    ] = None,
+    allow_pii: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep this column found to hold personal data (repeatable; recorded)."),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Train a model data-parallel and register it as a new version.
+
+    DATA is required unless --resume RUN_ID continues a stopped run.
+    """
+    from driftloop.train.launcher import train
+
+    result = train(
+        data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
+        lr=lr, seed=seed, name=name, task=task, time_column=time_column,
+        group_column=group_column, input_kind=input_kind, accumulate=accumulate,
+        precision=precision, checkpoint_every=checkpoint_every,
+        consistency_every=consistency_every, collective_timeout=collective_timeout,
+        max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
+        ignore_checks=ignore_check or (), allow_pii=allow_pii or (),
+    )
+    if json_out:
+        emit_json(result.to_json())
+        return
+    for line in result.warnings:
+        warn(line)
+    print_training(result)
+
+
+def print_training(result: Any) -> None:
+    """The test-split metrics and the run of a training result (also the demo's)."""
+    if getattr(result, "evaluation", None):
+        from driftloop.evaluate.report import EvaluationReport
+
+        out.print(f"[bold]{result.model} v{result.version} — test split[/]")
+        plain(EvaluationReport.from_json(result.evaluation).summary())
+    else:
+        metrics = table("metric", "value", title=f"{result.model} v{result.version} — test split",
+                        right=("value",))
+        for key, value in result.metrics.items():
+            metrics.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        out.print(metrics)
+    out.print(
+        f"run [bold]{result.run_id}[/] · {result.world_size} workers · "
+        f"{result.samples_per_s:,.0f} samples/s · {result.duration_s:.1f} s · best epoch "
+        f"{result.best_epoch + 1} of {result.epochs_run}"
+    )
+    out.print(f"weights sha256 {result.weights_sha256}")
+    out.print(f"run folder {result.run_dir}")
+
+
+def evaluate_cmd(
+    ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="Registered model.")],
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet (with the target) or NPZ file.")],
+    slices: Annotated[
+        str | None, typer.Option(help="Columns to evaluate per value/quantile bin: COL,COL.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column if renamed.")] = None,
+    diagram: Annotated[
+        Path | None, typer.Option(help="Also write the reliability diagram PNG here.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices.
+
+    The report is stored as an artifact linked to the version and the data's fingerprint.
+    """
+    from driftloop.evaluate.report import evaluate
+
+    columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
+    report = evaluate(ref, data, slices=columns, target=target, settings=settings())
+    if diagram is not None:
+        report.write_diagram(diagram)
+    if json_out:
+        emit_json(report.to_json())
+        return
+    plain(report.summary())
+    out.print(f"report {report.artifact_sha256}" + (
+        f" · diagram {report.diagram_sha256}" if report.diagram_sha256 else ""))
+    if diagram is not None:
+        out.print(f"reliability diagram written to {diagram}")
