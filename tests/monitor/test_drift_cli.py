@@ -148,3 +148,22 @@ def test_the_installed_command_exits_1_on_drift(files):
     )
     assert proc.returncode == 1, proc.stderr
     assert "DRIFT" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_one_hugely_shifted_column_of_ten_fails_the_step_by_default(workdir, capsys):
+    # one drifted feature is below the dataset share rule (0.5), yet a CI step guarding a
+    # pipeline must fail on it; --fail-on dataset keeps the share rule
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({f"x{i}": rng.normal(size=2000) for i in range(10)})
+    cur = pd.DataFrame({f"x{i}": rng.normal(size=2000) for i in range(10)})
+    cur["x3"] += 25.0
+    ref.to_csv(workdir / "ref10.csv", index=False)
+    cur.to_csv(workdir / "cur10.csv", index=False)
+    args = ["drift", "--reference", "ref10.csv", "--current", "cur10.csv", "--fail-on-drift"]
+    code, out, err = _run(capsys, *args)
+    assert code == 1 and "drift detected in x3" in " ".join(err.split()), err
+    assert "no drift: 1 of 10 testable features drifted" in " ".join(out.split())
+    code, _, err = _run(capsys, *args, "--fail-on", "dataset")
+    assert code == 0, err
+    code, _, err = _run(capsys, *args, "--fail-on", "everything")
+    assert code == 2 and "Traceback" not in err

@@ -10,6 +10,8 @@ Exit codes: 0 ok, 1 a check failed, 2 bad input or usage.
 
 from __future__ import annotations
 
+import logging
+
 from typing import Annotated
 
 import typer
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     Usage errors of the command line itself (unknown flag, missing argument) are reported by
     typer, which exits 2.
     """
+    # webhook retries are reported with each alert's deliveries; stamina's own warning per
+    # retry would only repeat them on stderr
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     try:
         app(args=argv)
     except DriftloopError as exc:

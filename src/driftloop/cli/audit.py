@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.output import JsonFlag, Typer, emit_json, out, settings, table
+from driftloop.cli.output import JsonFlag, Typer, emit_json, open_registry, out, table
 from driftloop.errors import CheckFailed
 
 app = Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
@@ -22,10 +22,8 @@ def audit_show_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """List audit entries, oldest first."""
-    from driftloop.registry import Registry
-
-    entries = Registry.open(settings()).audit.entries(subject=subject, limit=limit,
-                                                      action=action)
+    with open_registry() as registry:
+        entries = registry.audit.entries(subject=subject, limit=limit, action=action)
     if json_out:
         emit_json([e.__dict__ for e in entries])
         return
@@ -45,10 +43,9 @@ def audit_verify_cmd(
 ) -> None:
     """Recompute the hash chain; with --anchor also detect a truncated tail (exit 1 if bad)."""
     from driftloop.governance import Anchor
-    from driftloop.registry import Registry
-
     kept = Anchor.read(anchor) if anchor is not None else None
-    report = Registry.open(settings()).audit.verify(kept)
+    with open_registry() as registry:
+        report = registry.audit.verify(kept)
     if json_out:
         emit_json(report.__dict__)
     elif report.ok:
@@ -61,6 +58,5 @@ def audit_verify_cmd(
 @app.command("anchor")
 def audit_anchor_cmd() -> None:
     """Print the newest entry's seq and hash as JSON; keep it elsewhere for `verify --anchor`."""
-    from driftloop.registry import Registry
-
-    emit_json(Registry.open(settings()).audit.anchor().to_json())
+    with open_registry() as registry:
+        emit_json(registry.audit.anchor().to_json())

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from driftloop.cli.output import JsonFlag, Typer, emit_json, out, plain, settings
+from driftloop.cli.output import JsonFlag, Typer, emit_json, open_registry, out, plain, settings
 from driftloop.errors import CheckFailed
 
 app = Typer(help="Check data before training on it.", no_args_is_help=True)
@@ -40,14 +40,12 @@ def data_check_cmd(
     Records the dataset (fingerprint, source, rows, schema) and the report in the store.
     """
     from driftloop.data.check import check_data
-    from driftloop.registry import Registry
-
     current = settings()
-    registry = Registry.open(current)
-    report = check_data(
-        data, target, against, task=task, group_column=group_column,  # type: ignore[arg-type]
-        settings=current, store=registry.store, artifacts=registry.artifacts,
-    )
+    with open_registry(current) as registry:
+        report = check_data(
+            data, target, against, task=task, group_column=group_column,  # type: ignore[arg-type]
+            settings=current, store=registry.store, artifacts=registry.artifacts,
+        )
     if json_out:
         emit_json(report.to_json())
     else:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.output import JsonFlag, Typer, emit_json, out, plain, settings
+from driftloop.cli.output import JsonFlag, Typer, emit_json, open_registry, out, plain
 
 app = Typer(help="Create, list and revoke API keys of the model server.", no_args_is_help=True)
 
@@ -25,12 +25,11 @@ def keys_create_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Create an API key; its secret is printed once and stored only hashed."""
-    from driftloop.registry import Registry
     from driftloop.serve.auth import create_key
 
-    registry = Registry.open(settings())
-    created = create_key(registry.store, registry.audit, name, role.value,
-                         actor=actor or registry.actor)
+    with open_registry() as registry:
+        created = create_key(registry.store, registry.audit, name, role.value,
+                             actor=actor or registry.actor)
     if json_out:
         emit_json({"name": name, "role": role.value, "prefix": created.record.prefix,
                    "key": created.secret})
@@ -46,10 +45,10 @@ def keys_list_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """List API keys (names, prefixes and roles; never secrets)."""
-    from driftloop.registry import Registry
     from driftloop.serve.auth import list_keys
 
-    keys = list_keys(Registry.open(settings()).store, include_revoked=all_keys)
+    with open_registry() as registry:
+        keys = list_keys(registry.store, include_revoked=all_keys)
     if json_out:
         emit_json([k.__dict__ for k in keys])
         return
@@ -68,11 +67,10 @@ def keys_revoke_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Revoke an API key (audited); servers stop accepting it within seconds."""
-    from driftloop.registry import Registry
     from driftloop.serve.auth import revoke_key
 
-    registry = Registry.open(settings())
-    record = revoke_key(registry.store, registry.audit, key, actor=actor or registry.actor)
+    with open_registry() as registry:
+        record = revoke_key(registry.store, registry.audit, key, actor=actor or registry.actor)
     if json_out:
         emit_json(record.__dict__)
         return

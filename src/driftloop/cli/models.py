@@ -22,9 +22,9 @@ from driftloop.cli.output import (
     Typer,
     emit_json,
     err,
+    open_registry,
     out,
     plain,
-    settings,
     table,
     version_number,
     write_document,
@@ -43,10 +43,8 @@ def models_list_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """List registered model versions."""
-    from driftloop.registry import Registry
-
-    registry = Registry.open(settings())
-    versions = [registry.describe(v) for v in registry.versions(name)]
+    with open_registry() as registry:
+        versions = [registry.describe(v) for v in registry.versions(name)]
     if json_out:
         emit_json(versions)
         return
@@ -78,16 +76,14 @@ def models_show_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Show one model version: metrics, run, data fingerprints and artifacts."""
-    from driftloop.registry import Registry
-
-    registry = Registry.open(settings())
     from driftloop.evaluate.report import parse_ref
 
     name, version = parse_ref(ref)
-    record = registry.get(name, version)
-    run = registry.store.get_run(record.run_id) if record.run_id else None
-    datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
-    described = registry.describe(record)
+    with open_registry() as registry:
+        record = registry.get(name, version)
+        run = registry.store.get_run(record.run_id) if record.run_id else None
+        datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
+        described = registry.describe(record)
     info = {
         "version": record.__dict__,
         "run": run.__dict__ if run else None,
@@ -122,10 +118,8 @@ def models_lineage_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Where a version came from: run, datasets, parents, reports, alias moves, audit."""
-    from driftloop.registry import Registry
-
-    found = Registry.open(settings()).lineage(
-        name, None if version is None else version_number(version))
+    with open_registry() as registry:
+        found = registry.lineage(name, None if version is None else version_number(version))
     if json_out:
         emit_json(found.to_json())
         return
@@ -172,11 +166,11 @@ def models_card_cmd(
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
 ) -> None:
     """A model card (Mitchell et al. 2019): facts from the store, text from `card:`/--set."""
-    from driftloop.registry import Registry
     from driftloop.registry.card import parse_set
 
-    card = Registry.open(settings()).card(
-        name, None if version is None else version_number(version), parse_set(set_ or []))
+    with open_registry() as registry:
+        card = registry.card(
+            name, None if version is None else version_number(version), parse_set(set_ or []))
     if format is TextFormat.json:
         text = json.dumps(card.to_json(), indent=1) + "\n"
     else:
@@ -197,13 +191,13 @@ def models_export_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Write a self-contained edge package: ONNX model, preprocessing and schema JSON."""
-    from driftloop.registry import Registry
     from driftloop.serve.export import export_edge_package
 
     number = version_number(version)
     target = out_dir or Path(f"{name}-v{number}-{format.value}")
-    package = export_edge_package(Registry.open(settings()), name, number, target, int8=int8,
-                                  overwrite=overwrite)
+    with open_registry() as registry:
+        package = export_edge_package(registry, name, number, target, int8=int8,
+                                      overwrite=overwrite)
     if json_out:
         emit_json(package.to_json())
         return

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.output import JsonFlag, emit_json, out, plain, settings, version_number
+from driftloop.cli.output import JsonFlag, emit_json, open_registry, out, plain, version_number
 from driftloop.errors import CheckFailed
 
 
@@ -30,12 +30,12 @@ def models_promote_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Point an alias at a version if every promotion gate passes (exit 1 when refused)."""
-    from driftloop.registry import GateRefused, Registry
+    from driftloop.registry import GateRefused
 
-    registry = Registry.open(settings())
     try:
-        result = registry.promote(name, version_number(version), to=to, reason=reason,
-                                  actor=actor, force=force, data=data)
+        with open_registry() as registry:
+            result = registry.promote(name, version_number(version), to=to, reason=reason,
+                                      actor=actor, force=force, data=data)
     except GateRefused as exc:
         if json_out:
             emit_json({"moved": False, "forced": False, "move": None,
@@ -64,9 +64,8 @@ def models_rollback_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Point an alias back at the version that held it before the current one."""
-    from driftloop.registry import Registry
-
-    move = Registry.open(settings()).rollback(name, alias, reason=reason, actor=actor)
+    with open_registry() as registry:
+        move = registry.rollback(name, alias, reason=reason, actor=actor)
     if json_out:
         emit_json(move.__dict__)
         return
@@ -87,10 +86,10 @@ def models_deactivate_cmd(
 
     `driftloop models promote NAME VERSION --to ALIAS` restores it (gated).
     """
-    from driftloop.registry import Registry
     from driftloop.registry.aliases import deactivate
 
-    move = deactivate(Registry.open(settings()), name, alias, reason=reason, actor=actor)
+    with open_registry() as registry:
+        move = deactivate(registry, name, alias, reason=reason, actor=actor)
     if json_out:
         emit_json(move.__dict__)
         return
@@ -109,9 +108,8 @@ def models_gate_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Run the promotion gates without promoting (exit 1 when one fails), e.g. in CI."""
-    from driftloop.registry import Registry
-
-    report = Registry.open(settings()).gate(name, version_number(version), to=to, data=data)
+    with open_registry() as registry:
+        report = registry.gate(name, version_number(version), to=to, data=data)
     if json_out:
         emit_json(report.to_json())
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,6 +10,11 @@ import typer
 
 from driftloop.cli.output import JsonFlag, emit_json, out, plain, settings, table
 from driftloop.errors import CheckFailed, UsageError
+
+
+class FailOn(str, Enum):
+    feature = "feature"
+    dataset = "dataset"
 
 
 def drift_cmd(
@@ -21,7 +27,12 @@ def drift_cmd(
         Path | None, typer.Option("--html", help="Also write the report as an HTML page.")
     ] = None,
     fail_on_drift: Annotated[
-        bool, typer.Option("--fail-on-drift", help="Exit 1 when drift is detected.")] = False,
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when drift is found (see --fail-on).")
+    ] = False,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="With --fail-on-drift: 'feature' fails when any feature (or the "
+        "model's output) drifts; 'dataset' only when the dataset-level verdict does (the "
+        "share rule).")] = FailOn.feature,
     json_out: JsonFlag = False,
 ) -> None:
     """Compare CURRENT data with a REFERENCE feature by feature (and the model's outputs).
@@ -40,8 +51,11 @@ def drift_cmd(
         emit_json(report.to_dict())
     else:
         _print_drift(report, html)
-    if fail_on_drift and report.drift_detected:
-        raise CheckFailed(f"drift detected ({report.headline()})")
+    if fail_on_drift and report.fails(fail_on.value):
+        drifted = ", ".join(report.drifted) or "the model's output"
+        raise CheckFailed(f"drift detected in {drifted} ({report.headline()})"
+                          if fail_on is FailOn.feature else
+                          f"dataset drift detected ({report.headline()})")
 
 
 def _num(value: float | None) -> str:

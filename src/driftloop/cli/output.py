@@ -17,12 +17,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
@@ -32,6 +34,9 @@ from typer.core import TyperCommand, TyperGroup
 
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
+
+if TYPE_CHECKING:
+    from driftloop.registry import Registry
 
 #: Width of tables and lines when the output is not a terminal (a pipe, a file, a CI log):
 #: wide enough that rich never breaks a word ("featur e") or cuts a cell ("vers…").
@@ -81,6 +86,15 @@ class TextFormat(str, Enum):
 def settings(**overrides: Any) -> Settings:
     """The settings of driftloop.yaml and DRIFTLOOP_*, with the flags that were given on top."""
     return Settings.load(overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+@contextlib.contextmanager
+def open_registry(current: Settings | None = None) -> Iterator[Registry]:
+    """The registry ``current`` (default: :func:`settings`) names, closed when the command ends."""
+    from driftloop.registry import Registry  # the store pulls in SQLAlchemy: not for --help
+
+    with Registry.open(current or settings()) as opened:
+        yield opened
 
 
 def version_number(text: str) -> int:

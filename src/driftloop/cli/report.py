@@ -14,6 +14,7 @@ from driftloop.cli.output import (
     Typer,
     emit_json,
     err,
+    open_registry,
     plain,
     settings,
     version_number,
@@ -38,10 +39,10 @@ def report_governance_cmd(
 ) -> None:
     """Map NIST AI RMF 1.0 subcategories to live evidence in the store; list the gaps."""
     from driftloop.governance.report import governance_report
-    from driftloop.registry import Registry
 
-    report = governance_report(Registry.open(settings()), name,
-                               None if version is None else version_number(version))
+    with open_registry() as registry:
+        report = governance_report(registry, name,
+                                   None if version is None else version_number(version))
     if json_out or format is TextFormat.json:
         text = json.dumps(report.to_json(), indent=1) + "\n"
     else:

@@ -31,6 +31,7 @@ def serve_cmd(
 ) -> None:
     """Serve models over HTTP (predict, KServe V2 infer, feedback, health, metrics)."""
     from driftloop.serve.server import serve
+    from driftloop.ui import mount_dashboard
 
     flags = {"alias": alias, "host": host, "port": port, "max_batch_size": max_batch_size,
              "max_latency_ms": max_latency_ms,
@@ -39,7 +40,7 @@ def serve_cmd(
     cfg = current.serve
     err.print(f"serving on http://{cfg.host}:{cfg.port} (alias {cfg.alias}, runtime "
               f"{cfg.runtime}); docs at /docs")
-    serve(current, model or None, warn=warn)
+    serve(current, model or None, warn=warn, mount=[mount_dashboard])  # the dashboard at /
 
 
 def ui_cmd(

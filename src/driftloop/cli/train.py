@@ -113,7 +113,7 @@ def evaluate_cmd(
 
     The report is stored as an artifact linked to the version and the data's fingerprint.
     """
-    from driftloop.evaluate.report import evaluate
+    from driftloop.registry.registry import evaluate
 
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
     report = evaluate(ref, data, slices=columns, target=target, settings=settings())
