@@ -11,7 +11,6 @@ Exit codes: 0 ok, 1 a check failed, 2 bad input or usage.
 from __future__ import annotations
 
 import logging
-
 from typing import Annotated
 
 import typer
