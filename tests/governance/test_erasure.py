@@ -21,7 +21,6 @@ from sqlalchemy import select
 from driftloop.cli import main
 from driftloop.config import Settings
 from driftloop.errors import DataError, UsageError
-from driftloop.governance import AuditLog
 from driftloop.governance.erasure import (
     SALT_FILE,
     erase_subject,
@@ -31,6 +30,7 @@ from driftloop.governance.erasure import (
 )
 from driftloop.serve.prediction_log import PredictionLog, hash_value
 from driftloop.store import Store
+from driftloop.store.audit import AuditLog
 from driftloop.store.serving import add_feedback, add_predictions, list_feedback, list_predictions
 from driftloop.store.tables import AuditEntry, utcnow
 

@@ -328,7 +328,7 @@ def find_erasures(
     >>> [e.action for e in find_erasures(settings, "c-17")], find_erasures(settings, "c-18")
     (['erase'], [])
     """
-    from driftloop.governance.audit import AuditLog
+    from driftloop.store import AuditLog
 
     if isinstance(settings_or_registry, Settings):
         digest = subject_hash(settings_or_registry.home, subject_id)

@@ -40,10 +40,10 @@ from sqlalchemy import func, select
 from driftloop.store.tables import FeedbackEntry, PredictionLogEntry, utcnow
 
 if TYPE_CHECKING:
-    from driftloop.governance.audit import ChainReport
     from driftloop.registry import Registry
     from driftloop.registry.evidence import DataCheck, Evaluation
     from driftloop.store import AliasMoveRecord, AuditRecord, VersionRecord
+    from driftloop.store.audit import ChainReport
     from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
 
 STATUSES = ("evidence", "gap", "attention")

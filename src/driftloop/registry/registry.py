@@ -49,7 +49,6 @@ from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
-from driftloop.governance import AuditLog, pseudonymous_actor
 from driftloop.registry.aliases import Promotion, check_alias, deactivation, rollback_target
 from driftloop.registry.bundle import ModelBundle
 from driftloop.registry.card import ModelCard, build_card, card_text, missing_text
@@ -62,10 +61,12 @@ from driftloop.store import (
     AliasMoveRecord,
     AliasRecord,
     ArtifactStore,
+    AuditLog,
     AuditRecord,
     Store,
     VersionRecord,
     canonical_json,
+    pseudonymous_actor,
 )
 from driftloop.store.tables import AliasMove, ModelAlias, ModelVersion, utcnow
 

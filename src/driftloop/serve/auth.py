@@ -10,7 +10,7 @@ endpoints need a key as soon as any active key exists; health, metrics and docs 
 Examples
 --------
 >>> from driftloop.store import Store
->>> from driftloop.governance import AuditLog
+>>> from driftloop.store import AuditLog
 >>> store = Store.open("sqlite://")
 >>> created = create_key(store, AuditLog(store), "ci", "predict", actor="ops")
 >>> created.secret.startswith("dl_" + created.record.prefix + "_")
@@ -34,8 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from driftloop.governance import AuditLog
-from driftloop.store import Store
+from driftloop.store import AuditLog, Store
 from driftloop.store.serving import (
     API_ROLES,
     ApiKeyRecord,

@@ -247,7 +247,7 @@ def audit_view(
 
 
 def verify_view(registry: Registry) -> dict[str, Any]:
-    """Recompute the audit chain (:meth:`~driftloop.governance.AuditLog.verify`)."""
+    """Recompute the audit chain (:meth:`~driftloop.store.audit.AuditLog.verify`)."""
     return plain(registry.audit.verify())
 
 

@@ -37,15 +37,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from driftloop.errors import UsageError
-from driftloop.store import AuditRecord, Store, VersionRecord, canonical_json
-from driftloop.store.records import record_from
-from driftloop.store.tables import AuditEntry, utcnow
+from driftloop.store.canonical import canonical_json
+from driftloop.store.clock import utcnow
+from driftloop.store.records import AuditRecord, VersionRecord, record_from
+from driftloop.store.tables import AuditEntry
+
+if TYPE_CHECKING:
+    from driftloop.store.database import Store
 
 GENESIS_HASH = "0" * 64
 _VERIFY_CHUNK = 500
