@@ -282,21 +282,20 @@ def erase_subject(
     Examples
     --------
     >>> import tempfile
-    >>> from driftloop.store.serving import add_predictions, add_feedback, list_predictions
-    >>> from driftloop.store.tables import utcnow
+    >>> from driftloop.store import utcnow
     >>> home = tempfile.mkdtemp()
     >>> settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     >>> with Store.open(settings.store_url) as store:
-    ...     _ = add_predictions(store, [
+    ...     _ = store.add_predictions([
     ...         {"request_id": rid, "model_name": "m", "version": 1, "at": utcnow(),
     ...          "features": {"customer_id": cid, "x": 1.0}, "output": {}}
     ...         for rid, cid in [("r1", 42), ("r2", 420), ("r3", "42")]])
-    ...     _ = add_feedback(store, [("r1", "yes"), ("r2", "no")])
+    ...     _ = store.add_feedback([("r1", "yes"), ("r2", "no")])
     >>> result = erase_subject(settings, 42)
     >>> result.prediction_log, result.feedback, result.audit_seq
     (2, 1, 1)
     >>> with Store.open(settings.store_url) as store:
-    ...     [r.features["customer_id"] for r in list_predictions(store)]
+    ...     [r.features["customer_id"] for r in store.list_predictions()]
     [420]
     """
     from driftloop.registry import Registry

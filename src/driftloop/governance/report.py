@@ -235,21 +235,15 @@ class _Context:
 
     @cached_property
     def windows(self) -> list[WindowRecord]:
-        from driftloop.store.monitoring import list_windows
-
-        return list_windows(self.store, self.name)
+        return self.store.list_windows(self.name)
 
     @cached_property
     def alerts(self) -> list[AlertRecord]:
-        from driftloop.store.monitoring import list_alerts
-
-        return list_alerts(self.store, self.name)
+        return self.store.list_alerts(self.name)
 
     @cached_property
     def loop_runs(self) -> list[LoopRunRecord]:
-        from driftloop.store.monitoring import list_loop_runs
-
-        return list_loop_runs(self.store, self.name)
+        return self.store.list_loop_runs(self.name)
 
     @cached_property
     def chain(self) -> ChainReport:

@@ -10,13 +10,11 @@ Both are written as Parquet snapshots under
 
 Examples
 --------
->>> from driftloop.store import Store
->>> from driftloop.store.serving import add_feedback, add_predictions
->>> from driftloop.store.tables import utcnow
+>>> from driftloop.store import Store, utcnow
 >>> store = Store.open("sqlite://")
->>> _ = add_predictions(store, [{"request_id": f"r{i}", "model_name": "m", "version": 1,
+>>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
 ...     "at": utcnow(), "features": {"x": i}, "output": {}} for i in range(5)])
->>> _ = add_feedback(store, [("r1", "yes"), ("r3", "no")])
+>>> _ = store.add_feedback([("r1", "yes"), ("r3", "no")])
 >>> labelled_frame(store, "m", target="y")[["x", "y"]].to_dict("list")
 {'x': [1, 3], 'y': ['yes', 'no']}
 >>> store.close()

@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 from driftloop.config import Settings  # noqa: E402
 from driftloop.registry import Registry  # noqa: E402
 from driftloop.registry.evidence import evaluations  # noqa: E402
-from driftloop.store.monitoring import list_loop_runs  # noqa: E402
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -166,7 +165,7 @@ def _events(registry: Registry) -> str:
     from driftloop.loop.demo import MODEL
 
     rows: list[tuple[Any, str]] = []
-    for run in list_loop_runs(registry.store, MODEL):
+    for run in registry.store.list_loop_runs(MODEL):
         trigger = (run.trigger or {}).get("message", "-")
         gates = run.details.get("gates") or []
         failed = [g["name"] for g in gates if not g["passed"]]

@@ -35,14 +35,7 @@ import time
 from dataclasses import dataclass
 
 from driftloop.store import AuditLog, Store
-from driftloop.store.serving import (
-    API_ROLES,
-    ApiKeyRecord,
-    add_api_key,
-    find_api_key,
-    list_api_keys,
-    revoke_api_key,
-)
+from driftloop.store.keys import API_ROLES, ApiKeyRecord
 
 
 @dataclass(frozen=True)
@@ -62,14 +55,14 @@ def create_key(store: Store, audit: AuditLog, name: str, role: str, *, actor: st
     """Create a key with ``role`` (``predict`` or ``admin``), audited without the secret."""
     prefix = secrets.token_hex(4)
     secret = f"dl_{prefix}_{secrets.token_urlsafe(32)}"
-    record = add_api_key(store, name, role, prefix=prefix, key_sha256=hash_key(secret))
+    record = store.add_api_key(name, role, prefix=prefix, key_sha256=hash_key(secret))
     audit.append(actor, "key_created", f"api_key:{prefix}", {"role": role, "name": name})
     return CreatedKey(record, secret)
 
 
 def revoke_key(store: Store, audit: AuditLog, name_or_prefix: str, *, actor: str) -> ApiKeyRecord:
     """Revoke a key by name or prefix, audited."""
-    record = revoke_api_key(store, name_or_prefix)
+    record = store.revoke_api_key(name_or_prefix)
     audit.append(actor, "key_revoked", f"api_key:{record.prefix}",
                  {"role": record.role, "name": record.name})
     return record
@@ -77,7 +70,7 @@ def revoke_key(store: Store, audit: AuditLog, name_or_prefix: str, *, actor: str
 
 def list_keys(store: Store, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
     """The keys (never their secrets)."""
-    return list_api_keys(store, include_revoked=include_revoked)
+    return store.list_api_keys(include_revoked=include_revoked)
 
 
 class KeyChecker:
@@ -100,7 +93,7 @@ class KeyChecker:
             at, value = self._any
             if now - at < self.cache_s:
                 return value
-        value = bool(list_api_keys(self.store))
+        value = bool(self.store.list_api_keys())
         with self._lock:
             self._any = (now, value)
         return value
@@ -113,7 +106,7 @@ class KeyChecker:
             hit = self._roles.get(digest)
             if hit is not None and now - hit[0] < self.cache_s:
                 return hit[1]
-        found = find_api_key(self.store, digest)
+        found = self.store.find_api_key(digest)
         role = None if found is None else found.role
         with self._lock:
             if len(self._roles) > 10_000:
