@@ -35,9 +35,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry, utcnow
+from driftloop.store.clock import utcnow
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
@@ -260,11 +258,7 @@ class _Context:
 
     @cached_property
     def feedback_rows(self) -> int:
-        joined = PredictionLogEntry.request_id == FeedbackEntry.request_id
-        query = (select(func.count()).select_from(FeedbackEntry).join(PredictionLogEntry, joined)
-                 .where(PredictionLogEntry.model_name == self.name))
-        with self.store.session(write=False) as session:
-            return int(session.scalar(query) or 0)
+        return self.store.count_labels(self.name)
 
 
 Found = tuple[str, list[str], str | None]

@@ -39,15 +39,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-
 from driftloop.errors import NotFoundError
 from driftloop.evaluate.metrics import primary_metric
 from driftloop.registry import Registry
 from driftloop.registry.evidence import data_checks, evaluations
-from driftloop.store import Store, VersionRecord
+from driftloop.store import VersionRecord
 from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
-from driftloop.store.tables import MonitorWindow
 from driftloop.ui.health import alert_bound, health
 
 KEY_METRICS = {
@@ -186,7 +183,7 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
     metric, drop = cfg.performance_metric, cfg.performance_drop
     tests = {v.version: v.metrics.get(metric) for v in versions}
     rows = []
-    for w in _timeline(store, name, max(1, min(limit, MAX_WINDOWS))):
+    for w in store.window_timeline(name, max(1, min(limit, MAX_WINDOWS))):
         test = tests.get(w.version)
         rows.append({
             "id": w.id, "version": w.version, "start_at": w.start_at, "end_at": w.end_at,
@@ -241,25 +238,6 @@ def audit_view(
 def verify_view(registry: Registry) -> dict[str, Any]:
     """Recompute the audit chain (:meth:`~driftloop.store.audit.AuditLog.verify`)."""
     return plain(registry.audit.verify())
-
-
-def _timeline(store: Store, name: str, limit: int) -> list[Any]:
-    """The newest ``limit`` windows of ``name``, oldest first, without their reports.
-
-    Written here rather than with :meth:`~driftloop.store.Store.list_windows` because the
-    timeline needs a few columns of many windows, and ``list_windows`` also parses every
-    window's full report
-    (tens of KB of JSON each: most of a second for 1,000 windows).
-    """
-    query = (select(MonitorWindow.id, MonitorWindow.version, MonitorWindow.start_at,
-                    MonitorWindow.end_at, MonitorWindow.rows, MonitorWindow.status,
-                    MonitorWindow.drift_detected, MonitorWindow.prediction_drift,
-                    MonitorWindow.share_drifted, MonitorWindow.estimated,
-                    MonitorWindow.realised)
-             .where(MonitorWindow.model_name == name)
-             .order_by(MonitorWindow.id.desc()).limit(limit))
-    with store.session(write=False) as session:
-        return list(reversed(session.execute(query).all()))
 
 
 def _version_fields(v: VersionRecord) -> dict[str, Any]:
