@@ -11,8 +11,8 @@ from sqlalchemy import delete, update
 
 from driftloop.cli import main
 from driftloop.config import Settings
-from driftloop.governance import AuditLog
 from driftloop.store import Store
+from driftloop.store.audit import AuditLog
 from driftloop.store.tables import AuditEntry
 
 

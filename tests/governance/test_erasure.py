@@ -16,13 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from driftloop.cli import main
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import DataError, UsageError
-from driftloop.governance import AuditLog
 from driftloop.governance.erasure import (
     SALT_FILE,
     erase_subject,
@@ -32,8 +30,8 @@ from driftloop.governance.erasure import (
 )
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.store import Store
-from driftloop.store.serving import add_feedback, add_predictions, list_feedback, list_predictions
-from driftloop.store.tables import AuditEntry, utcnow
+from driftloop.store.audit import AuditLog
+from driftloop.store.clock import utcnow
 
 # (request id, customer id, feature x): 42 has look-alikes that must survive
 ROWS = [
@@ -48,7 +46,7 @@ def _settings(home: Path, **overrides) -> Settings:
 
 
 def _log(store: Store, rows, column: str = "customer_id") -> None:
-    add_predictions(store, [
+    store.add_predictions([
         {"request_id": rid, "model_name": "credit", "version": 1, "at": utcnow(),
          "features": {column: cid, "x": x}, "output": {"predictions": "yes"}}
         for rid, cid, x in rows])
@@ -66,7 +64,7 @@ def populated(tmp_path: Path) -> Settings:
     settings = _settings(tmp_path / "home")
     with Store.open(settings.store_url) as store:
         _log(store, ROWS)
-        add_feedback(store, [(rid, "yes") for rid, _, _ in ROWS])
+        store.add_feedback([(rid, "yes") for rid, _, _ in ROWS])
     home = Path(settings.home)
     _snapshot(home, "credit-1-train.parquet", pd.DataFrame(
         {"customer_id": [42, 420, 4, 42, 142], "x": [1.0, 2.0, 3.0, 4.0, 5.0],
@@ -89,8 +87,8 @@ def test_erase_removes_exactly_the_subjects_rows_everywhere(populated: Settings)
     assert result.snapshots == {str(train): 2}
     assert result.skipped_snapshots == [str(holdout)]
     with Store.open(populated.store_url) as store:
-        left = {r.request_id for r in list_predictions(store)}
-        labelled = {f.request_id for f in list_feedback(store)}
+        left = {r.request_id for r in store.list_predictions()}
+        labelled = {f.request_id for f in store.list_feedback()}
         log = AuditLog(store)
         assert log.verify().ok
         (entry,) = log.entries(action="erase")
@@ -120,9 +118,9 @@ def test_the_audit_entry_holds_a_salted_hash_never_the_id(populated: Settings) -
     assert result.subject_hash == expected == subject_hash(populated.home, subject)
     assert stat.S_IMODE(os.stat(salt_path).st_mode) == 0o600
     assert expected != hashlib.sha256(subject.encode()).hexdigest()  # salted, not guessable
-    with Store.open(populated.store_url) as store, store.session(write=False) as s:
+    with Store.open(populated.store_url) as store:
         stored = json.dumps([[e.actor, e.action, e.subject, e.details]
-                             for e in s.scalars(select(AuditEntry))])
+                             for e in AuditLog(store).entries()])
     assert "ana.lima" not in stored and "example.org" not in stored
     # the same id gives the same hash later: an auditor can confirm the erasure
     (entry,) = find_erasures(populated, subject)
@@ -138,16 +136,16 @@ def test_a_pii_hashed_id_column_is_matched_by_its_plain_value(tmp_path: Path) ->
                    {"email": ["ana@x.org", "bo@x.org", "ana@x.org.br"], "age": [30, 41, 52]},
                    {"predictions": ["yes", "no", "no"]}, pii=frozenset({"email"}))
         log.stop()
-        add_feedback(store, [("a-0", "yes"), ("a-1", "no")])
-        stored = [r.features["email"] for r in list_predictions(store)]
+        store.add_feedback([("a-0", "yes"), ("a-1", "no")])
+        stored = [r.features["email"] for r in store.list_predictions()]
     assert stored[0] == hash_value("ana@x.org", "s3cret")  # the log never held the address
 
     result = erase_subject(settings, "ana@x.org", id_column="email")
 
     assert (result.prediction_log, result.feedback) == (1, 1)
     with Store.open(settings.store_url) as store:
-        assert [r.request_id for r in list_predictions(store)] == ["a-1", "a-2"]
-        assert [f.request_id for f in list_feedback(store)] == ["a-1"]
+        assert [r.request_id for r in store.list_predictions()] == ["a-1", "a-2"]
+        assert [f.request_id for f in store.list_feedback()] == ["a-1"]
 
 
 def test_a_hashed_snapshot_column_is_matched_too(tmp_path: Path) -> None:
@@ -162,11 +160,11 @@ def test_a_hashed_snapshot_column_is_matched_too(tmp_path: Path) -> None:
 
 def test_an_unknown_id_erases_nothing_and_is_still_audited(populated: Settings) -> None:
     with Store.open(populated.store_url) as store:
-        before = len(list_predictions(store))
+        before = len(store.list_predictions())
     result = erase_subject(populated, "no-such-customer")
     assert result.erased == 0 and result.audit_seq is not None
     with Store.open(populated.store_url) as store:
-        assert len(list_predictions(store)) == before
+        assert len(store.list_predictions()) == before
         (entry,) = AuditLog(store).entries(action="erase")
     assert entry.details["counts"] == {"prediction_log": 0, "feedback": 0, "snapshots": 0}
 
@@ -183,7 +181,7 @@ def test_a_dry_run_counts_without_changing_or_auditing(populated: Settings) -> N
     assert (result.prediction_log, result.feedback, result.audit_seq) == (3, 3, None)
     assert sum(result.snapshots.values()) == 2
     with Store.open(populated.store_url) as store:
-        assert len(list_predictions(store)) == len(ROWS)
+        assert len(store.list_predictions()) == len(ROWS)
         assert AuditLog(store).entries() == []
 
 
@@ -194,7 +192,7 @@ def test_an_unreadable_snapshot_stops_the_erasure_before_anything_changes(
     with pytest.raises(DataError, match="broken.parquet.*nothing was erased"):
         erase_subject(populated, "42")
     with Store.open(populated.store_url) as store:
-        assert len(list_predictions(store)) == len(ROWS)
+        assert len(store.list_predictions()) == len(ROWS)
         assert AuditLog(store).entries() == []
     train = Path(populated.home) / "loop" / "snapshots" / "credit-1-train.parquet"
     assert len(pd.read_parquet(train)) == 5

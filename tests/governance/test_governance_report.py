@@ -18,15 +18,7 @@ from driftloop.governance.erasure import erase_subject
 from driftloop.governance.report import SUBCATEGORIES, governance_report
 from driftloop.registry import ModelBundle, Registry
 from driftloop.registry.aliases import deactivate
-from driftloop.store.monitoring import (
-    add_alert,
-    add_window,
-    finish_loop_run,
-    set_realised,
-    start_loop_run,
-)
-from driftloop.store.serving import add_predictions
-from driftloop.store.tables import utcnow
+from driftloop.store.clock import utcnow
 
 CARD = {"intended_use": "Rank loan applications for review.",
         "caveats": "Trained on one branch's applications.",
@@ -113,23 +105,23 @@ def _live_evidence(registry: Registry) -> None:
     registry.promote("credit", 1, to="production", force=True, reason="first release")
     now = utcnow()
     for i, drift in enumerate((False, True)):
-        window = add_window(
-            store, model_name="credit", version=1, first_log_id=1 + 100 * i,
+        window = store.add_window(
+            model_name="credit", version=1, first_log_id=1 + 100 * i,
             last_log_id=100 * (i + 1), start_at=now, end_at=now, rows=100, status="ok",
             drift_detected=drift, share_drifted=0.5 if drift else 0.0, prediction_drift=False,
             report={"features": []}, estimated={"accuracy": {"value": 0.8}})
-    set_realised(store, window.id, {"accuracy": {"value": 0.71}, "labelled": 60})
-    add_alert(store, model_name="credit", window_id=window.id, kind="dataset_drift",
-              message="2 of 4 features drifted", details={"share": 0.5},
-              deliveries=[{"url": "http://127.0.0.1:9/alerts", "ok": True, "attempts": 1,
-                           "status": 200}])
-    run = start_loop_run(store, "credit", champion_version=1)
-    finish_loop_run(store, run.id, outcome="cooldown", details={"steps": []})
+    store.set_realised(window.id, {"accuracy": {"value": 0.71}, "labelled": 60})
+    store.add_alert(model_name="credit", window_id=window.id, kind="dataset_drift",
+                    message="2 of 4 features drifted", details={"share": 0.5},
+                    deliveries=[{"url": "http://127.0.0.1:9/alerts", "ok": True, "attempts": 1,
+                                 "status": 200}])
+    run = store.start_loop_run("credit", champion_version=1)
+    store.finish_loop_run(run.id, outcome="cooldown", details={"steps": []})
     registry.promote("credit", 1, to="staging", force=True, reason="drill")
     deactivate(registry, "credit", "staging", reason="deactivation drill", actor="oncall")
-    add_predictions(store, [{"request_id": "q1", "model_name": "credit", "version": 1,
-                             "at": now, "features": {"customer_id": "x", "income": 1.0},
-                             "output": {}}])
+    store.add_predictions([{"request_id": "q1", "model_name": "credit", "version": 1,
+                            "at": now, "features": {"customer_id": "x", "income": 1.0},
+                            "output": {}}])
     erase_subject(registry, "x")
 
 

@@ -23,7 +23,6 @@ from driftloop.loop.runner import run_once
 from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.server import BackgroundServer
-from driftloop.store.monitoring import list_loop_runs, list_windows
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +58,7 @@ def test_drift_triggers_a_retrain_that_is_promoted_and_hot_swapped(demo) -> None
     assert "data:image/png;base64," in report and "http" not in report.split("<body>")[0]
     registry = Registry.open(_settings(folder))
     assert registry.get(MODEL, 2).parent_id == registry.get(MODEL, 1).id
-    windows = list_windows(registry.store, MODEL)
+    windows = registry.store.list_windows(MODEL)
     post_change = [w for w in windows if w.version == 1 and w.realised
                    and w.realised["accuracy"]["value"] < 0.7]
     assert post_change, "the monitor saw the old version's realised accuracy fall"
@@ -99,7 +98,7 @@ def test_cooldown_holds_a_second_retrain(demo) -> None:
     assert outcome.outcome == "cooldown"
     assert outcome.trigger is not None
     assert len(registry.versions(MODEL)) == before  # nothing was trained
-    runs = list_loop_runs(registry.store, MODEL)
+    runs = registry.store.list_loop_runs(MODEL)
     assert runs[-1].outcome == "cooldown" and runs[-1].challenger_version is None
     actions = [e.action for e in registry.audit.entries()]
     assert "loop_hold" in actions and "loop_trigger" in actions and "loop_decision" in actions

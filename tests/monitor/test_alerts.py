@@ -12,7 +12,6 @@ import pytest
 from driftloop.monitor.alerts import deliver, raise_alert
 from driftloop.serve.server import free_port
 from driftloop.store import Store
-from driftloop.store.monitoring import list_alerts
 
 
 class _Hook:
@@ -62,7 +61,7 @@ def test_webhook_gets_the_alert_after_a_failed_attempt(store: Store) -> None:
     assert alert.deliveries[0]["attempts"] == 2
     assert hook.received[-1]["kind"] == "dataset_drift"
     assert hook.received[-1]["details"] == {"share_drifted": 0.6}
-    assert list_alerts(store, "m")[0].deliveries == alert.deliveries
+    assert store.list_alerts("m")[0].deliveries == alert.deliveries
 
 
 def test_a_dead_webhook_is_recorded_and_the_alert_is_kept(store: Store) -> None:
@@ -73,7 +72,7 @@ def test_a_dead_webhook_is_recorded_and_the_alert_is_kept(store: Store) -> None:
                             timeout_s=1)
     assert [d["ok"] for d in alert.deliveries] == [False, True]
     assert alert.deliveries[0]["attempts"] == 2 and "error" in alert.deliveries[0]
-    assert [a.kind for a in list_alerts(store)] == ["performance_drop"]
+    assert [a.kind for a in store.list_alerts()] == ["performance_drop"]
 
 
 def test_a_webhook_that_always_fails_gives_up_after_the_retries() -> None:

@@ -15,9 +15,7 @@ from driftloop.config import Settings
 from driftloop.errors import UsageError
 from driftloop.monitor.windows import WindowSpec, monitor
 from driftloop.registry import Registry
-from driftloop.store.monitoring import list_windows
-from driftloop.store.serving import add_feedback, add_predictions
-from driftloop.store.tables import utcnow
+from driftloop.store.clock import utcnow
 
 MODEL = "cancer"
 pytestmark = pytest.mark.slow
@@ -53,9 +51,9 @@ def _log(settings: Settings, frame: pd.DataFrame, *, start: int, at_step_s: floa
              "output": {"predictions": int(proba[i].argmax()),
                         "probabilities": proba[i].tolist()}}
             for i, rid in enumerate(ids)]
-    add_predictions(registry.store, rows)
+    registry.store.add_predictions(rows)
     if labels:
-        add_feedback(registry.store, zip(ids, frame["target"].tolist(), strict=True))
+        registry.store.add_feedback(zip(ids, frame["target"].tolist(), strict=True))
     return ids
 
 
@@ -81,10 +79,10 @@ def test_windows_drift_estimates_and_late_labels(trained: Any) -> None:
     assert all(w.realised is None for w in result.windows)
     assert {a.kind for a in result.alerts} >= {"dataset_drift"}
     # labels arrive late: the next run fills in the realised accuracy of the old windows
-    add_feedback(registry.store, zip(calm_ids, calm["target"].tolist(), strict=True))
+    registry.store.add_feedback(zip(calm_ids, calm["target"].tolist(), strict=True))
     again = monitor(MODEL, window="150", settings=settings, registry=registry)
     assert again.windows == [] and again.refreshed == 2
-    stored = list_windows(registry.store, MODEL)
+    stored = registry.store.list_windows(MODEL)
     assert [w.realised["labelled"] if w.realised else 0 for w in stored] == [150, 150, 0, 0]
     assert stored[0].realised["accuracy"]["value"] > 0.8
 
@@ -92,7 +90,7 @@ def test_windows_drift_estimates_and_late_labels(trained: Any) -> None:
 def test_small_windows_are_not_testable_and_rows_wait_for_a_full_window(trained: Any) -> None:
     settings, frame = trained
     registry = Registry.open(settings)
-    before = len(list_windows(registry.store, MODEL))
+    before = len(registry.store.list_windows(MODEL))
     _log(settings, frame.sample(50, random_state=3), start=5000)
     waiting = monitor(MODEL, window="60", settings=settings, registry=registry)
     assert waiting.windows == [] and waiting.pending_rows == 50
@@ -100,7 +98,7 @@ def test_small_windows_are_not_testable_and_rows_wait_for_a_full_window(trained:
                    registry=registry)
     assert [w.status for w in tiny.windows] == ["not_testable"] * 5
     assert tiny.windows[0].report["status"] == "not_testable"
-    assert len(list_windows(registry.store, MODEL)) == before + 5
+    assert len(registry.store.list_windows(MODEL)) == before + 5
 
 
 def test_time_windows_close_when_their_end_has_passed(trained: Any) -> None:

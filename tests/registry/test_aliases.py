@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from driftloop.errors import NotFoundError, UsageError
-from driftloop.governance import AuditLog
 from driftloop.registry import GateRefused
 from driftloop.store import AliasMoved, Store
+from driftloop.store.audit import AuditLog
 from driftloop.store.tables import AuditEntry
 
 

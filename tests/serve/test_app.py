@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from driftloop.data.hashing import hash_value
-from driftloop.store.serving import list_feedback, list_predictions
 
 from .conftest import MODEL, Served, instances, start_server
 
@@ -180,7 +179,7 @@ def test_prediction_log_hashes_pii_and_feedback_is_recorded(server, served_model
     logged: dict = {}
     while len(logged) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-        logged = {p.request_id: p for p in list_predictions(served_model.registry.store, MODEL)
+        logged = {p.request_id: p for p in served_model.registry.store.list_predictions(MODEL)
                   if p.request_id in ids}
     assert len(logged) == 3
     first = logged[ids[0]]
@@ -190,7 +189,7 @@ def test_prediction_log_hashes_pii_and_feedback_is_recorded(server, served_model
     assert first.output["predictions"] == r.json()["predictions"][0]
     f = httpx.post(server + "/v1/feedback", json=[{"request_id": i, "label": 1} for i in ids])
     assert f.status_code == 202 and f.json() == {"recorded": 3}
-    assert {x.request_id for x in list_feedback(served_model.registry.store)} >= set(ids)
+    assert {x.request_id for x in served_model.registry.store.list_feedback()} >= set(ids)
     bad = httpx.post(server + "/v1/feedback", json={"request_id": ids[0]})
     assert bad.status_code == 422 and "label" in bad.json()["error"]["fields"]
 

@@ -268,8 +268,9 @@ def test_the_public_names_are_pinned() -> None:
     import driftloop.store
 
     assert sorted(driftloop.store.__all__) == [
-        "ALIAS_ACTIONS", "AliasMoveRecord", "AliasMoved", "AliasRecord", "ArtifactStore",
-        "AuditHook", "AuditRecord", "DATASET_ROLES", "DatasetRecord", "EventHook", "MoveHook",
-        "REPORT_KINDS", "RUN_STATUSES", "ReportRecord", "RunRecord", "Store", "VersionRecord",
-        "canonical_json",
+        "ALIAS_ACTIONS", "AliasMoveRecord", "AliasMoved", "AliasRecord", "Anchor",
+        "ArtifactStore", "AuditHook", "AuditLog", "AuditRecord", "ChainReport", "DATASET_ROLES",
+        "DatasetRecord", "EventHook", "GENESIS_HASH", "MoveHook", "REPORT_KINDS", "RUN_STATUSES",
+        "ReportRecord", "RunRecord", "Store", "VersionRecord", "canonical_json", "entry_hash",
+        "pseudonymous_actor", "utcnow",
     ]  # fmt: skip

@@ -27,13 +27,7 @@ from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.auth import create_key
 from driftloop.serve.server import BackgroundServer
-from driftloop.store.monitoring import (
-    add_alert,
-    add_window,
-    finish_loop_run,
-    start_loop_run,
-    utcnow,
-)
+from driftloop.store.clock import utcnow
 from driftloop.ui import mount_dashboard
 
 MODEL = "cancer"
@@ -138,40 +132,42 @@ def populate_monitoring(registry: Registry, test_accuracy: float) -> list[int]:
                      "roc_auc": _interval(0.97)}
         realised = ({"labelled": 40, "accuracy": _interval(test_accuracy - 0.015, 0.07)}
                     if 3 <= i <= 8 else None)
-        window = add_window(
-            store, model_name=MODEL, version=1, first_log_id=i * WINDOW_ROWS + 1,
+        window = store.add_window(
+            model_name=MODEL, version=1, first_log_id=i * WINDOW_ROWS + 1,
             last_log_id=(i + 1) * WINDOW_ROWS, start_at=start + timedelta(hours=i),
             end_at=start + timedelta(hours=i + 1), rows=WINDOW_ROWS, status="ok",
             drift_detected=report["drift_detected"], share_drifted=report["share_drifted"],
             prediction_drift=False, report=report, estimated=estimated, realised=realised)
         ids.append(window.id)
-    add_alert(store, model_name=MODEL, window_id=ids[-1], kind="dataset_drift",
-              message=f"dataset drift in window #{ids[-1]}: "
-                      f"{sum(1 for f in features if f['name'].split()[0] in SHIFTED)} shifted "
-                      "features", details={"share": 0.6},
-              deliveries=[{"url": HOOK, "ok": True, "attempts": 1, "status": 200}])
+    store.add_alert(
+        model_name=MODEL, window_id=ids[-1], kind="dataset_drift",
+        message=f"dataset drift in window #{ids[-1]}: "
+                f"{sum(1 for f in features if f['name'].split()[0] in SHIFTED)} shifted "
+                "features", details={"share": 0.6},
+        deliveries=[{"url": HOOK, "ok": True, "attempts": 1, "status": 200}])
     # the other models: one degraded (realised far below its test accuracy), one ok
-    add_window(store, model_name="credit", version=1, first_log_id=1, last_log_id=50,
-               start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
-               drift_detected=False, share_drifted=0.0, prediction_drift=False,
-               report={"features": []}, estimated={"accuracy": _interval(0.79)},
-               realised={"labelled": 50, "accuracy": _interval(0.62)})
-    add_window(store, model_name="spare", version=1, first_log_id=1, last_log_id=50,
-               start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
-               drift_detected=False, share_drifted=0.0, prediction_drift=False,
-               report={"features": []}, estimated={"accuracy": _interval(0.80)}, realised=None)
+    store.add_window(model_name="credit", version=1, first_log_id=1, last_log_id=50,
+                     start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
+                     drift_detected=False, share_drifted=0.0, prediction_drift=False,
+                     report={"features": []}, estimated={"accuracy": _interval(0.79)},
+                     realised={"labelled": 50, "accuracy": _interval(0.62)})
+    store.add_window(model_name="spare", version=1, first_log_id=1, last_log_id=50,
+                     start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
+                     drift_detected=False, share_drifted=0.0, prediction_drift=False,
+                     report={"features": []}, estimated={"accuracy": _interval(0.80)},
+                     realised=None)
     _loop_runs(registry, test_accuracy)
     return ids
 
 
 def _loop_runs(registry: Registry, test_accuracy: float) -> None:
     store = registry.store
-    quiet = start_loop_run(store, MODEL, champion_version=1)
-    finish_loop_run(store, quiet.id, outcome="no_trigger", details={"steps": [
+    quiet = store.start_loop_run(MODEL, champion_version=1)
+    store.finish_loop_run(quiet.id, outcome="no_trigger", details={"steps": [
         {"step": "trigger", "message": "0 of the last 3 windows drifted"}]})
-    run = start_loop_run(store, MODEL, champion_version=1)
-    finish_loop_run(
-        store, run.id, outcome="promoted", challenger_version=2, promoted=True,
+    run = store.start_loop_run(MODEL, champion_version=1)
+    store.finish_loop_run(
+        run.id, outcome="promoted", challenger_version=2, promoted=True,
         trigger={"kind": "drift", "message": "3 consecutive windows drifted",
                  "windows": 3, "share_drifted": 0.645},
         details={"steps": [{"step": "retrain", "message": "trained v2 on 1,200 rows"},
@@ -181,9 +177,9 @@ def _loop_runs(registry: Registry, test_accuracy: float) -> None:
                            {"name": "no_regression", "passed": True, "value": 0.012,
                             "bound": -0.01, "message": "challenger not worse"}],
                  "accuracy_champion": round(test_accuracy, 4), "accuracy_challenger": 0.951})
-    kept = start_loop_run(store, MODEL, champion_version=1)
-    finish_loop_run(
-        store, kept.id, outcome="kept", challenger_version=None, promoted=False,
+    kept = store.start_loop_run(MODEL, champion_version=1)
+    store.finish_loop_run(
+        kept.id, outcome="kept", challenger_version=None, promoted=False,
         trigger={"kind": "performance_drop", "message": "realised accuracy fell by 0.07",
                  "drop": 0.07, "labelled": 120},
         details={"steps": [{"step": "retrain", "message": "trained a challenger"}],

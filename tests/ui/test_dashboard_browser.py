@@ -12,7 +12,6 @@ import re
 import pytest
 
 from driftloop.registry.evidence import data_checks, evaluations
-from driftloop.store.monitoring import list_alerts, list_loop_runs, list_windows
 
 from .conftest import MODEL, WINDOWS
 
@@ -45,7 +44,7 @@ def test_models_page_shows_every_model_its_badge_aliases_and_metrics(page, dashb
     last_row = rows.nth(rows.count() - 1).inner_text()
     assert last_row.startswith("v1") and f"{v1['accuracy']:.4f}" in last_row
     assert f"{v1['ece']:.4f}" in last_row
-    latest = list_windows(d.registry.store, MODEL)[-1]
+    latest = d.registry.store.list_windows(MODEL)[-1]
     drifted = sum(f["drifted"] for f in latest.report["features"])
     assert f"{drifted} of 31 features drifted" in cancer.inner_text()
     assert page.errors == []
@@ -89,7 +88,7 @@ def test_version_page_shows_evaluation_curve_calibration_slices_checks_lineage_c
 
 def test_monitoring_page_shows_the_drift_window_as_drifting_and_drills_down(page, dashboard):
     d = dashboard
-    windows = list_windows(d.registry.store, MODEL)
+    windows = d.registry.store.list_windows(MODEL)
     latest = windows[-1]
     page.open(f"/ui/models/{MODEL}/monitoring")
     p = page.page
@@ -120,7 +119,7 @@ def test_monitoring_page_shows_the_drift_window_as_drifting_and_drills_down(page
     p.select_option("#window-select", str(windows[0].id))
     p.wait_for_function("document.getElementById('window-status').dataset.drift === '0'")
     assert p.inner_text("#window-status") == "✓ no dataset drift"
-    alert = list_alerts(d.registry.store, MODEL)[0]
+    alert = d.registry.store.list_alerts(MODEL)[0]
     assert alert.message in p.inner_text("#alerts")
     assert "SECRET" not in p.content()
     assert page.errors == []
@@ -131,7 +130,7 @@ def test_loop_page_shows_triggers_numbers_and_gates(page, dashboard):
     d = dashboard
     page.open(f"/ui/loop?model={MODEL}")
     p = page.page
-    runs = list_loop_runs(d.registry.store, MODEL)
+    runs = d.registry.store.list_loop_runs(MODEL)
     assert p.locator("#runs tbody tr").count() == len(runs)
     promoted = p.locator('#runs tr[data-outcome="promoted"]').inner_text()
     assert "✓ promoted" in promoted and "3 consecutive windows drifted" in promoted

@@ -16,13 +16,7 @@ from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.registry.evidence import evaluations
 from driftloop.serve.server import BackgroundServer
-from driftloop.store.monitoring import (
-    add_alert,
-    add_window,
-    finish_loop_run,
-    start_loop_run,
-    utcnow,
-)
+from driftloop.store.clock import utcnow
 from driftloop.ui import create_ui_app
 
 from .conftest import MODEL, Page, drift_report, reference_and_rows
@@ -71,8 +65,8 @@ def big(dashboard, tmp_path_factory):
     start = utcnow() - timedelta(hours=WINDOWS)
     for i in range(WINDOWS):
         report = drifting if i % 50 == 49 else calm
-        window = add_window(
-            registry.store, model_name=BIG, version=VERSIONS, first_log_id=i * 150 + 1,
+        window = registry.store.add_window(
+            model_name=BIG, version=VERSIONS, first_log_id=i * 150 + 1,
             last_log_id=(i + 1) * 150, start_at=start + timedelta(hours=i),
             end_at=start + timedelta(hours=i + 1), rows=150, status="ok",
             drift_detected=report["drift_detected"], share_drifted=report["share_drifted"],
@@ -81,13 +75,14 @@ def big(dashboard, tmp_path_factory):
             realised={"labelled": 50, "accuracy": {"value": 0.92, "low": 0.85, "high": 0.97}}
             if i % 10 == 0 else None)
         if i % 50 == 49:
-            add_alert(registry.store, model_name=BIG, window_id=window.id,
-                      kind="dataset_drift", message=f"dataset drift in window #{window.id}",
-                      details={})
+            registry.store.add_alert(
+                model_name=BIG, window_id=window.id, kind="dataset_drift",
+                message=f"dataset drift in window #{window.id}", details={})
     for _ in range(50):
-        run = start_loop_run(registry.store, BIG, champion_version=VERSIONS)
-        finish_loop_run(registry.store, run.id, outcome="no_trigger",
-                        details={"steps": [{"step": "trigger", "message": "no drift"}]})
+        run = registry.store.start_loop_run(BIG, champion_version=VERSIONS)
+        registry.store.finish_loop_run(
+            run.id, outcome="no_trigger",
+            details={"steps": [{"step": "trigger", "message": "no drift"}]})
     print(f"\nfilled the timing store in {time.perf_counter() - started:.1f} s")
     server = BackgroundServer(create_ui_app(registry)).start()
     yield server.url

@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from driftloop.registry.evidence import data_checks, evaluations
-from driftloop.store.monitoring import list_alerts, list_loop_runs, list_windows
 
 from .conftest import HOOK, MODEL, WINDOWS
 
@@ -83,7 +82,7 @@ def test_reliability_diagram_is_the_stored_png_and_a_missing_one_is_404(dashboar
 def test_monitoring_has_every_window_the_drift_the_bounds_and_the_alerts(dashboard):
     d = dashboard
     body = _get(d, f"/ui/api/models/{MODEL}/monitoring").json()
-    stored = list_windows(d.registry.store, MODEL)
+    stored = d.registry.store.list_windows(MODEL)
     assert [w["id"] for w in body["windows"]] == [w.id for w in stored] == d.window_ids
     assert len(body["windows"]) == WINDOWS
     last, first = body["windows"][-1], body["windows"][0]
@@ -101,7 +100,7 @@ def test_monitoring_has_every_window_the_drift_the_bounds_and_the_alerts(dashboa
     assert set(body["latest"]["histograms"]) == {f["name"] for f in body["latest"]
                                                 ["feature_tests"]}
     (alert,) = body["alerts"]
-    assert alert["message"] == list_alerts(d.registry.store, MODEL)[0].message
+    assert alert["message"] == d.registry.store.list_alerts(MODEL)[0].message
     assert alert["deliveries"] == [{"to": "https://hooks.example.com", "ok": True,
                                     "attempts": 1, "status": 200}]
     assert "SECRET" not in httpx.get(d.url + f"/ui/api/models/{MODEL}/monitoring").text
@@ -136,7 +135,7 @@ def test_window_drill_down_and_unknown_things_are_404_with_a_message(dashboard):
 def test_loop_and_audit_endpoints(dashboard):
     d = dashboard
     loop = _get(d, "/ui/api/loop", model=MODEL).json()
-    stored = list_loop_runs(d.registry.store, MODEL)
+    stored = d.registry.store.list_loop_runs(MODEL)
     assert [r["id"] for r in loop["runs"]] == [r.id for r in reversed(stored)]
     promoted = next(r for r in loop["runs"] if r["outcome"] == "promoted")
     assert promoted["trigger"]["share_drifted"] == 0.645

@@ -13,7 +13,7 @@ import pytest
 from driftloop.cli import main
 from driftloop.registry import Registry
 from driftloop.serve.server import free_port
-from driftloop.store.monitoring import add_window, utcnow
+from driftloop.store.clock import utcnow
 
 
 @pytest.mark.slow  # a real process that imports torch and the server: 5-12 s
@@ -21,10 +21,11 @@ def test_ui_command_serves_the_dashboard_of_the_configured_store(dl_settings, tm
     registry = Registry.open(dl_settings)
     registry.store.add_version("churn", None, "binary", "table", "a" * 64, "b" * 64,
                                {"accuracy": 0.91}, 10)
-    add_window(registry.store, model_name="churn", version=1, first_log_id=1, last_log_id=40,
-               start_at=utcnow(), end_at=utcnow(), rows=40, status="ok", drift_detected=True,
-               share_drifted=0.75, prediction_drift=False, report={"features": []},
-               estimated={"accuracy": {"value": 0.9}})
+    registry.store.add_window(
+        model_name="churn", version=1, first_log_id=1, last_log_id=40,
+        start_at=utcnow(), end_at=utcnow(), rows=40, status="ok", drift_detected=True,
+        share_drifted=0.75, prediction_drift=False, report={"features": []},
+        estimated={"accuracy": {"value": 0.9}})
     registry.store.close()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}

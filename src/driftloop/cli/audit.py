@@ -42,7 +42,7 @@ def audit_verify_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Recompute the hash chain; with --anchor also detect a truncated tail (exit 1 if bad)."""
-    from driftloop.governance import Anchor
+    from driftloop.store import Anchor
     kept = Anchor.read(anchor) if anchor is not None else None
     with open_registry() as registry:
         report = registry.audit.verify(kept)

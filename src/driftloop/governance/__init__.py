@@ -1,6 +1,9 @@
-"""Governance: the hash-chained audit log; the right to erasure
-(:mod:`driftloop.governance.erasure`) and the governance report
-(:mod:`driftloop.governance.report`) live in their own modules.
+"""Governance: the right to erasure (:mod:`driftloop.governance.erasure`) and the governance
+report (:mod:`driftloop.governance.report`).
+
+The hash-chained audit log lives in the store (:mod:`driftloop.store.audit`), since every
+stage appends to it; its names are re-exported here for code written against
+``driftloop.governance``.
 
 Examples
 --------
@@ -11,7 +14,7 @@ Examples
 'the log is empty.'
 """
 
-from driftloop.governance.audit import (
+from driftloop.store.audit import (
     GENESIS_HASH,
     Anchor,
     AuditLog,

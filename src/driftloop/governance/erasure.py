@@ -51,22 +51,21 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Iterable, Sequence
-from contextlib import suppress
+from collections.abc import Iterable
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Text, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
 from driftloop.store import AuditRecord, Store
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
+from driftloop.store.erasure import ErasedRows
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
 SALT_FILE = "erasure.salt"
 SNAPSHOT_SUFFIXES = (".parquet", ".pq")
 _TMP_SUFFIX = ".erase-tmp"
-_CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
 _KEY_SAMPLE = 200  # rows read to tell whether the id column exists at all
 
 
@@ -283,21 +281,20 @@ def erase_subject(
     Examples
     --------
     >>> import tempfile
-    >>> from driftloop.store.serving import add_predictions, add_feedback, list_predictions
-    >>> from driftloop.store.tables import utcnow
+    >>> from driftloop.store import utcnow
     >>> home = tempfile.mkdtemp()
     >>> settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
     >>> with Store.open(settings.store_url) as store:
-    ...     _ = add_predictions(store, [
+    ...     _ = store.add_predictions([
     ...         {"request_id": rid, "model_name": "m", "version": 1, "at": utcnow(),
     ...          "features": {"customer_id": cid, "x": 1.0}, "output": {}}
     ...         for rid, cid in [("r1", 42), ("r2", 420), ("r3", "42")]])
-    ...     _ = add_feedback(store, [("r1", "yes"), ("r2", "no")])
+    ...     _ = store.add_feedback([("r1", "yes"), ("r2", "no")])
     >>> result = erase_subject(settings, 42)
     >>> result.prediction_log, result.feedback, result.audit_seq
     (2, 1, 1)
     >>> with Store.open(settings.store_url) as store:
-    ...     [r.features["customer_id"] for r in list_predictions(store)]
+    ...     [r.features["customer_id"] for r in store.list_predictions()]
     [420]
     """
     from driftloop.registry import Registry
@@ -329,7 +326,7 @@ def find_erasures(
     >>> [e.action for e in find_erasures(settings, "c-17")], find_erasures(settings, "c-18")
     (['erase'], [])
     """
-    from driftloop.governance.audit import AuditLog
+    from driftloop.store import AuditLog
 
     if isinstance(settings_or_registry, Settings):
         digest = subject_hash(settings_or_registry.home, subject_id)
@@ -359,28 +356,25 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     skipped = [str(p) for p in plan.skipped]
     if dry_run:
         return ErasureResult(
-            digest, column, len(rows), _count_feedback(store, request_ids),
+            digest, column, len(rows), store.count_feedback(request_ids),
             {str(r.path): r.removed for r in plan.rewrites}, skipped,
-            _shared(store, request_ids, rows), None, dry_run=True)
+            store.count_shared_request_ids(request_ids, excluding=rows), None, dry_run=True)
 
-    def work(session: Session) -> tuple[int, int, int, AuditRecord]:
-        logged = _delete_in(session, PredictionLogEntry.id, rows)
-        shared = _count_in(session, PredictionLogEntry.request_id, request_ids)
-        feedback = _delete_in(session, FeedbackEntry.request_id, request_ids)
-        details = _audit_details(digest, column, logged, feedback, plan, root)
-        entry = registry.audit.append_in(session, actor, "erase", f"subject:{digest}", details)
-        return logged, feedback, shared, entry
+    def audit(session: Session, erased: ErasedRows) -> AuditRecord:
+        details = _audit_details(digest, column, erased.prediction_log, erased.feedback, plan,
+                                 root)
+        return registry.audit.append_in(session, actor, "erase", f"subject:{digest}", details)
 
     try:
         _write_temps(plan)  # 1) snapshots to synced temp files: nothing changed yet
-        logged, feedback, shared, entry = store.transact(work)  # 2) the commit point
+        erased = store.erase_log_rows(rows, request_ids, audit=audit)  # 2) the commit point
     except BaseException:
         _drop_temps(plan)
         raise
-    _replace_all(plan, entry.seq)  # 3) atomic renames
-    return ErasureResult(digest, column, logged, feedback,
-                         {str(r.path): r.removed for r in plan.rewrites}, skipped, shared,
-                         entry.seq)
+    _replace_all(plan, erased.audit_seq)  # 3) atomic renames
+    return ErasureResult(digest, column, erased.prediction_log, erased.feedback,
+                         {str(r.path): r.removed for r in plan.rewrites}, skipped,
+                         erased.shared_request_ids, erased.audit_seq)
 
 
 def _audit_details(digest: str, column: str, logged: int, feedback: int, plan: _Plan,
@@ -440,20 +434,13 @@ def _json_needles(texts: Iterable[str]) -> list[str] | None:
 
 def _log_matches(store: Store, column: str, targets: frozenset[str]) -> tuple[list[int], list[str]]:
     """Ids and request ids of the log rows whose ``column`` matches."""
-    query = select(PredictionLogEntry.id, PredictionLogEntry.request_id,
-                   PredictionLogEntry.features).order_by(PredictionLogEntry.id)
-    needles = _json_needles(targets)
-    if needles is not None:
-        text = cast(PredictionLogEntry.features, Text)
-        query = query.where(or_(*(text.contains(n, autoescape=True) for n in needles)))
     ids: list[int] = []
     request_ids: dict[str, None] = {}
-    with store.session(write=False) as session:
-        for row in session.execute(query.execution_options(yield_per=2000)):
-            features = row.features if isinstance(row.features, dict) else {}
-            if _matches(features.get(column), targets):
-                ids.append(row.id)
-                request_ids[row.request_id] = None
+    for row in store.iter_log_features(containing=_json_needles(targets)):
+        features = row.features if isinstance(row.features, dict) else {}
+        if _matches(features.get(column), targets):
+            ids.append(row.id)
+            request_ids[row.request_id] = None
     return ids, list(request_ids)
 
 
@@ -461,17 +448,17 @@ def _require_known_column(store: Store, column: str, plan: _Plan, root: Path) ->
     """Raise :class:`UsageError` when data is stored but no row or snapshot has ``column``."""
     if plan.rewrites:
         return
-    query = select(PredictionLogEntry.features).order_by(PredictionLogEntry.id.desc())
     needles = _json_needles([column])
     if needles is not None:  # only keys are written as "name" (a value's quotes are escaped)
-        sample = query.where(cast(PredictionLogEntry.features, Text).contains(
-            json.dumps(column), autoescape=True)).limit(_KEY_SAMPLE)
+        sample = store.iter_log_features(containing=[json.dumps(column)], newest_first=True,
+                                         limit=_KEY_SAMPLE)
     else:
-        sample = query
-    with store.session(write=False) as session:
-        if any(isinstance(f, dict) and column in f for f in session.scalars(sample)):
+        sample = store.iter_log_features(newest_first=True)
+    with closing(sample):
+        if any(isinstance(r.features, dict) and column in r.features for r in sample):
             return
-        newest = session.scalars(query.limit(1)).first()
+    last = list(store.iter_log_features(newest_first=True, limit=1))
+    newest = last[0].features if last else None
     if newest is None and not plan.skipped:
         return  # nothing stored at all: nothing to erase, and no column to check against
     seen = sorted(newest) if isinstance(newest, dict) else []
@@ -485,44 +472,6 @@ def _require_known_column(store: Store, column: str, plan: _Plan, root: Path) ->
         "that holds the subject's id with --id-column COL (or governance.id_column in "
         "driftloop.yaml)."
     )
-
-
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
-
-
-def _delete_in(session: Session, column: Any, values: Sequence[Any]) -> int:
-    total = 0
-    for chunk in _chunks(values):
-        result = session.execute(delete(column.class_).where(column.in_(chunk)))
-        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return total
-
-
-def _count_in(session: Session, column: Any, values: Sequence[Any]) -> int:
-    """Distinct ``values`` still present in ``column`` (after the subject's rows went)."""
-    found: set[Any] = set()
-    for chunk in _chunks(values):
-        found.update(session.scalars(select(column).where(column.in_(chunk)).distinct()))
-    return len(found)
-
-
-def _count_feedback(store: Store, request_ids: Sequence[str]) -> int:
-    with store.session(write=False) as session:
-        return sum(len(session.scalars(select(FeedbackEntry.id).where(
-            FeedbackEntry.request_id.in_(chunk))).all()) for chunk in _chunks(request_ids))
-
-
-def _shared(store: Store, request_ids: Sequence[str], rows: Sequence[int]) -> int:
-    mine = set(rows)
-    shared: set[str] = set()
-    with store.session(write=False) as session:
-        for chunk in _chunks(request_ids):
-            query = select(PredictionLogEntry.id, PredictionLogEntry.request_id).where(
-                PredictionLogEntry.request_id.in_(chunk))
-            shared.update(r.request_id for r in session.execute(query) if r.id not in mine)
-    return len(shared)
 
 
 # -- snapshots ---------------------------------------------------------------------------------
@@ -587,7 +536,7 @@ def _drop_temps(plan: _Plan) -> None:
             rewrite.tmp = None
 
 
-def _replace_all(plan: _Plan, audit_seq: int) -> None:
+def _replace_all(plan: _Plan, audit_seq: int | None) -> None:
     failed = []
     for rewrite in plan.rewrites:
         if rewrite.tmp is None:

@@ -35,15 +35,13 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry, utcnow
+from driftloop.store.clock import utcnow
 
 if TYPE_CHECKING:
-    from driftloop.governance.audit import ChainReport
     from driftloop.registry import Registry
     from driftloop.registry.evidence import DataCheck, Evaluation
     from driftloop.store import AliasMoveRecord, AuditRecord, VersionRecord
+    from driftloop.store.audit import ChainReport
     from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
 
 STATUSES = ("evidence", "gap", "attention")
@@ -235,21 +233,15 @@ class _Context:
 
     @cached_property
     def windows(self) -> list[WindowRecord]:
-        from driftloop.store.monitoring import list_windows
-
-        return list_windows(self.store, self.name)
+        return self.store.list_windows(self.name)
 
     @cached_property
     def alerts(self) -> list[AlertRecord]:
-        from driftloop.store.monitoring import list_alerts
-
-        return list_alerts(self.store, self.name)
+        return self.store.list_alerts(self.name)
 
     @cached_property
     def loop_runs(self) -> list[LoopRunRecord]:
-        from driftloop.store.monitoring import list_loop_runs
-
-        return list_loop_runs(self.store, self.name)
+        return self.store.list_loop_runs(self.name)
 
     @cached_property
     def chain(self) -> ChainReport:
@@ -266,11 +258,7 @@ class _Context:
 
     @cached_property
     def feedback_rows(self) -> int:
-        joined = PredictionLogEntry.request_id == FeedbackEntry.request_id
-        query = (select(func.count()).select_from(FeedbackEntry).join(PredictionLogEntry, joined)
-                 .where(PredictionLogEntry.model_name == self.name))
-        with self.store.session(write=False) as session:
-            return int(session.scalar(query) or 0)
+        return self.store.count_labels(self.name)
 
 
 Found = tuple[str, list[str], str | None]

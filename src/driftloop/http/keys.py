@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 
 from driftloop.store import Store
-from driftloop.store.serving import API_ROLES, find_api_key, list_api_keys
+from driftloop.store.keys import API_ROLES
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -67,7 +67,7 @@ class KeyChecker:
             at, value = self._any
             if now - at < self.cache_s:
                 return value
-        value = bool(list_api_keys(self.store))
+        value = bool(self.store.list_api_keys())
         with self._lock:
             self._any = (now, value)
         return value
@@ -80,7 +80,7 @@ class KeyChecker:
             hit = self._roles.get(digest)
             if hit is not None and now - hit[0] < self.cache_s:
                 return hit[1]
-        found = find_api_key(self.store, digest)
+        found = self.store.find_api_key(digest)
         role = None if found is None else found.role
         with self._lock:
             if len(self._roles) > 10_000:

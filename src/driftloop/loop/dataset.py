@@ -10,13 +10,11 @@ Both are written as Parquet snapshots under
 
 Examples
 --------
->>> from driftloop.store import Store
->>> from driftloop.store.serving import add_feedback, add_predictions
->>> from driftloop.store.tables import utcnow
+>>> from driftloop.store import Store, utcnow
 >>> store = Store.open("sqlite://")
->>> _ = add_predictions(store, [{"request_id": f"r{i}", "model_name": "m", "version": 1,
+>>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
 ...     "at": utcnow(), "features": {"x": i}, "output": {}} for i in range(5)])
->>> _ = add_feedback(store, [("r1", "yes"), ("r3", "no")])
+>>> _ = store.add_feedback([("r1", "yes"), ("r3", "no")])
 >>> labelled_frame(store, "m", target="y")[["x", "y"]].to_dict("list")
 {'x': [1, 3], 'y': ['yes', 'no']}
 >>> store.close()
@@ -30,13 +28,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select
 
 from driftloop.config import LoopSettings
 from driftloop.data.read import read_table
 from driftloop.errors import DataError
 from driftloop.store.database import Store
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
 
 SNAPSHOT_DIR = Path("loop") / "snapshots"
 LOG_ID = "_log_id"
@@ -57,26 +53,14 @@ class LoopData:
 
 def labelled_frame(store: Store, model: str, *, target: str) -> pd.DataFrame:
     """Every labelled log row of ``model``: features, ``target`` and log id, oldest first."""
-    newest = (select(FeedbackEntry.request_id, func.max(FeedbackEntry.id).label("fid"))
-              .group_by(FeedbackEntry.request_id).subquery())
-    query = (select(PredictionLogEntry.id, PredictionLogEntry.features, FeedbackEntry.label)
-             .join(newest, newest.c.request_id == PredictionLogEntry.request_id)
-             .join(FeedbackEntry, FeedbackEntry.id == newest.c.fid)
-             .where(PredictionLogEntry.model_name == model)
-             .order_by(PredictionLogEntry.id))
-    with store.session(write=False) as session:
-        rows = session.execute(query).all()
-    records = [{**features, target: label, LOG_ID: log_id} for log_id, features, label in rows]
+    records = [{**r.features, target: r.label, LOG_ID: r.log_id}
+               for r in store.labelled_rows(model)]
     return pd.DataFrame.from_records(records)
 
 
 def count_new_labels(store: Store, model: str, since: datetime) -> int:
     """Feedback labels for ``model``'s predictions that arrived after ``since``."""
-    query = (select(func.count()).select_from(FeedbackEntry)
-             .join(PredictionLogEntry, PredictionLogEntry.request_id == FeedbackEntry.request_id)
-             .where(PredictionLogEntry.model_name == model, FeedbackEntry.at > since))
-    with store.session(write=False) as session:
-        return int(session.scalar(query) or 0)
+    return store.count_labels(model, since=since)
 
 
 def assemble(

@@ -265,9 +265,7 @@ def _run_loop(result: DemoResult, settings: Settings, traffic_rows: int,
     result.accuracy_before = _accuracy(registry, version, fresh)
     if result.retrained_version is not None:
         result.accuracy_after = _accuracy(registry, result.retrained_version, fresh)
-    from driftloop.store.monitoring import list_windows
-
-    result.windows = [window_json(w) for w in list_windows(registry.store, MODEL)]
+    result.windows = [window_json(w) for w in registry.store.list_windows(MODEL)]
 
 
 class _Traffic:

@@ -17,7 +17,6 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or figure s
 from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.registry.evidence import evaluations
-from driftloop.store.monitoring import list_loop_runs
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
@@ -166,7 +165,7 @@ def _accuracy_timeline(windows: list[dict[str, Any]]) -> bytes | None:
 
 def _events(registry: Registry, model: str) -> str:
     rows: list[tuple[Any, str]] = []
-    for run in list_loop_runs(registry.store, model):
+    for run in registry.store.list_loop_runs(model):
         trigger = (run.trigger or {}).get("message", "-")
         gates = run.details.get("gates") or []
         failed = [g["name"] for g in gates if not g["passed"]]

@@ -32,14 +32,8 @@ from driftloop.monitor.windows import MonitorResult, monitor
 from driftloop.registry import Registry
 from driftloop.registry.evidence import evaluations
 from driftloop.registry.gates import GateRefused
-from driftloop.store.monitoring import (
-    LoopRunRecord,
-    finish_loop_run,
-    list_loop_runs,
-    list_windows,
-    start_loop_run,
-)
-from driftloop.store.tables import utcnow
+from driftloop.store.clock import utcnow
+from driftloop.store.monitoring import LoopRunRecord
 
 ACTOR = "driftloop loop"
 Say = Callable[[str, str], None]
@@ -100,7 +94,7 @@ def run_once(
         registry.get(model)  # an unknown model is named as such
         raise UsageError(f"{model} has no '{loop.alias}' alias to defend: promote a version "
                          f"first (`driftloop models promote {model} VERSION --to {loop.alias}`).")
-    record = start_loop_run(registry.store, model, champion_version=champion.version)
+    record = registry.store.start_loop_run(model, champion_version=champion.version)
     result = LoopOutcome(model=model, outcome="running", champion_version=champion.version,
                          loop_run_id=record.id)
     note = _narrator(result, say)
@@ -125,7 +119,7 @@ def _iterate(
          f"{len(result.monitor.alerts)} alert(s), {result.monitor.pending_rows} row(s) pending")
     retrains = _retrain_times(registry, model)
     since = max(retrains) if retrains else champion.created_at
-    windows = list_windows(registry.store, model, created_after=since)
+    windows = registry.store.list_windows(model, created_after=since)
     trigger = find_trigger(
         windows, reference_metrics=dict(champion.metrics),
         new_labels=count_new_labels(registry.store, model, since), since=since, now=now,
@@ -288,7 +282,7 @@ def _install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
 
 
 def _retrain_times(registry: Registry, model: str) -> list[datetime]:
-    return [r.started_at for r in list_loop_runs(registry.store, model)
+    return [r.started_at for r in registry.store.list_loop_runs(model)
             if r.challenger_version is not None]
 
 
@@ -318,9 +312,10 @@ def _finish(
                                "comparison": result.comparison}
     if error is not None:
         details["error"] = error
-    finish_loop_run(registry.store, record.id, outcome=result.outcome, details=details,
-                    trigger=None if result.trigger is None else result.trigger.to_json(),
-                    challenger_version=result.challenger_version, promoted=result.promoted)
+    registry.store.finish_loop_run(
+        record.id, outcome=result.outcome, details=details,
+        trigger=None if result.trigger is None else result.trigger.to_json(),
+        challenger_version=result.challenger_version, promoted=result.promoted)
 
 
 __all__ = ["LoopOutcome", "holdout_comparison", "run_once", "watch"]

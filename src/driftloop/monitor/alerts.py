@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from driftloop.store.database import Store
-from driftloop.store.monitoring import AlertRecord, add_alert, set_deliveries
+from driftloop.store.monitoring import AlertRecord
 
 ALERT_KINDS = ("dataset_drift", "prediction_drift", "performance_drop", "concept_drift")
 
@@ -45,15 +45,15 @@ def raise_alert(
     """Store an alert, then deliver it to every webhook; returns it with its deliveries."""
     if kind not in ALERT_KINDS:
         raise ValueError(f"alert kind must be one of {ALERT_KINDS}, got {kind!r}")
-    alert = add_alert(store, model_name=model_name, kind=kind, message=message,
-                      details=details, window_id=window_id)
+    alert = store.add_alert(model_name=model_name, kind=kind, message=message,
+                            details=details, window_id=window_id)
     if not webhooks:
         return alert
     payload = {"alert_id": alert.id, "model": model_name, "kind": kind, "message": message,
                "window_id": window_id, "at": alert.at.isoformat(), "details": dict(details)}
     deliveries = [deliver(url, payload, retries=retries, backoff_s=backoff_s,
                           timeout_s=timeout_s) for url in webhooks]
-    return set_deliveries(store, alert.id, deliveries)
+    return store.set_deliveries(alert.id, deliveries)
 
 
 def deliver(

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
 from driftloop.config import DriftSettings
 from driftloop.errors import NotFoundError
@@ -142,13 +141,7 @@ def store_training_reference(
 
 
 def _fingerprint(registry: Registry, dataset_id: int) -> str:
-    from driftloop.store.tables import Dataset
-
-    with registry.store.session(write=False) as session:
-        found = session.scalar(select(Dataset.fingerprint).where(Dataset.id == dataset_id))
-    if found is None:
-        raise NotFoundError(f"no dataset with id {dataset_id}; record it with upsert_dataset.")
-    return str(found)
+    return registry.store.get_dataset_by_id(dataset_id).fingerprint
 
 
 __all__ = [

@@ -44,21 +44,9 @@ from driftloop.monitor.performance import (
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
 from driftloop.registry import Registry
-from driftloop.store.monitoring import (
-    AlertRecord,
-    WindowRecord,
-    add_window,
-    last_window_log_id,
-    list_windows,
-    set_realised,
-)
-from driftloop.store.serving import (
-    PredictionRow,
-    labels_for,
-    predictions_after,
-    recent_predictions,
-)
-from driftloop.store.tables import utcnow
+from driftloop.store.clock import utcnow
+from driftloop.store.monitoring import AlertRecord, WindowRecord
+from driftloop.store.serving import PredictionRow
 
 REFRESH_WINDOWS = 50
 STREAM_ROWS = 20_000
@@ -153,7 +141,7 @@ def monitor(
     spec = WindowSpec.parse(window if window is not None else settings.monitor.window)
     registry.get(model)  # NotFoundError naming the model when it is unknown
     store = registry.store
-    rows = predictions_after(store, model, last_window_log_id(store, model))
+    rows = store.predictions_after(model, store.last_window_log_id(model))
     chunks, pending = cut_windows(rows, spec, now or utcnow())
     result = MonitorResult(model=model, pending_rows=pending)
     context = _Context(registry, settings, model)
@@ -284,8 +272,8 @@ def _process_window(context: _Context, rows: list[PredictionRow], status: str) -
     report_json["histograms"] = histograms(reference, current)
     estimated = (estimate_performance(outputs, seed=rows[0].id)
                  if classes is not None and testable else {})
-    return add_window(
-        context.registry.store, model_name=context.model, version=version,
+    return context.registry.store.add_window(
+        model_name=context.model, version=version,
         first_log_id=rows[0].id, last_log_id=rows[-1].id, start_at=rows[0].at,
         end_at=rows[-1].at, rows=len(rows),
         status=status if testable else "not_testable",
@@ -311,7 +299,7 @@ def _outputs(rows: list[PredictionRow], classes: list[str] | None) -> np.ndarray
 def _realised(
     context: _Context, rows: list[PredictionRow], classes: list[str] | None
 ) -> dict[str, Any] | None:
-    labels = labels_for(context.registry.store, [r.request_id for r in rows])
+    labels = context.registry.store.labels_for([r.request_id for r in rows])
     labelled = [r for r in rows if r.request_id in labels]
     if not labelled:
         return None
@@ -418,16 +406,17 @@ def _refresh_realised(context: _Context) -> int:
     """Recompute realised metrics of recent windows whose labels may have arrived late."""
     store = context.registry.store
     refreshed = 0
-    for window in list_windows(store, context.model, limit=REFRESH_WINDOWS):
+    for window in store.list_windows(context.model, limit=REFRESH_WINDOWS):
         labelled = (window.realised or {}).get("labelled", 0)
         if labelled >= window.rows:
             continue
-        rows = [r for r in predictions_after(store, context.model, window.first_log_id - 1,
-                                             limit=window.last_log_id - window.first_log_id + 1)
+        rows = [r for r in store.predictions_after(
+                    context.model, window.first_log_id - 1,
+                    limit=window.last_log_id - window.first_log_id + 1)
                 if r.version == window.version]
         realised = _realised(context, rows, context.classes(window.version))
         if realised is not None and realised.get("labelled", 0) > labelled:
-            set_realised(store, window.id, realised)
+            store.set_realised(window.id, realised)
             refreshed += 1
     return refreshed
 
@@ -441,9 +430,9 @@ def _concept_drift(
     if not rows:
         return {}
     version = rows[-1].version
-    stream = recent_predictions(context.registry.store, context.model, version,
-                                up_to_id=rows[-1].id, limit=STREAM_ROWS)
-    labels = labels_for(context.registry.store, [r.request_id for r in stream])
+    stream = context.registry.store.recent_predictions(context.model, version,
+                                                       up_to_id=rows[-1].id, limit=STREAM_ROWS)
+    labels = context.registry.store.labels_for([r.request_id for r in stream])
     labelled = [r for r in stream if r.request_id in labels]
     if len(labelled) < context.settings.monitor.min_rows:
         return {}

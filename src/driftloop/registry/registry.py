@@ -37,7 +37,6 @@ promotion is audited with the failed gates; a rollback returns to the previous h
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -50,7 +49,6 @@ from sqlalchemy.orm import Session
 from driftloop.config import Settings
 from driftloop.errors import DriftloopError, UsageError
 from driftloop.evaluate.report import EvaluationReport
-from driftloop.governance import AuditLog, pseudonymous_actor
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
 from driftloop.registry.aliases import Promotion, check_alias, deactivation, rollback_target
@@ -64,12 +62,13 @@ from driftloop.store import (
     AliasMoveRecord,
     AliasRecord,
     ArtifactStore,
+    AuditLog,
     AuditRecord,
     Store,
     VersionRecord,
     canonical_json,
+    pseudonymous_actor,
 )
-from driftloop.store.tables import AliasMove, ModelAlias, ModelVersion, utcnow
 
 _MOVE_ATTEMPTS = 5  # decide again this often when another process moves the alias meanwhile
 Data = str | os.PathLike[str] | pd.DataFrame
@@ -468,39 +467,12 @@ class Registry:
     def _remove_alias(
         self, name: str, alias: str, version_id: int, actor: str, reason: str
     ) -> AliasMoveRecord:
-        """Delete the alias row if it still points at ``version_id``; record and audit the move.
-
-        The same compare-and-write as :meth:`driftloop.store.Store.move_alias`, in one
-        transaction with the same audit hook; ``move_alias`` itself can only point an alias at
-        a version, not remove it.
-        """
-        audit = self._move_audit(actor, None, False)
-
-        def work(session: Session) -> AliasMoveRecord:
-            row = session.get(ModelAlias, (name, alias), with_for_update=True)
-            current = None if row is None else row.version_id
-            if row is None or current != version_id:
-                raise AliasMoved(f"{name}@{alias} now points at version id {current}, not at "
-                                 f"{version_id}; it was moved meanwhile.", current)
-            number = session.get_one(ModelVersion, version_id).version
-            session.delete(row)
-            move = AliasMove(model_name=name, alias=alias, action="deactivate",
-                             from_version_id=version_id, to_version_id=version_id, actor=actor,
-                             reason=reason, forced=False, gates=None, at=utcnow())
-            session.add(move)
-            session.flush()
-            record = AliasMoveRecord(
-                id=move.id, model_name=name, alias=alias, action="deactivate",
-                from_version_id=version_id, from_version=number, to_version_id=version_id,
-                to_version=number, actor=actor, reason=reason, forced=False, gates=None,
-                audit_seq=None, at=move.at,
-            )
-            entry = audit(session, record)
-            move.audit_seq = entry.seq
-            session.flush()
-            return dataclasses.replace(record, audit_seq=entry.seq)
-
-        return self.store.transact(work)
+        """Delete the alias row if it still points at ``version_id``; record and audit the move
+        (:meth:`driftloop.store.Store.remove_alias`, with the same audit hook as a move)."""
+        return self.store.remove_alias(
+            name, alias, expected_version_id=version_id, actor=actor, reason=reason,
+            audit=self._move_audit(actor, None, False),
+        )
 
     def _not_held(self, name: str, alias: str, verb: str) -> str:
         """Why ``verb`` cannot act on ``name@alias``: it was deactivated, or never held."""

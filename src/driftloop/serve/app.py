@@ -35,7 +35,6 @@ from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import RequestInvalid
-from driftloop.store.serving import add_feedback
 
 _INSTANCE = {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
@@ -355,7 +354,7 @@ def create_app(
             raise RequestInvalid("no feedback items; send at least one.", code="empty",
                                  fields=["request_id"])
         try:
-            n = await asyncio.to_thread(add_feedback, registry.store, pairs)
+            n = await asyncio.to_thread(registry.store.add_feedback, pairs)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
             raise Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
                            "retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None

@@ -8,7 +8,7 @@ is shared with the dashboard in :mod:`driftloop.http.keys`.
 Examples
 --------
 >>> from driftloop.store import Store
->>> from driftloop.governance import AuditLog
+>>> from driftloop.store import AuditLog
 >>> store = Store.open("sqlite://")
 >>> created = create_key(store, AuditLog(store), "ci", "predict", actor="ops")
 >>> created.secret.startswith("dl_" + created.record.prefix + "_")
@@ -29,15 +29,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from driftloop.governance import AuditLog
 from driftloop.http.keys import KeyChecker, hash_key
-from driftloop.store import Store
-from driftloop.store.serving import (
-    ApiKeyRecord,
-    add_api_key,
-    list_api_keys,
-    revoke_api_key,
-)
+from driftloop.store import AuditLog, Store
+from driftloop.store.keys import ApiKeyRecord
 
 
 @dataclass(frozen=True)
@@ -52,14 +46,14 @@ def create_key(store: Store, audit: AuditLog, name: str, role: str, *, actor: st
     """Create a key with ``role`` (``predict`` or ``admin``), audited without the secret."""
     prefix = secrets.token_hex(4)
     secret = f"dl_{prefix}_{secrets.token_urlsafe(32)}"
-    record = add_api_key(store, name, role, prefix=prefix, key_sha256=hash_key(secret))
+    record = store.add_api_key(name, role, prefix=prefix, key_sha256=hash_key(secret))
     audit.append(actor, "key_created", f"api_key:{prefix}", {"role": role, "name": name})
     return CreatedKey(record, secret)
 
 
 def revoke_key(store: Store, audit: AuditLog, name_or_prefix: str, *, actor: str) -> ApiKeyRecord:
     """Revoke a key by name or prefix, audited."""
-    record = revoke_api_key(store, name_or_prefix)
+    record = store.revoke_api_key(name_or_prefix)
     audit.append(actor, "key_revoked", f"api_key:{record.prefix}",
                  {"role": record.role, "name": record.name})
     return record
@@ -67,7 +61,7 @@ def revoke_key(store: Store, audit: AuditLog, name_or_prefix: str, *, actor: str
 
 def list_keys(store: Store, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
     """The keys (never their secrets)."""
-    return list_api_keys(store, include_revoked=include_revoked)
+    return store.list_api_keys(include_revoked=include_revoked)
 
 
 __all__ = ["CreatedKey", "KeyChecker", "create_key", "hash_key", "list_keys", "revoke_key"]

@@ -12,7 +12,6 @@ text, so equal values still join in monitoring while the value itself is not sto
 Examples
 --------
 >>> from driftloop.store import Store
->>> from driftloop.store.serving import list_predictions
 >>> store = Store.open("sqlite://")
 >>> log = PredictionLog(store, flush_ms=10)
 >>> log.start()
@@ -20,7 +19,7 @@ Examples
 ...            {"predictions": ["yes", "no"]}, pii=frozenset({"email"}))
 True
 >>> log.stop()
->>> rows = list_predictions(store, "m")
+>>> rows = store.list_predictions("m")
 >>> rows[0].features["age"], rows[0].features["email"] == hash_value("a@x.org", "")
 (30, True)
 >>> rows[1].features["email"] is None, rows[1].output
@@ -39,9 +38,7 @@ from typing import Any
 
 from driftloop.data.hashing import hash_value
 from driftloop.serve.metrics import ServeMetrics
-from driftloop.store import Store
-from driftloop.store.serving import add_predictions
-from driftloop.store.tables import utcnow
+from driftloop.store import Store, utcnow
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class PredictionLog:
     Parameters
     ----------
     store
-        Where rows go (:func:`driftloop.store.serving.add_predictions`).
+        Where rows go (:meth:`driftloop.store.Store.add_predictions`).
     metrics
         Counts written and dropped rows; None: a private :class:`ServeMetrics`.
     max_rows
@@ -125,7 +122,7 @@ class PredictionLog:
             return 0
         try:
             rows = [row for entry in entries for row in self._rows_of(entry)]
-            add_predictions(self.store, rows)
+            self.store.add_predictions(rows)
         except Exception:  # noqa: BLE001 - the store being down must not stop serving
             self.metrics.log_dropped.labels("store_error").inc(n)
             return 0

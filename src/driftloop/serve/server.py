@@ -21,7 +21,6 @@ from driftloop.errors import UsageError
 from driftloop.http import is_loopback
 from driftloop.registry import Registry
 from driftloop.serve.app import Mount, create_app
-from driftloop.store.serving import list_api_keys
 
 logger = logging.getLogger("driftloop.serve")
 
@@ -40,7 +39,7 @@ def served_models(registry: Registry, alias: str, models: Sequence[str] | None) 
 
 def exposure_warning(registry: Registry, host: str) -> str | None:
     """The warning to print when ``host`` is not loopback and no API key exists."""
-    if is_loopback(host) or list_api_keys(registry.store):
+    if is_loopback(host) or registry.store.list_api_keys():
         return None
     return (f"serving on {host} with no API key: anyone who reaches this port can predict. "
             "Create keys with `driftloop keys create NAME --role predict`.")

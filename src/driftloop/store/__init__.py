@@ -1,4 +1,5 @@
-"""The store: database tables and migrations, repository methods, and content-addressed artifacts.
+"""The store: database tables and migrations, repository methods, the audit chain, and
+content-addressed artifacts.
 
 Examples
 --------
@@ -11,7 +12,16 @@ False
 """
 
 from driftloop.store.artifacts import ArtifactStore
+from driftloop.store.audit import (
+    GENESIS_HASH,
+    Anchor,
+    AuditLog,
+    ChainReport,
+    entry_hash,
+    pseudonymous_actor,
+)
 from driftloop.store.canonical import canonical_json
+from driftloop.store.clock import utcnow
 from driftloop.store.database import AliasMoved, AuditHook, EventHook, MoveHook, Store
 from driftloop.store.records import (
     ALIAS_ACTIONS,
@@ -30,14 +40,18 @@ from driftloop.store.records import (
 __all__ = [
     "ALIAS_ACTIONS",
     "DATASET_ROLES",
+    "GENESIS_HASH",
     "REPORT_KINDS",
     "RUN_STATUSES",
     "AliasMoveRecord",
+    "Anchor",
     "AliasMoved",
     "AliasRecord",
     "ArtifactStore",
     "AuditHook",
+    "AuditLog",
     "AuditRecord",
+    "ChainReport",
     "DatasetRecord",
     "EventHook",
     "MoveHook",
@@ -46,4 +60,7 @@ __all__ = [
     "Store",
     "VersionRecord",
     "canonical_json",
+    "entry_hash",
+    "pseudonymous_actor",
+    "utcnow",
 ]

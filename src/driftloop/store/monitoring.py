@@ -1,28 +1,29 @@
-"""The monitoring tables behind small functions: monitor windows, alerts and loop runs.
+"""Monitor windows, alerts and loop runs: what the monitor and the closed loop found and did.
 
-Kept apart from :class:`~driftloop.store.database.Store` like :mod:`driftloop.store.serving`:
-each function is one transaction and hands out frozen records, never ORM objects.
+:class:`MonitoringQueries` is the :class:`~driftloop.store.Store` mixin behind them, like
+:mod:`driftloop.store.serving`: each method is one transaction and hands out frozen records,
+never ORM objects.
 
 Examples
 --------
->>> from driftloop.store import Store
+>>> from driftloop.store import Store, utcnow
 >>> store = Store.open("sqlite://")
->>> w = add_window(store, model_name="m", version=1, first_log_id=1, last_log_id=100,
-...                start_at=utcnow(), end_at=utcnow(), rows=100, status="ok",
-...                drift_detected=True, share_drifted=0.5, prediction_drift=False,
-...                report={"features": []}, estimated={"accuracy": {"value": 0.9}})
->>> [(x.id, x.rows, x.drift_detected) for x in list_windows(store, "m")]
+>>> w = store.add_window(model_name="m", version=1, first_log_id=1, last_log_id=100,
+...                      start_at=utcnow(), end_at=utcnow(), rows=100, status="ok",
+...                      drift_detected=True, share_drifted=0.5, prediction_drift=False,
+...                      report={"features": []}, estimated={"accuracy": {"value": 0.9}})
+>>> [(x.id, x.rows, x.drift_detected) for x in store.list_windows("m")]
 [(1, 100, True)]
->>> last_window_log_id(store, "m")
+>>> store.last_window_log_id("m")
 100
->>> set_realised(store, w.id, {"accuracy": {"value": 0.8}, "labelled": 40})["labelled"]
+>>> store.set_realised(w.id, {"accuracy": {"value": 0.8}, "labelled": 40})["labelled"]
 40
->>> a = add_alert(store, model_name="m", window_id=w.id, kind="dataset_drift",
-...               message="5 of 10 features drifted", details={"share": 0.5})
->>> [x.kind for x in list_alerts(store, "m")]
+>>> a = store.add_alert(model_name="m", window_id=w.id, kind="dataset_drift",
+...                     message="5 of 10 features drifted", details={"share": 0.5})
+>>> [x.kind for x in store.list_alerts("m")]
 ['dataset_drift']
->>> run = start_loop_run(store, "m", champion_version=1)
->>> finish_loop_run(store, run.id, outcome="no_trigger", details={"steps": []}).outcome
+>>> run = store.start_loop_run("m", champion_version=1)
+>>> store.finish_loop_run(run.id, outcome="no_trigger", details={"steps": []}).outcome
 'no_trigger'
 >>> store.close()
 """
@@ -37,8 +38,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from driftloop.errors import NotFoundError
-from driftloop.store.database import Store
-from driftloop.store.tables import Alert, LoopRun, MonitorWindow, utcnow
+from driftloop.store.clock import utcnow
+from driftloop.store.core import StoreCore
+from driftloop.store.tables import Alert, LoopRun, MonitorWindow
 
 WINDOW_STATUSES = ("ok", "not_testable", "partial")
 LOOP_OUTCOMES = (
@@ -66,6 +68,23 @@ class WindowRecord:
     estimated: dict[str, Any]
     realised: dict[str, Any] | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """A window without its drift report: what a timeline of many windows needs."""
+
+    id: int
+    version: int
+    start_at: datetime
+    end_at: datetime
+    rows: int
+    status: str
+    drift_detected: bool
+    prediction_drift: bool
+    share_drifted: float | None
+    estimated: dict[str, Any]
+    realised: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -98,145 +117,169 @@ class LoopRunRecord:
     details: dict[str, Any]
 
 
-def add_window(store: Store, **fields: Any) -> WindowRecord:
-    """Store one window; ``fields`` are the columns of :class:`WindowRecord` less ``id``."""
-    if fields.get("status") not in WINDOW_STATUSES:
-        raise ValueError(f"window status must be one of {WINDOW_STATUSES}, got "
-                         f"{fields.get('status')!r}")
-    with store.session() as session:
-        row = MonitorWindow(**fields)
-        session.add(row)
-        session.flush()
-        return _window(row)
+class MonitoringQueries(StoreCore):
+    """Monitor windows, alerts and loop runs (a :class:`~driftloop.store.Store` mixin)."""
 
+    def add_window(self, **fields: Any) -> WindowRecord:
+        """Store one window; ``fields`` are the columns of :class:`WindowRecord` less ``id``."""
+        if fields.get("status") not in WINDOW_STATUSES:
+            raise ValueError(f"window status must be one of {WINDOW_STATUSES}, got "
+                             f"{fields.get('status')!r}")
+        with self.session() as session:
+            row = MonitorWindow(**fields)
+            session.add(row)
+            session.flush()
+            return _window(row)
 
-def list_windows(
-    store: Store, model_name: str | None = None, *, limit: int | None = None,
-    since_id: int = 0, created_after: datetime | None = None,
-) -> list[WindowRecord]:
-    """Windows (of ``model_name``) with id > ``since_id`` (and made after ``created_after``),
-    oldest first; the newest ``limit``."""
-    query = select(MonitorWindow).where(MonitorWindow.id > since_id)
-    if created_after is not None:
-        query = query.where(MonitorWindow.created_at > created_after)
-    if model_name is not None:
-        query = query.where(MonitorWindow.model_name == model_name)
-    query = query.order_by(MonitorWindow.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    with store.session(write=False) as session:
-        return [_window(r) for r in reversed(list(session.scalars(query)))]
+    def list_windows(
+        self, model_name: str | None = None, *, limit: int | None = None,
+        since_id: int = 0, created_after: datetime | None = None,
+    ) -> list[WindowRecord]:
+        """Windows (of ``model_name``) with id > ``since_id`` (and made after ``created_after``),
+        oldest first; the newest ``limit``."""
+        query = select(MonitorWindow).where(MonitorWindow.id > since_id)
+        if created_after is not None:
+            query = query.where(MonitorWindow.created_at > created_after)
+        if model_name is not None:
+            query = query.where(MonitorWindow.model_name == model_name)
+        query = query.order_by(MonitorWindow.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session(write=False) as session:
+            return [_window(r) for r in reversed(list(session.scalars(query)))]
 
+    def window_timeline(self, model_name: str, limit: int) -> list[WindowSummary]:
+        """The newest ``limit`` windows of ``model_name``, oldest first, without their reports.
 
-def get_window(store: Store, window_id: int) -> WindowRecord:
-    """One window by id."""
-    with store.session(write=False) as session:
-        row = session.get(MonitorWindow, window_id)
-        if row is None:
-            raise NotFoundError(f"no monitor window {window_id}. List them with "
-                                "`driftloop monitor --model NAME --json`.")
-        return _window(row)
+        Cheaper than :meth:`list_windows` for many windows: it reads a few columns and never
+        parses a window's full report (tens of KB of JSON each).
 
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> for n in (10, 20, 30):
+        ...     _ = store.add_window(model_name="m", version=1, first_log_id=1, last_log_id=n,
+        ...                          start_at=utcnow(), end_at=utcnow(), rows=n, status="ok",
+        ...                          drift_detected=False, share_drifted=0.0,
+        ...                          prediction_drift=False, report={}, estimated={})
+        >>> [(w.id, w.rows) for w in store.window_timeline("m", 2)]
+        [(2, 20), (3, 30)]
+        >>> store.close()
+        """
+        query = (select(MonitorWindow.id, MonitorWindow.version, MonitorWindow.start_at,
+                        MonitorWindow.end_at, MonitorWindow.rows, MonitorWindow.status,
+                        MonitorWindow.drift_detected, MonitorWindow.prediction_drift,
+                        MonitorWindow.share_drifted, MonitorWindow.estimated,
+                        MonitorWindow.realised)
+                 .where(MonitorWindow.model_name == model_name)
+                 .order_by(MonitorWindow.id.desc()).limit(limit))
+        with self.session(write=False) as session:
+            rows = session.execute(query).all()
+        return [WindowSummary(*row) for row in reversed(rows)]
 
-def last_window_log_id(store: Store, model_name: str) -> int:
-    """The last prediction-log id already in a window of ``model_name`` (0 when none)."""
-    with store.session(write=False) as session:
-        value = session.scalar(select(func.max(MonitorWindow.last_log_id))
-                               .where(MonitorWindow.model_name == model_name))
-    return int(value or 0)
+    def get_window(self, window_id: int) -> WindowRecord:
+        """One window by id."""
+        with self.session(write=False) as session:
+            row = session.get(MonitorWindow, window_id)
+            if row is None:
+                raise NotFoundError(f"no monitor window {window_id}. List them with "
+                                    "`driftloop monitor --model NAME --json`.")
+            return _window(row)
 
+    def last_window_log_id(self, model_name: str) -> int:
+        """The last prediction-log id already in a window of ``model_name`` (0 when none)."""
+        with self.session(write=False) as session:
+            value = session.scalar(select(func.max(MonitorWindow.last_log_id))
+                                   .where(MonitorWindow.model_name == model_name))
+        return int(value or 0)
 
-def set_realised(store: Store, window_id: int, realised: Mapping[str, Any]) -> dict[str, Any]:
-    """Replace a window's realised metrics (late labels arrived); returns what was stored."""
-    with store.session() as session:
-        row = session.get(MonitorWindow, window_id)
-        if row is None:
-            raise NotFoundError(f"no monitor window {window_id}.")
-        row.realised = dict(realised)
-        return dict(row.realised)
+    def set_realised(self, window_id: int, realised: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a window's realised metrics (late labels arrived); returns what was stored."""
+        with self.session() as session:
+            row = session.get(MonitorWindow, window_id)
+            if row is None:
+                raise NotFoundError(f"no monitor window {window_id}.")
+            row.realised = dict(realised)
+            return dict(row.realised)
 
+    def add_alert(
+        self, *, model_name: str, kind: str, message: str,
+        details: Mapping[str, Any], window_id: int | None = None,
+        deliveries: Sequence[Mapping[str, Any]] = (),
+    ) -> AlertRecord:
+        """Store an alert (deliveries may be recorded later with :meth:`set_deliveries`)."""
+        with self.session() as session:
+            row = Alert(model_name=model_name, window_id=window_id, kind=kind, message=message,
+                        details=dict(details), deliveries=[dict(d) for d in deliveries],
+                        at=utcnow())
+            session.add(row)
+            session.flush()
+            return _alert(row)
 
-def add_alert(
-    store: Store, *, model_name: str, kind: str, message: str,
-    details: Mapping[str, Any], window_id: int | None = None,
-    deliveries: Sequence[Mapping[str, Any]] = (),
-) -> AlertRecord:
-    """Store an alert (deliveries may be recorded later with :func:`set_deliveries`)."""
-    with store.session() as session:
-        row = Alert(model_name=model_name, window_id=window_id, kind=kind, message=message,
-                    details=dict(details), deliveries=[dict(d) for d in deliveries], at=utcnow())
-        session.add(row)
-        session.flush()
-        return _alert(row)
+    def set_deliveries(
+        self, alert_id: int, deliveries: Sequence[Mapping[str, Any]]
+    ) -> AlertRecord:
+        """Record the webhook deliveries of an alert."""
+        with self.session() as session:
+            row = session.get(Alert, alert_id)
+            if row is None:
+                raise NotFoundError(f"no alert {alert_id}.")
+            row.deliveries = [dict(d) for d in deliveries]
+            session.flush()
+            return _alert(row)
 
+    def list_alerts(
+        self, model_name: str | None = None, *, limit: int = 1000
+    ) -> list[AlertRecord]:
+        """The newest ``limit`` alerts (of ``model_name``), oldest first."""
+        query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(Alert.model_name == model_name)
+        with self.session(write=False) as session:
+            return [_alert(r) for r in reversed(list(session.scalars(query)))]
 
-def set_deliveries(
-    store: Store, alert_id: int, deliveries: Sequence[Mapping[str, Any]]
-) -> AlertRecord:
-    """Record the webhook deliveries of an alert."""
-    with store.session() as session:
-        row = session.get(Alert, alert_id)
-        if row is None:
-            raise NotFoundError(f"no alert {alert_id}.")
-        row.deliveries = [dict(d) for d in deliveries]
-        session.flush()
-        return _alert(row)
+    def start_loop_run(
+        self, model_name: str, *, champion_version: int | None
+    ) -> LoopRunRecord:
+        """Record that a loop iteration started (outcome ``running``)."""
+        with self.session() as session:
+            row = LoopRun(model_name=model_name, started_at=utcnow(), outcome="running",
+                          champion_version=champion_version, promoted=False, details={})
+            session.add(row)
+            session.flush()
+            return _loop_run(row)
 
+    def finish_loop_run(
+        self, run_id: int, *, outcome: str, details: Mapping[str, Any],
+        trigger: Mapping[str, Any] | None = None, challenger_version: int | None = None,
+        promoted: bool = False,
+    ) -> LoopRunRecord:
+        """Record how a loop iteration ended."""
+        if outcome not in LOOP_OUTCOMES:
+            raise ValueError(f"loop outcome must be one of {LOOP_OUTCOMES}, got {outcome!r}")
+        with self.session() as session:
+            row = session.get(LoopRun, run_id)
+            if row is None:
+                raise NotFoundError(f"no loop run {run_id}.")
+            row.finished_at = utcnow()
+            row.outcome = outcome
+            row.details = dict(details)
+            row.trigger = None if trigger is None else dict(trigger)
+            row.challenger_version = challenger_version
+            row.promoted = promoted
+            session.flush()
+            return _loop_run(row)
 
-def list_alerts(
-    store: Store, model_name: str | None = None, *, limit: int = 1000
-) -> list[AlertRecord]:
-    """The newest ``limit`` alerts (of ``model_name``), oldest first."""
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
-    if model_name is not None:
-        query = query.where(Alert.model_name == model_name)
-    with store.session(write=False) as session:
-        return [_alert(r) for r in reversed(list(session.scalars(query)))]
-
-
-def start_loop_run(
-    store: Store, model_name: str, *, champion_version: int | None
-) -> LoopRunRecord:
-    """Record that a loop iteration started (outcome ``running``)."""
-    with store.session() as session:
-        row = LoopRun(model_name=model_name, started_at=utcnow(), outcome="running",
-                      champion_version=champion_version, promoted=False, details={})
-        session.add(row)
-        session.flush()
-        return _loop_run(row)
-
-
-def finish_loop_run(
-    store: Store, run_id: int, *, outcome: str, details: Mapping[str, Any],
-    trigger: Mapping[str, Any] | None = None, challenger_version: int | None = None,
-    promoted: bool = False,
-) -> LoopRunRecord:
-    """Record how a loop iteration ended."""
-    if outcome not in LOOP_OUTCOMES:
-        raise ValueError(f"loop outcome must be one of {LOOP_OUTCOMES}, got {outcome!r}")
-    with store.session() as session:
-        row = session.get(LoopRun, run_id)
-        if row is None:
-            raise NotFoundError(f"no loop run {run_id}.")
-        row.finished_at = utcnow()
-        row.outcome = outcome
-        row.details = dict(details)
-        row.trigger = None if trigger is None else dict(trigger)
-        row.challenger_version = challenger_version
-        row.promoted = promoted
-        session.flush()
-        return _loop_run(row)
-
-
-def list_loop_runs(
-    store: Store, model_name: str | None = None, *, limit: int = 1000
-) -> list[LoopRunRecord]:
-    """The newest ``limit`` loop iterations (of ``model_name``), oldest first."""
-    query = select(LoopRun).order_by(LoopRun.id.desc()).limit(limit)
-    if model_name is not None:
-        query = query.where(LoopRun.model_name == model_name)
-    with store.session(write=False) as session:
-        return [_loop_run(r) for r in reversed(list(session.scalars(query)))]
+    def list_loop_runs(
+        self, model_name: str | None = None, *, limit: int = 1000
+    ) -> list[LoopRunRecord]:
+        """The newest ``limit`` loop iterations (of ``model_name``), oldest first."""
+        query = select(LoopRun).order_by(LoopRun.id.desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(LoopRun.model_name == model_name)
+        with self.session(write=False) as session:
+            return [_loop_run(r) for r in reversed(list(session.scalars(query)))]
 
 
 def _window(row: MonitorWindow) -> WindowRecord:
@@ -266,16 +309,7 @@ __all__ = [
     "WINDOW_STATUSES",
     "AlertRecord",
     "LoopRunRecord",
+    "MonitoringQueries",
     "WindowRecord",
-    "add_alert",
-    "add_window",
-    "finish_loop_run",
-    "get_window",
-    "last_window_log_id",
-    "list_alerts",
-    "list_loop_runs",
-    "list_windows",
-    "set_deliveries",
-    "set_realised",
-    "start_loop_run",
+    "WindowSummary",
 ]

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from driftloop.store.clock import utcnow
 from driftloop.store.records import ALIAS_ACTIONS, DATASET_ROLES, REPORT_KINDS, RUN_STATUSES
 
 # Named constraints let SQLite batch migrations drop or alter them later.
@@ -45,17 +46,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    """Return the current time as a timezone-aware UTC datetime.
-
-    Examples
-    --------
-    >>> utcnow().tzinfo
-    datetime.timezone.utc
-    """
-    return datetime.now(timezone.utc)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

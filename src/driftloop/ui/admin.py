@@ -37,7 +37,6 @@ from driftloop.http import Refused, hash_key
 from driftloop.registry import Registry
 from driftloop.registry.aliases import check_alias
 from driftloop.store import Store
-from driftloop.store.serving import find_api_key
 
 MAX_REASON = 500
 
@@ -48,7 +47,7 @@ def admin_actor(store: Store, secret: str | None) -> str:
         raise Refused(401, "unauthorized", "admin actions need an admin API key: paste one "
                       "into the form (create one with `driftloop keys create NAME --role "
                       "admin`).")
-    record = find_api_key(store, hash_key(secret))
+    record = store.find_api_key(hash_key(secret))
     if record is None:
         raise Refused(401, "unauthorized", "the API key is unknown or revoked.")
     if record.role != "admin":

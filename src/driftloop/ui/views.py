@@ -10,14 +10,14 @@ Examples
 >>> import tempfile
 >>> from driftloop.config import Settings
 >>> from driftloop.registry import Registry
->>> from driftloop.store.monitoring import add_window, utcnow
+>>> from driftloop.store import utcnow
 >>> home = tempfile.mkdtemp()
 >>> reg = Registry.open(Settings.load(overrides={"home": home}, environ={}, cwd=home))
 >>> v = reg.store.add_version("churn", None, "binary", "table", "a" * 64, "b" * 64,
 ...                           {"accuracy": 0.9}, 10)
 >>> [(m["name"], m["health"]["status"]) for m in models_view(reg)["models"]]
 [('churn', 'no traffic')]
->>> w = add_window(reg.store, model_name="churn", version=1, first_log_id=1, last_log_id=50,
+>>> w = reg.store.add_window(model_name="churn", version=1, first_log_id=1, last_log_id=50,
 ...                start_at=utcnow(), end_at=utcnow(), rows=50, status="ok",
 ...                drift_detected=True, share_drifted=0.5, prediction_drift=False,
 ...                report={"features": [{"name": "age", "drifted": True}]},
@@ -39,23 +39,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-
 from driftloop.errors import NotFoundError
 from driftloop.evaluate.metrics import primary_metric
 from driftloop.registry import Registry
 from driftloop.registry.evidence import data_checks, evaluations
-from driftloop.store import Store, VersionRecord
-from driftloop.store.monitoring import (
-    AlertRecord,
-    LoopRunRecord,
-    WindowRecord,
-    get_window,
-    list_alerts,
-    list_loop_runs,
-    list_windows,
-)
-from driftloop.store.tables import MonitorWindow
+from driftloop.store import VersionRecord
+from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
 from driftloop.ui.health import alert_bound, health
 
 KEY_METRICS = {
@@ -103,7 +92,7 @@ def models_view(registry: Registry) -> dict[str, Any]:
     for name in store.model_names():
         mine = [v for v in versions if v.model_name == name]
         held = [a for a in aliases if a.model_name == name]
-        latest = (list_windows(store, name, limit=1) or [None])[0]
+        latest = (store.list_windows(name, limit=1) or [None])[0]
         reference = next((v.metrics for v in mine
                           if latest is not None and v.version == latest.version), {})
         badge = health(None if latest is None else _badge_fields(latest), reference,
@@ -194,7 +183,7 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
     metric, drop = cfg.performance_metric, cfg.performance_drop
     tests = {v.version: v.metrics.get(metric) for v in versions}
     rows = []
-    for w in _timeline(store, name, max(1, min(limit, MAX_WINDOWS))):
+    for w in store.window_timeline(name, max(1, min(limit, MAX_WINDOWS))):
         test = tests.get(w.version)
         rows.append({
             "id": w.id, "version": w.version, "start_at": w.start_at, "end_at": w.end_at,
@@ -207,7 +196,7 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
             "test": test,
             "bound": None if not _number(test) else alert_bound(metric, float(test), drop),
         })
-    latest = (list_windows(store, name, limit=1) or [None])[0]
+    latest = (store.list_windows(name, limit=1) or [None])[0]
     reference = next((v.metrics for v in versions if latest and v.version == latest.version), {})
     badge = health(None if latest is None else _badge_fields(latest), reference, metric=metric,
                    drop=drop, min_labelled=cfg.min_rows)
@@ -216,21 +205,21 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
         "share_threshold": registry.settings.drift.share_threshold,
         "health": badge.to_json(),
         "windows": rows,
-        "alerts": [_alert(a) for a in reversed(list_alerts(store, name, limit=200))],
+        "alerts": [_alert(a) for a in reversed(store.list_alerts(name, limit=200))],
         "latest": None if latest is None else _window_full(latest),
     })
 
 
 def window_view(registry: Registry, window_id: int) -> dict[str, Any]:
     """One window in full: every feature's test, the prediction drift and the histograms."""
-    return plain(_window_full(get_window(registry.store, window_id)))
+    return plain(_window_full(registry.store.get_window(window_id)))
 
 
 def loop_view(registry: Registry, name: str | None = None, *, limit: int = 200
               ) -> dict[str, Any]:
     """Loop iterations, newest first: trigger and its numbers, champion and challenger, the
     gates with their values and bounds, and the steps taken."""
-    runs = list_loop_runs(registry.store, name, limit=max(1, min(limit, MAX_ROWS)))
+    runs = registry.store.list_loop_runs(name, limit=max(1, min(limit, MAX_ROWS)))
     return plain({"model": name, "runs": [_loop_run(r) for r in reversed(runs)]})
 
 
@@ -247,26 +236,8 @@ def audit_view(
 
 
 def verify_view(registry: Registry) -> dict[str, Any]:
-    """Recompute the audit chain (:meth:`~driftloop.governance.AuditLog.verify`)."""
+    """Recompute the audit chain (:meth:`~driftloop.store.audit.AuditLog.verify`)."""
     return plain(registry.audit.verify())
-
-
-def _timeline(store: Store, name: str, limit: int) -> list[Any]:
-    """The newest ``limit`` windows of ``name``, oldest first, without their reports.
-
-    Written here rather than with :func:`list_windows` because the timeline needs a few
-    columns of many windows, and ``list_windows`` also parses every window's full report
-    (tens of KB of JSON each: most of a second for 1,000 windows).
-    """
-    query = (select(MonitorWindow.id, MonitorWindow.version, MonitorWindow.start_at,
-                    MonitorWindow.end_at, MonitorWindow.rows, MonitorWindow.status,
-                    MonitorWindow.drift_detected, MonitorWindow.prediction_drift,
-                    MonitorWindow.share_drifted, MonitorWindow.estimated,
-                    MonitorWindow.realised)
-             .where(MonitorWindow.model_name == name)
-             .order_by(MonitorWindow.id.desc()).limit(limit))
-    with store.session(write=False) as session:
-        return list(reversed(session.execute(query).all()))
 
 
 def _version_fields(v: VersionRecord) -> dict[str, Any]:

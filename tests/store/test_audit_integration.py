@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from driftloop.governance import GENESIS_HASH, AuditLog
 from driftloop.store import Store
+from driftloop.store.audit import GENESIS_HASH, AuditLog
 from process_barrier import BARRIER
 
 WORKER = BARRIER + """
 import os, sys, time
-from driftloop.governance import AuditLog
+from driftloop.store.audit import AuditLog
 from driftloop.store import Store
 
 

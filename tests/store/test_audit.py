@@ -15,8 +15,8 @@ from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from driftloop.errors import UsageError
-from driftloop.governance import GENESIS_HASH, Anchor, AuditLog, ChainReport, entry_hash
 from driftloop.store import Store
+from driftloop.store.audit import GENESIS_HASH, Anchor, AuditLog, ChainReport, entry_hash
 from driftloop.store.tables import AuditEntry
 
 N_ENTRIES = 6

@@ -1,0 +1,210 @@
+"""Finding and deleting one data subject's rows in the prediction log and its feedback.
+
+:class:`ErasureQueries` is the :class:`~driftloop.store.Store` mixin behind
+:mod:`driftloop.governance.erasure`, which decides what matches a subject and audits the
+erasure; here are only the scans and the one transaction that deletes.
+
+Examples
+--------
+>>> from driftloop.store import Store, utcnow
+>>> store = Store.open("sqlite://")
+>>> _ = store.add_predictions([{"request_id": rid, "model_name": "m", "version": 1,
+...     "at": utcnow(), "features": {"customer": c}, "output": {}}
+...     for rid, c in [("r1", "c-1"), ("r2", "c-2")]])
+>>> found = [r for r in store.iter_log_features(containing=["c-1"])]
+>>> store.erase_log_rows([r.id for r in found], [r.request_id for r in found]).prediction_log
+1
+>>> [r.features for r in store.list_predictions()]
+[{'customer': 'c-2'}]
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, cast, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from driftloop.store.core import StoreCore
+from driftloop.store.records import AuditRecord
+from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
+
+_CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
+
+
+@dataclass(frozen=True)
+class LoggedFeatures:
+    """The features of one prediction-log row, as stored (a dict unless edited outside
+    driftloop), with the row's ids."""
+
+    id: int
+    request_id: str
+    features: Any
+
+
+@dataclass(frozen=True)
+class ErasedRows:
+    """What :meth:`ErasureQueries.erase_log_rows` removed.
+
+    Attributes
+    ----------
+    prediction_log, feedback
+        Rows deleted from each table.
+    shared_request_ids
+        Request ids of the deleted log rows that other log rows still have.
+    audit_seq
+        The audit entry the hook appended in the same transaction (None without one).
+    """
+
+    prediction_log: int
+    feedback: int
+    shared_request_ids: int
+    audit_seq: int | None = None
+
+
+ErasureHook = Callable[[Session, ErasedRows], AuditRecord | None]
+"""Called inside :meth:`ErasureQueries.erase_log_rows`'s transaction with the counts; the audit
+entry it returns is named in the result."""
+
+
+class ErasureQueries(StoreCore):
+    """Scans and deletions of one subject's log rows (a :class:`~driftloop.store.Store` mixin)."""
+
+    def iter_log_features(
+        self, *, containing: Sequence[str] | None = None, newest_first: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[LoggedFeatures]:
+        """Yield the features of log rows (whose stored JSON text contains one of
+        ``containing``), oldest first or newest first, read in batches in one read-only
+        transaction; exhaust or close the iterator.
+
+        ``containing`` only narrows the scan (``LIKE``): check each row exactly.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {"id": i * 21}, "output": {}} for i in range(3)])
+        >>> [r.features for r in store.iter_log_features(containing=["42"])]
+        [{'id': 42}]
+        >>> [r.request_id for r in store.iter_log_features(newest_first=True, limit=2)]
+        ['r2', 'r1']
+        >>> store.close()
+        """
+        if containing is not None and not containing:
+            return
+        order = PredictionLogEntry.id.desc() if newest_first else PredictionLogEntry.id
+        query = select(PredictionLogEntry.id, PredictionLogEntry.request_id,
+                       PredictionLogEntry.features).order_by(order)
+        if containing is not None:
+            text = cast(PredictionLogEntry.features, Text)
+            query = query.where(or_(*(text.contains(n, autoescape=True) for n in containing)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session(write=False) as session:
+            for row in session.execute(query.execution_options(yield_per=2000)):
+                yield LoggedFeatures(row.id, row.request_id, row.features)
+
+    def count_feedback(self, request_ids: Sequence[str]) -> int:
+        """How many feedback rows these request ids have.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_feedback([("a", 1), ("a", 0), ("b", 1)])
+        >>> store.count_feedback(["a", "c"])
+        2
+        >>> store.close()
+        """
+        with self.session(write=False) as session:
+            return sum(int(session.scalar(
+                select(func.count()).select_from(FeedbackEntry)
+                .where(FeedbackEntry.request_id.in_(chunk))) or 0)
+                for chunk in _chunks(request_ids))
+
+    def count_shared_request_ids(
+        self, request_ids: Sequence[str], *, excluding: Sequence[int]
+    ) -> int:
+        """How many of ``request_ids`` log rows other than ``excluding`` (log ids) also have.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": rid, "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {}, "output": {}} for rid in ("a", "a", "b")])
+        >>> store.count_shared_request_ids(["a", "b"], excluding=[1, 3])
+        1
+        >>> store.close()
+        """
+        mine = set(excluding)
+        shared: set[str] = set()
+        with self.session(write=False) as session:
+            for chunk in _chunks(request_ids):
+                query = select(PredictionLogEntry.id, PredictionLogEntry.request_id).where(
+                    PredictionLogEntry.request_id.in_(chunk))
+                shared.update(r.request_id for r in session.execute(query) if r.id not in mine)
+        return len(shared)
+
+    def erase_log_rows(
+        self, log_ids: Sequence[int], request_ids: Sequence[str], *,
+        audit: ErasureHook | None = None,
+    ) -> ErasedRows:
+        """Delete the log rows ``log_ids`` and every feedback row of ``request_ids``, and run
+        ``audit(session, counts)`` in the same transaction (retried as a whole when another
+        process wins the audit tail).
+
+        Examples
+        --------
+        >>> from driftloop.store import AuditLog, Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": rid, "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {}, "output": {}} for rid in ("a", "a", "b")])
+        >>> _ = store.add_feedback([("a", 1), ("b", 0)])
+        >>> log = AuditLog(store)
+        >>> store.erase_log_rows([1], ["a"], audit=lambda s, erased: log.append_in(
+        ...     s, "dpo", "erase", "subject:x", {"rows": erased.prediction_log}))
+        ErasedRows(prediction_log=1, feedback=1, shared_request_ids=1, audit_seq=1)
+        >>> store.count_predictions(), [f.request_id for f in store.list_feedback()]
+        (2, ['b'])
+        >>> store.close()
+        """
+        def work(session: Session) -> ErasedRows:
+            logged = _delete_in(session, PredictionLogEntry.id, log_ids)
+            shared = _count_in(session, PredictionLogEntry.request_id, request_ids)
+            feedback = _delete_in(session, FeedbackEntry.request_id, request_ids)
+            erased = ErasedRows(logged, feedback, shared)
+            entry = audit(session, erased) if audit is not None else None
+            return erased if entry is None else dataclasses.replace(erased, audit_seq=entry.seq)
+
+        return self.transact(work)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _delete_in(session: Session, column: Any, values: Sequence[Any]) -> int:
+    total = 0
+    for chunk in _chunks(values):
+        result = session.execute(delete(column.class_).where(column.in_(chunk)))
+        total += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return total
+
+
+def _count_in(session: Session, column: Any, values: Sequence[Any]) -> int:
+    """Distinct ``values`` still present in ``column`` (after the subject's rows went)."""
+    found: set[Any] = set()
+    for chunk in _chunks(values):
+        found.update(session.scalars(select(column).where(column.in_(chunk)).distinct()))
+    return len(found)
+
+
+__all__ = ["ErasedRows", "ErasureHook", "ErasureQueries", "LoggedFeatures"]
