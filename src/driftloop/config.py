@@ -256,6 +256,9 @@ class MonitorSettings(BaseModel):
     webhook_retries: int = Field(3, ge=0)
     webhook_backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles")
     webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_wait_s: float = Field(
+        10.0, ge=0, description="seconds a monitoring run waits for all its webhook deliveries "
+        "together; a delivery still retrying then is recorded as pending and finishes on its own")
     performance_metric: str = Field(
         "accuracy", description="metric estimated without labels and compared with the reference"
     )

@@ -1,8 +1,9 @@
 """Alerts: stored, printed by the caller, and POSTed as JSON to the configured webhooks.
 
-Each webhook gets ``retries`` more tries after a failure, with exponential back-off; a
-webhook that stays down is recorded as a failed delivery on the alert and never stops
-monitoring (the alert itself is already stored before any delivery is tried).
+The alert is stored before any delivery is tried. Delivery (:mod:`driftloop.monitor.webhooks`)
+runs on background threads with jittered retries; the caller waits for it at most a bound
+(``monitor.webhook_wait_s``), so a slow or dead webhook never holds monitoring up, and a
+delivery that fails is recorded on the alert.
 
 Examples
 --------
@@ -17,12 +18,10 @@ Examples
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
+from driftloop.monitor.webhooks import WebhookSender, deliver
 from driftloop.store.database import Store
 from driftloop.store.monitoring import AlertRecord
 
@@ -41,52 +40,34 @@ def raise_alert(
     retries: int = 3,
     backoff_s: float = 0.5,
     timeout_s: float = 5.0,
+    wait_s: float = 10.0,
+    sender: WebhookSender | None = None,
 ) -> AlertRecord:
-    """Store an alert, then deliver it to every webhook; returns it with its deliveries."""
+    """Store an alert, then deliver it to the webhooks.
+
+    With ``sender`` (one per monitoring run) delivery starts and this returns at once; the
+    sender records the outcomes when it finishes. Without one, ``webhooks`` get the alert now
+    and this waits at most ``wait_s`` for them; the alert comes back with its deliveries.
+    """
     if kind not in ALERT_KINDS:
         raise ValueError(f"alert kind must be one of {ALERT_KINDS}, got {kind!r}")
     alert = store.add_alert(model_name=model_name, kind=kind, message=message,
                             details=details, window_id=window_id)
-    if not webhooks:
-        return alert
     payload = {"alert_id": alert.id, "model": model_name, "kind": kind, "message": message,
                "window_id": window_id, "at": alert.at.isoformat(), "details": dict(details)}
-    deliveries = [deliver(url, payload, retries=retries, backoff_s=backoff_s,
-                          timeout_s=timeout_s) for url in webhooks]
-    return store.set_deliveries(alert.id, deliveries)
-
-
-def deliver(
-    url: str, payload: Mapping[str, Any], *, retries: int = 3, backoff_s: float = 0.5,
-    timeout_s: float = 5.0,
-) -> dict[str, Any]:
-    """POST ``payload`` to ``url`` until a 2xx answer or ``retries`` retries are spent.
-
-    Returns ``{"url", "ok", "attempts", "status" | "error"}``; never raises.
-
-    Examples
-    --------
-    >>> out = deliver("http://127.0.0.1:9/", {"x": 1}, retries=1, backoff_s=0, timeout_s=0.5)
-    >>> out["ok"], out["attempts"]
-    (False, 2)
-    """
-    attempts = 0
-    outcome: dict[str, Any] = {}
-    delay = backoff_s
-    with httpx.Client(timeout=timeout_s) as client:
-        while attempts <= retries:
-            attempts += 1
-            try:
-                response = client.post(url, json=dict(payload))
-                outcome = {"status": response.status_code}
-                if response.is_success:
-                    return {"url": url, "ok": True, "attempts": attempts, **outcome}
-            except httpx.HTTPError as exc:
-                outcome = {"error": f"{type(exc).__name__}: {exc}"}
-            if attempts <= retries:
-                time.sleep(delay)
-                delay *= 2
-    return {"url": url, "ok": False, "attempts": attempts, **outcome}
+    if sender is not None:
+        if sender.urls:
+            sender.send(alert.id, payload)
+        return alert
+    if not webhooks:
+        return alert
+    recorded: dict[int, AlertRecord] = {}
+    own = WebhookSender(webhooks, lambda i, d: recorded.update({i: store.set_deliveries(i, d)}),
+                        retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
+                        wait_s=wait_s)
+    own.send(alert.id, payload)
+    own.finish()
+    return recorded[alert.id]
 
 
 __all__ = ["ALERT_KINDS", "deliver", "raise_alert"]

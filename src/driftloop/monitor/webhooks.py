@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import email.utils
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import stamina
 
+logger = logging.getLogger("driftloop.monitor")
 MAX_RETRY_AFTER_S = 60.0  # a receiver may ask for a pause; never longer than this
 
 
@@ -156,7 +158,11 @@ class WebhookSender:
             late = self._finished
             rows = self._rows(alert_id)
         if late:  # finish() already recorded this alert as pending: record the outcome now
-            self.record(alert_id, rows)
+            try:
+                self.record(alert_id, rows)
+            except Exception:  # noqa: BLE001 - a background thread must not die noisily
+                logger.warning("webhook outcome of alert %s could not be recorded", alert_id,
+                               exc_info=True)
 
     def _rows(self, alert_id: int) -> list[dict[str, Any]]:
         return [o if o is not None else {"url": url, "ok": False, "pending": True,

@@ -43,6 +43,7 @@ from driftloop.monitor.performance import (
 )
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
+from driftloop.monitor.webhooks import WebhookSender
 from driftloop.registry import Registry
 from driftloop.store.clock import utcnow
 from driftloop.store.monitoring import AlertRecord, WindowRecord
@@ -145,6 +146,12 @@ def monitor(
     chunks, pending = cut_windows(rows, spec, now or utcnow())
     result = MonitorResult(model=model, pending_rows=pending)
     context = _Context(registry, settings, model)
+    delivered: dict[int, AlertRecord] = {}
+    cfg = settings.monitor
+    context.sender = WebhookSender(
+        cfg.webhooks, lambda i, d: delivered.update({i: store.set_deliveries(i, d)}),
+        retries=cfg.webhook_retries, backoff_s=cfg.webhook_backoff_s,
+        timeout_s=cfg.webhook_timeout_s, wait_s=cfg.webhook_wait_s)
     for chunk, status in chunks:
         stored = _process_window(context, chunk, status)
         result.windows.append(stored)
@@ -152,6 +159,8 @@ def monitor(
     result.refreshed = _refresh_realised(context)
     result.change_points = _concept_drift(context, result,
                                           [row for chunk, _ in chunks for row in chunk])
+    context.sender.finish()  # every webhook together, at most webhook_wait_s
+    result.alerts = [delivered.get(a.id, a) for a in result.alerts]
     return result
 
 
@@ -223,6 +232,7 @@ class _Context:
         self.registry = registry
         self.settings = settings
         self.model = model
+        self.sender: WebhookSender | None = None  # set by monitor(): one per run
         self._references: dict[int, Profile] = {}
         self._classes: dict[int, list[str] | None] = {}
         self._metrics: dict[int, dict[str, Any]] = {}
@@ -369,12 +379,9 @@ def _window_alerts(context: _Context, window: WindowRecord) -> list[AlertRecord]
     drop = _performance_drop(context, window)
     if drop is not None:
         found.append(drop)
-    monitor_cfg = context.settings.monitor
     return [raise_alert(context.registry.store, model_name=context.model, kind=kind,
                         message=message, details=details, window_id=window.id,
-                        webhooks=monitor_cfg.webhooks, retries=monitor_cfg.webhook_retries,
-                        backoff_s=monitor_cfg.webhook_backoff_s,
-                        timeout_s=monitor_cfg.webhook_timeout_s)
+                        sender=context.sender)
             for kind, message, details in found]
 
 
@@ -456,9 +463,7 @@ def _concept_drift(
             message=f"the error rate of v{version} changed (detectors "
                     f"{', '.join(sorted(fired))}; first change at prediction-log id {first})",
             details={"change_points": points, "labelled": len(labelled), "version": version},
-            window_id=result.windows[-1].id, webhooks=cfg.webhooks,
-            retries=cfg.webhook_retries, backoff_s=cfg.webhook_backoff_s,
-            timeout_s=cfg.webhook_timeout_s))
+            window_id=result.windows[-1].id, sender=context.sender))
     return points
 
 
