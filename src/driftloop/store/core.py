@@ -56,7 +56,7 @@ class StoreCore:
     def __init__(self, url: str, *, on_event: EventHook | None = None) -> None:
         self.url = url
         # set by Registry.open to the audit log's recorder: datasets and runs are audited in
-        # the transaction that records them, without the store importing governance
+        # the transaction that records them, without the queries depending on the audit log
         self.on_event = on_event
         self._engine = make_engine(url)
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
