@@ -158,15 +158,7 @@ class AliasQueries(StoreCore):
                 to_version_id=version_id, actor=actor, reason=reason, forced=forced,
                 gates=copy.deepcopy(dict(gates)) if gates is not None else None, at=now,
             )
-            session.add(move)
-            session.flush()
-            record = _move_record(session, move)
-            entry = audit(session, record) if audit is not None else None
-            if entry is not None:
-                move.audit_seq = entry.seq
-                session.flush()
-                record = _move_record(session, move)
-            return record
+            return _add_move(session, move, audit)
 
         return self.transact(work)
 
@@ -223,15 +215,7 @@ class AliasQueries(StoreCore):
                 from_version_id=expected_version_id, to_version_id=expected_version_id,
                 actor=actor, reason=reason, forced=False, gates=None, at=utcnow(),
             )
-            session.add(move)
-            session.flush()
-            record = _move_record(session, move)
-            entry = audit(session, record) if audit is not None else None
-            if entry is not None:
-                move.audit_seq = entry.seq
-                session.flush()
-                record = _move_record(session, move)
-            return record
+            return _add_move(session, move, audit)
 
         return self.transact(work)
 
@@ -266,6 +250,19 @@ class AliasQueries(StoreCore):
                     | (AliasMove.from_version_id == version_id)
                 )
             return [_move_record(session, row) for row in session.scalars(query)]
+
+
+def _add_move(session: Session, move: AliasMove, audit: MoveHook | None) -> AliasMoveRecord:
+    """Write ``move`` and its audit entry (same transaction); the record with its audit seq."""
+    session.add(move)
+    session.flush()
+    record = _move_record(session, move)
+    entry = audit(session, record) if audit is not None else None
+    if entry is not None:
+        move.audit_seq = entry.seq
+        session.flush()
+        record = _move_record(session, move)
+    return record
 
 
 def _move_record(session: Session, row: AliasMove) -> AliasMoveRecord:
