@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint clean bench
+.PHONY: demo test test-lowest install lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
+# the dependency floors in pyproject.toml, proved: its own venv (.venv-lowest) with numpy, scipy,
+# pandas, scikit-learn, pyarrow and river pinned to them (ci/lowest-constraints.txt), then the
+# monitor and evaluation tests
+test-lowest:
+	PYTHON="$(PYTHON)" TORCH_SPEC="$(TORCH_SPEC)" bash ci/test-lowest.sh
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py
 
 clean:
-	rm -rf $(VENV) .driftloop driftloop-demo
+	rm -rf $(VENV) .venv-lowest .driftloop driftloop-demo
