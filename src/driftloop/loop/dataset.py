@@ -8,15 +8,26 @@ the holdout on which champion and challenger are compared, the rest is the train
 Both are written as Parquet snapshots under
 ``<home>/loop/snapshots`` — the files ``driftloop erase`` also cleans.
 
+Labels are read as the champion's classes (:func:`driftloop.models.labels.coerce_label`), the
+form ``POST /v1/feedback`` stores them in: feedback stored before that coercion (``"1"`` or
+``1.0`` for the class ``1``) joins the same class, and a label that is none of the classes (not
+a finite number, for regression) is left out and counted.
+
 Examples
 --------
+>>> from driftloop.models.bundle import ModelBundle
 >>> from driftloop.store import Store, utcnow
 >>> store = Store.open("sqlite://")
 >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
 ...     "at": utcnow(), "features": {"x": i}, "output": {}} for i in range(5)])
->>> _ = store.add_feedback([("r1", "yes"), ("r3", "no")])
+>>> _ = store.add_feedback([("r1", "1"), ("r2", " 1.0"), ("r3", 0), ("r4", "maybe")])
 >>> labelled_frame(store, "m", target="y")[["x", "y"]].to_dict("list")
-{'x': [1, 3], 'y': ['yes', 'no']}
+{'x': [1, 2, 3, 4], 'y': ['1', ' 1.0', 0, 'maybe']}
+>>> champion = ModelBundle(task="binary", input_kind="table", model="mlp", model_inputs={},
+...     n_outputs=2, classes=[0, 1], schema=None, preprocessor=None, target_encoder={})
+>>> frame = labelled_frame(store, "m", target="y", bundle=champion)
+>>> frame[["x", "y"]].to_dict("list"), frame.attrs["unknown_labels"]
+({'x': [1, 2, 3], 'y': [1, 1, 0]}, 1)
 >>> store.close()
 """
 
@@ -26,12 +37,15 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from driftloop.config import LoopSettings
 from driftloop.data.read import read_table
 from driftloop.errors import DataError
+from driftloop.models.bundle import ModelBundle
+from driftloop.models.labels import coerce_label
 from driftloop.store.database import Store
 
 SNAPSHOT_DIR = Path("loop") / "snapshots"
@@ -49,13 +63,39 @@ class LoopData:
     labelled_rows: int
     source_rows: int
     after_change: int = 0
+    unknown_labels: int = 0  # labelled rows left out: the label is none of the classes
 
 
-def labelled_frame(store: Store, model: str, *, target: str) -> pd.DataFrame:
-    """Every labelled log row of ``model``: features, ``target`` and log id, oldest first."""
-    records = [{**r.features, target: r.label, LOG_ID: r.log_id}
-               for r in store.labelled_rows(model)]
-    return pd.DataFrame.from_records(records)
+def labelled_frame(store: Store, model: str, *, target: str,
+                   bundle: ModelBundle | None = None) -> pd.DataFrame:
+    """Every labelled log row of ``model``: features, ``target`` and log id, oldest first.
+
+    ``bundle``: the champion's; labels are read as its classes and rows whose label is none
+    of them are left out (counted in ``frame.attrs["unknown_labels"]``). None: labels as
+    stored.
+    """
+    classes: list[Any] | None = None
+    if bundle is not None and bundle.task != "regression":
+        classes = list(bundle.classes)
+    records, unknown = [], 0
+    for r in store.labelled_rows(model):
+        label = r.label
+        if bundle is not None:
+            label = _coerced(label, classes)
+            if label is None:
+                unknown += 1
+                continue
+        records.append({**r.features, target: label, LOG_ID: r.log_id})
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["unknown_labels"] = unknown
+    return frame
+
+
+def _coerced(label: Any, classes: list[Any] | None) -> Any | None:
+    try:
+        return coerce_label(label, classes)
+    except OverflowError:  # an integer too large for a float is no class nor value
+        return None
 
 
 def count_new_labels(store: Store, model: str, since: datetime) -> int:
@@ -66,14 +106,17 @@ def count_new_labels(store: Store, model: str, since: datetime) -> int:
 def assemble(
     store: Store, model: str, *, target: str, loop: LoopSettings, home: str | Path,
     tag: str, source: str | None = None, since_log_id: int | None = None,
+    bundle: ModelBundle | None = None,
 ) -> LoopData:
     """Write the training and holdout snapshots of one loop iteration.
 
     ``since_log_id`` keeps only rows logged from there on (where the change began) when at
-    least 100 labelled rows are left; otherwise the whole window is used.
+    least 100 labelled rows are left; otherwise the whole window is used. ``bundle``: the
+    champion's, whose classes the labels are read as (see :func:`labelled_frame`).
     Raises :class:`DataError` when there are too few labelled rows to train and compare.
     """
-    frame = labelled_frame(store, model, target=target)
+    frame = labelled_frame(store, model, target=target, bundle=bundle)
+    unknown = int(frame.attrs.get("unknown_labels", 0))
     after_change = 0
     if since_log_id is not None and len(frame):
         recent = frame[frame[LOG_ID] >= since_log_id]
@@ -88,6 +131,8 @@ def assemble(
             f"only {n} labelled prediction(s) of {model} in the loop's data window: it needs "
             "at least 50 (and 20 for the holdout) to retrain and compare. Send feedback with "
             "POST /v1/feedback."
+            + (f" ({unknown} labelled row(s) left out: their label is none of the model's "
+               "classes.)" if unknown else "")
         )
     holdout = frame.iloc[n - holdout_rows:]
     parts = [frame.iloc[: n - holdout_rows]]
@@ -105,7 +150,7 @@ def assemble(
     _write(train.drop(columns=[LOG_ID], errors="ignore"), train_path)
     _write(holdout.drop(columns=[LOG_ID]), holdout_path)
     return LoopData(train_path, holdout_path, len(train), len(holdout), n, source_rows,
-                    after_change)
+                    after_change, unknown)
 
 
 def _read_source(source: str, columns: list[str]) -> pd.DataFrame | None:

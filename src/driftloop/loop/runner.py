@@ -159,7 +159,7 @@ def _retrain_and_decide(
     since = None if result.trigger is None else result.trigger.numbers.get("since_log_id")
     data = assemble(registry.store, model, target=target, loop=loop, home=settings.home,
                     tag=f"loop{result.loop_run_id}", source=params.get("source"),
-                    since_log_id=since)
+                    since_log_id=since, bundle=registry.bundle(champion))
     window = (f"labelled rows since the change (log id {since})" if data.after_change
               else f"{loop.data_window} window")
     note("data", f"training set: {data.train_rows} rows ({window}; {data.source_rows} from the "
