@@ -8,9 +8,10 @@ Request bodies are read as bytes (limited to ``max_body_bytes``), parsed once wi
 and validated column by column (:mod:`driftloop.serve.validation`), so a request costs the
 same whether it carries 1 or 1000 instances. Errors are ``{"error": {"code", "message",
 "fields"}}``: 400 malformed, 401/403 auth, 404 unknown model, 413 too large, 422 against the
-schema, 503 overloaded (with ``Retry-After``), not ready, or deactivated (code
-``deactivated``: the alias was removed; promote a version to restore it). Bad input never gives
-a 500.
+schema (or a feedback label that is none of the model's classes, see
+:mod:`driftloop.serve.feedback`), 503 overloaded (with ``Retry-After``), not ready, or
+deactivated (code ``deactivated``: the alias was removed; promote a version to restore it).
+Bad input never gives a 500.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import ServeSettings
-from driftloop.errors import DriftloopError
+from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
+from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
@@ -61,13 +63,21 @@ _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or r
         413: "The body, or the number of instances, is over the limit.",
         422: "The body does not match the model's schema (the fields at fault are named).",
         503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
+_FEEDBACK_WHY = {
+    422: "An item is not {request_id, label}, or a label is not one of the classes of the model "
+         "that answered its request (code unknown_label; the message names the allowed "
+         "classes) or, for a regression model, not a finite number. Nothing of the request is "
+         "recorded.",
+    503: "The store is down: nothing was recorded; retry after Retry-After seconds."}
 
 
-def _answers(ok: int, schema: dict[str, Any], *errors: int) -> dict[int | str, Any]:
-    """The ``responses`` of a route: its success body and the error answers it can give."""
+def _answers(ok: int, schema: dict[str, Any], *errors: int,
+             why: dict[int, str] | None = None) -> dict[int | str, Any]:
+    """The ``responses`` of a route: its success body and the error answers it can give
+    (``why``: descriptions of this route's own that replace the common ones)."""
     out: dict[int | str, Any] = {ok: {"content": {"application/json": {"schema": schema}}}}
     for status in errors:
-        out[status] = {"description": _WHY[status],
+        out[status] = {"description": (why or {}).get(status, _WHY[status]),
                        "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return out
 
@@ -93,6 +103,10 @@ _READY = {"type": "object", "required": ["ready", "models"], "properties": {
     "notes": {"type": "object", "additionalProperties": {
         "type": "array", "items": {"type": "string"}}}}}
 _PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 503)
+
+
+def _owner(model: str, version: int, task: str, classes: Sequence[Any]) -> Owner:
+    return Owner(model, version, None if task == "regression" else list(classes))
 
 
 def _error(status: int, code: str, message: str, fields: Sequence[str] = (),
@@ -160,6 +174,10 @@ def create_app(
     slots = {name: ModelSlot(name, registry, cfg, metrics, version=(versions or {}).get(name))
              for name in models}
     keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s)
+    # the requests answered lately, for feedback that comes before the log's write; the log
+    # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
+    recent = RecentRequests(cfg.log_buffer)
+    bundles: dict[tuple[str, int], Owner] = {}  # classes of versions no longer served here
     log = (PredictionLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
                          flush_ms=cfg.log_flush_ms, key=cfg.pii_hash_key)
            if cfg.log_predictions else None)
@@ -271,6 +289,7 @@ def create_app(
     def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
                  answer: dict[str, list[Any]], n: int) -> list[str]:
         ids = [rid] if n == 1 else [f"{rid}-{i}" for i in range(n)]
+        recent.add(rid, n, served.name, served.version)
         if log is not None and columns is not None:
             log.submit(served.name, served.version, ids, columns, answer, served.pii)
         return ids
@@ -325,11 +344,50 @@ def create_app(
                "outputs": outputs}
         return Response(json.dumps(out), media_type="application/json")
 
+    def owner_of(model: str, version: int) -> Owner | None:
+        """A version's classes from its bundle (None: not registered); reads the registry."""
+        key = (model, version)
+        if key not in bundles:
+            try:
+                bundle = registry.bundle(registry.get(model, version))
+            except NotFoundError:
+                return None
+            if len(bundles) >= 256:  # one entry per version: a bound for safety only
+                bundles.clear()
+            bundles[key] = _owner(model, version, bundle.task, bundle.classes)
+        return bundles[key]
+
+    async def owners_of(rids: Sequence[str]) -> dict[str, Owner]:
+        """The model version (with its classes) that answered each request id this server
+        answered lately or the prediction log holds; ids found in neither are left out."""
+        unique = list(dict.fromkeys(rids))
+        answered = {rid: hit for rid in unique if (hit := recent.get(rid)) is not None}
+        missing = [rid for rid in unique if rid not in answered]
+        if missing:
+            answered.update(await asyncio.to_thread(registry.store.models_of_requests, missing))
+        owners: dict[tuple[str, int], Owner | None] = {}
+        for model, version in set(answered.values()):
+            slot = slots.get(model)
+            served = None if slot is None else slot.current
+            if served is not None and served.version == version:  # no I/O: the served bundle
+                bundle = served.loaded.bundle
+                owners[model, version] = _owner(model, version, bundle.task, bundle.classes)
+            else:  # an older version, or a model another replica serves
+                owners[model, version] = await asyncio.to_thread(owner_of, model, version)
+        return {rid: owner for rid, key in answered.items()
+                if (owner := owners[key]) is not None}
+
     @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
               tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 413, 422,
-                                                   503))
+                                                   503, why=_FEEDBACK_WHY))
     async def feedback(request: Request) -> Response:
-        """Record ground truth: ``{"request_id", "label"}`` or a list of them."""
+        """Record ground truth: ``{"request_id", "label"}`` or a list of them.
+
+        Each label is stored as one of the classes of the model version that answered its
+        request (``1``, ``1.0`` and ``"1"`` are one integer class); a label that is none of
+        them (or not a finite number, for a regression model) refuses the whole request with
+        422, naming the classes, and nothing of it is stored. A request id this server and
+        the prediction log do not know is stored as sent."""
         require(request, "predict")
         body = await read_json(request)
         items = body if isinstance(body, list) else [body]
@@ -353,6 +411,13 @@ def create_app(
         if not pairs:
             raise RequestInvalid("no feedback items; send at least one.", code="empty",
                                  fields=["request_id"])
+        try:
+            owners = await owners_of([rid for rid, _ in pairs])
+        except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
+            raise Refused(503, "store_unavailable", f"feedback could not be checked ({exc}); "
+                           "nothing was recorded, retry later.",
+                           {"Retry-After": str(cfg.retry_after_s)}) from None
+        pairs = coerce_feedback(pairs, owners)  # all or nothing: 422 before anything is stored
         try:
             n = await asyncio.to_thread(registry.store.add_feedback, pairs)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry

@@ -139,6 +139,36 @@ class ServingQueries(StoreCore):
             rows = list(session.scalars(query))
         return [_prediction(r) for r in reversed(rows)]
 
+    def models_of_requests(self, request_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The ``(model_name, version)`` that answered each request id found in the log.
+
+        Ids not in the log are left out; the newest row wins when an id was logged twice (a
+        KServe V2 client may reuse its ``id``).
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": rid, "model_name": m, "version": v,
+        ...     "at": utcnow(), "features": {}, "output": {}}
+        ...     for rid, m, v in [("a", "m", 1), ("b", "n", 2), ("a", "m", 3)]])
+        >>> store.models_of_requests(["a", "b", "c"])
+        {'a': ('m', 3), 'b': ('n', 2)}
+        >>> store.close()
+        """
+        out: dict[str, tuple[str, int]] = {}
+        ids = list(dict.fromkeys(request_ids))
+        with self.session(write=False) as session:
+            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                rows = session.execute(
+                    select(PredictionLogEntry.request_id, PredictionLogEntry.model_name,
+                           PredictionLogEntry.version)
+                    .where(PredictionLogEntry.request_id.in_(ids[start:start + 900]))
+                    .order_by(PredictionLogEntry.id))
+                for request_id, model_name, version in rows:
+                    out[request_id] = (model_name, version)
+        return out
+
     def count_predictions(self) -> int:
         """How many rows the prediction log holds."""
         with self.session(write=False) as session:
