@@ -17,6 +17,8 @@ Examples
 [True, True, False, False, None]
 >>> coerce_label("2.5", None), coerce_label("nan", None), coerce_label(float("inf"), None)
 (2.5, None, None)
+>>> coerce_label(10 ** 400, [0, 1]), coerce_label(10 ** 400, None)
+(None, None)
 >>> unknown_label_message("maybe", [False, True])
 "label 'maybe' is not one of the model's classes: False, True."
 """
@@ -70,14 +72,14 @@ def unknown_label_message(label: Any, classes: Sequence[Any] | None) -> str:
 def _number(label: Any) -> float | None:
     if isinstance(label, bool):
         return float(label)
-    if isinstance(label, Real):
-        value = float(label)
-    elif isinstance(label, str):
-        try:
+    try:
+        if isinstance(label, Real):
+            value = float(label)
+        elif isinstance(label, str):
             value = float(label.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except (ValueError, OverflowError):  # not a number, or an integer too large for a float
         return None
     return value if math.isfinite(value) else None
 
