@@ -8,9 +8,11 @@ import pandas as pd
 
 
 def quick_version(frame: pd.DataFrame, *, steps: int = 100,
-                  calibration: dict[str, Any] | None = None) -> tuple[Any, bytes, Any]:
+                  calibration: dict[str, Any] | None = None,
+                  seed: int = 0) -> tuple[Any, bytes, Any]:
     """Prepare ``frame`` (target ``label``), train a small MLP with Adam for ``steps`` full-batch
-    steps; returns ``(prepared, weights, bundle)`` ready for ``Registry.register``."""
+    steps from initial weights drawn with ``seed``; returns ``(prepared, weights, bundle)``
+    ready for ``Registry.register``."""
     import torch
     from safetensors.torch import save
 
@@ -19,7 +21,7 @@ def quick_version(frame: pd.DataFrame, *, steps: int = 100,
     from driftloop.registry import ModelBundle
 
     prepared = prepare(frame, "label", seed=0)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     module = build_model("mlp", prepared.model_inputs, prepared.n_classes)
     train = prepared.splits["train"]
     optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)

@@ -171,12 +171,30 @@ class GateSettings(BaseModel):
         default_factory=lambda: ["intended_use", "ethical_considerations", "caveats"],
         description="model card text that must be present (keys of `card:`)",
     )
+    holder_policy: Literal["superior", "non_inferior"] = Field(
+        "superior", description="holder gate: superior — the candidate must be better than the "
+        "alias's holder (the paired interval of the difference lies above 0); non_inferior — it "
+        "may be worse by at most `margin` (the interval lies above -margin)",
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="holder gate: coverage of the two-sided paired interval "
+        "of candidate - holder on the same rows",
+    )
+    min_holdout_rows: int = Field(
+        200, ge=1, description="holder gate: fewest rows both versions must have been evaluated "
+        "on; below it the gate fails",
+    )
+    resamples: int = Field(
+        2000, ge=100, description="holder gate: paired bootstrap resamples (seeded)"
+    )
     margin: float = Field(
-        0.01, ge=0, description="how much worse than the alias's holder a candidate may be on "
-        "the same evaluation data (absolute for [0, 1] metrics, else relative)",
+        0.01, ge=0, description="holder gate, non_inferior policy: how much worse than the "
+        "holder a candidate may be at the interval's bound (absolute for [0, 1] metrics, else "
+        "relative to the holder's value)",
     )
     compare_metric: str | None = Field(
-        None, description="metric compared with the holder; None: accuracy, or rmse (regression)"
+        None, description="metric compared with the holder, row by row: accuracy "
+        "(classification), rmse or mae (regression); None: accuracy, or rmse (regression)"
     )
     skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
 

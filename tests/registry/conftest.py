@@ -3,6 +3,10 @@
 Versions are registered with a bundle but placeholder weights (the gates, lineage and cards
 never load weights); their evaluation reports are real ``EvaluationReport``s computed from
 synthetic predictions of a chosen accuracy, and their data checks real ``DataReport``s.
+
+Where a test needs versions that really predict (the holder gate evaluating candidate and
+holder on one holdout), the ``mlp`` fixture (:class:`MLPs`) registers small MLPs trained once
+per session (``tests/quick_model.py``) and draws holdouts from their training distribution.
 """
 
 from __future__ import annotations
@@ -32,6 +36,69 @@ CARD_TEXT = {
 }
 
 
+def credit_table(n: int, seed: int) -> pd.DataFrame:
+    """Rows of a two-class problem (about 85 % accuracy is attainable): two numeric features,
+    a city, and a ``label`` drawn from a logistic model of them."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n),
+                          "city": rng.choice(["Oslo", "Rome", "Lima"], n)})
+    logit = 2.0 * frame["x1"] - 1.5 * frame["x2"] + 0.8 * (frame["city"] == "Rome")
+    frame["label"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def mlps() -> dict[str, tuple[ModelBundle, bytes]]:
+    """Small MLPs trained on one 600-row ``credit_table``: ``seed1`` and ``seed2`` (the same
+    recipe from two initial-weight seeds: equal in expectation) and ``weak`` (trained with
+    ``x1``, the strongest feature, shuffled: it cannot learn from it)."""
+    import torch
+
+    from quick_model import quick_version
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two cores shared: more threads only contend (10x slower)
+    try:
+        train = credit_table(600, seed=1)
+        blind = train.assign(x1=np.random.default_rng(0).permutation(train["x1"].to_numpy()))
+        found = {}
+        for key, frame, seed in (("seed1", train, 1), ("seed2", train, 2), ("weak", blind, 1)):
+            _, weights, bundle = quick_version(frame, seed=seed)
+            found[key] = (bundle, weights)
+        return found
+    finally:
+        torch.set_num_threads(threads)
+
+
+class MLPs:
+    """Registries of the test's store and the session's trained MLPs to register into them."""
+
+    def __init__(self, settings: Settings, trained: dict[str, tuple[ModelBundle, bytes]]):
+        self.settings = settings.updated({"evaluate": {"resamples": 200}})  # quick evaluation
+        self.trained = trained
+
+    def registry(self, **gates: Any) -> Registry:
+        """A registry of the test's store under the ``gates`` policy (card text written)."""
+        return Registry.open(settings_with(self.settings, **gates))
+
+    def register(self, registry: Registry, key: str, name: str = "credit") -> VersionRecord:
+        """Register MLP ``key`` (``seed1``, ``seed2``, ``weak``) as the next version of
+        ``name``; no run, no evidence."""
+        bundle, weights = self.trained[key]
+        return registry.register(name, run_id=None, bundle=bundle, weights=weights,
+                                 metrics={}, actor="ci:test", reason=f"mlp {key}")
+
+    @staticmethod
+    def holdout(n: int, seed: int = 2) -> pd.DataFrame:
+        """``n`` fresh rows of the MLPs' training distribution (which used seed 1)."""
+        return credit_table(n, seed)
+
+
+@pytest.fixture
+def mlp(dl_settings: Settings, mlps: dict[str, tuple[ModelBundle, bytes]]) -> MLPs:
+    return MLPs(dl_settings, mlps)
+
+
 @pytest.fixture(scope="session")
 def checked_table() -> DataReport:
     """One real data check of a table with an e-mail column (PII) and no errors."""
@@ -50,17 +117,23 @@ def checked_table() -> DataReport:
 
 def predictions(
     accuracy: float, *, n: int = 900, seed: int = 0, bad_slice: str | None = None,
-    confidence: float | None = None,
+    confidence: float | None = None, noise_seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Labels, probabilities right with probability ``accuracy`` (``bad_slice``: 0.3 less),
-    calibrated unless ``confidence`` fixes the top probability, and a ``city`` column."""
+    calibrated unless ``confidence`` fixes the top probability, and a ``city`` column.
+
+    ``seed`` draws the rows (labels, cities); ``noise_seed`` (default ``seed + 1``) draws which
+    rows are predicted right. With one noise seed a higher accuracy is right on a superset of
+    the rows; another noise seed is "the same model, another seed": as good in expectation,
+    right and wrong on different rows."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"city": rng.choice(["Oslo", "Rome", "Lima"], n)})
     y = rng.integers(0, 2, n)
     p_right = np.full(n, accuracy)
     if bad_slice is not None:
         p_right[(frame["city"] == bad_slice).to_numpy()] = accuracy - 0.3
-    right = np.random.default_rng(seed + 1).random(n) < p_right
+    noise = np.random.default_rng(seed + 1 if noise_seed is None else noise_seed)
+    right = noise.random(n) < p_right
     predicted = np.where(right, y, 1 - y)
     top = p_right if confidence is None else np.full(n, confidence)
     proba = np.empty((n, 2))
@@ -90,8 +163,12 @@ class Factory:
         parent: VersionRecord | None = None,
         test_fp: str = "7" * 64,
         metrics: dict[str, Any] | None = None,
+        rows: int = 900,
+        noise_seed: int | None = None,
+        label_seed: int = 0,
     ) -> VersionRecord:
-        """``accuracy=None``: no evaluation report; ``check``: "pass", "fail" or None."""
+        """``accuracy=None``: no evaluation report; ``check``: "pass", "fail" or None;
+        ``rows``, ``noise_seed``, ``label_seed``: see :func:`predictions`."""
         store, n = self.registry.store, next(self._n)
         run = store.create_run(name, {"epochs": 3, "lr": 0.01}, 2, f"runs/{n}",
                                {"torch": "2.4"}, "c0ffee")
@@ -123,17 +200,25 @@ class Factory:
         store.finish_run(run.id, "succeeded", duration_s=1.0, samples_per_s=100.0)
         if accuracy is not None:
             self.evaluate(version, accuracy, eval_fp=eval_fp, bad_slice=bad_slice,
-                          confidence=confidence)
+                          confidence=confidence, rows=rows, noise_seed=noise_seed,
+                          label_seed=label_seed)
         return version
 
     def evaluate(self, version: VersionRecord, accuracy: float, *, eval_fp: str = EVAL_FP,
-                 bad_slice: str | None = None, confidence: float | None = None) -> None:
-        y, proba, frame = predictions(accuracy, bad_slice=bad_slice, confidence=confidence)
+                 bad_slice: str | None = None, confidence: float | None = None,
+                 rows: int = 900, noise_seed: int | None = None, label_seed: int = 0,
+                 per_row: bool = True) -> None:
+        """Store a report of ``version`` on ``eval_fp``; ``per_row=False``: without per-row
+        outcomes, as reports stored before the holder gate compared row by row."""
+        y, proba, frame = predictions(accuracy, n=rows, seed=label_seed, bad_slice=bad_slice,
+                                      confidence=confidence, noise_seed=noise_seed)
         report = build_report(
             "binary", y, proba, frame=frame, slices=["city"],
             dataset={"fingerprint": eval_fp, "source": "holdout.csv", "role": "evaluation"},
             model={"name": version.model_name, "version": version.version}, n_resamples=200,
         )
+        if not per_row:
+            report = dataclasses.replace(report, per_row=None)
         store_report(report, self.registry, version=version)
 
 

@@ -25,8 +25,10 @@ from driftloop.store import AliasMoved
 
 
 home, card, go, version, rounds = sys.argv[1:6]
-settings = Settings.load(overrides={"home": home, "card": json.loads(card)}, environ={},
-                         cwd=home)
+# non_inferior: a version as good as the holder may replace it (superior would refuse both)
+settings = Settings.load(overrides={"home": home, "card": json.loads(card),
+                                    "gates": {"holder_policy": "non_inferior"}},
+                         environ={}, cwd=home)
 barrier(go + "-start", 2)
 registry = Registry.open(settings)
 real_move, conflicts, calls = registry.store.move_alias, [], []
@@ -57,7 +59,7 @@ print(json.dumps({"moved": moved, "conflicts": len(conflicts)}))
 def test_concurrent_promotes_leave_exactly_one_holder(registry, factory, dl_settings,
                                                       card_text, tmp_path):
     factory.version(accuracy=0.9)
-    factory.version(accuracy=0.9)  # equal evidence: each may replace the other
+    factory.version(accuracy=0.9)  # equal evidence: each may replace the other (non_inferior)
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(

@@ -37,7 +37,7 @@ def test_promote_refused_exits_1_listing_values_and_bounds(cli_factory, capsys):
     code, out, err = run(capsys, "models", "promote", "credit", "2", "--to", "production",
                          "--json")
     assert code == 1 and "Traceback" not in err
-    assert "holder: measured 0.1111, bound <= 0.01" in err
+    assert "holder: measured -0.1" in err and "bound > 0" in err and "interval [" in err
     body = json.loads(out)
     assert body["moved"] is False and body["gates"]["failed"] == ["holder"]
     code, out, _ = run(capsys, "models", "list", "--json")
@@ -100,3 +100,24 @@ def test_rollback_show_lineage_and_card(cli_factory, capsys):
     assert code == 0 and "## Quantitative analyses" in out and "| city | Lima |" in out
     code, _, err = run(capsys, "models", "rollback", "credit", "--alias", "staging")
     assert code == 2 and "no alias 'staging'" in err
+
+
+def test_gate_json_with_data_shows_the_paired_difference_interval_and_policy(
+    cli_factory, mlp, capsys, tmp_path
+):
+    registry = cli_factory.registry
+    mlp.register(registry, "seed1")
+    registry.promote("credit", 1, to="production", force=True, reason="first")
+    mlp.register(registry, "seed2")
+    mlp.holdout(300).to_csv(tmp_path / "holdout.csv", index=False)
+    code, out, err = run(capsys, "models", "gate", "credit", "2", "--to", "production",
+                         "--data", "holdout.csv", "--json")
+    assert code == 1 and "holder" in err  # the same model from another seed is not better
+    (holder,) = [r for r in json.loads(out)["results"] if r["name"] == "holder"]
+    details = holder["details"]
+    low, high = details["interval"]
+    assert low <= details["difference"] <= high and low < 0 < high
+    assert (details["policy"], details["confidence"], details["rows"]) == ("superior", 0.95, 300)
+    assert details["metric"] == "accuracy" and holder["bound"] == "> 0"
+    code, out, _ = run(capsys, "models", "gate", "credit", "2", "--to", "production")
+    assert code == 1 and "95% interval [" in out and "policy superior" in out

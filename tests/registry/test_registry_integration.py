@@ -58,11 +58,21 @@ def test_promotion_on_fresh_data_compares_candidate_and_holder(trained):
                      reason="first holder")
     report = registry.gate("cancer", child.version, to="production", data=holdout)
     holder = next(r for r in report.results if r.name == "holder")
-    assert holder.passed and holder.measured == 0.0  # same weights: same predictions
-    assert "holdout.csv" in holder.detail and "[" in holder.detail
+    rows = report.evaluation["rows"]
+    assert rows < 200  # a quarter of 569 rows: below the default gates.min_holdout_rows
+    assert not holder.passed and holder.measured == rows and "min_holdout_rows" in holder.detail
     fingerprints = {r.dataset_fingerprint for r in registry.store.list_reports(kind="evaluation")
                     if r.version_id in (parent.id, child.id)}
     assert report.evaluation["fingerprint"] in fingerprints
+    # same weights, same predictions: no difference, so not superior, but non-inferior
+    for policy, passed in (("superior", False), ("non_inferior", True)):
+        lowered = Registry.open(registry.settings.updated(
+            {"gates": {"min_holdout_rows": 100, "holder_policy": policy}}))
+        again = lowered.gate("cancer", child.version, to="production")  # the stored reports
+        holder = next(r for r in again.results if r.name == "holder")
+        assert holder.passed is passed and holder.details["interval"] == [0.0, 0.0]
+        assert holder.details["disagreements"] == 0 and "holdout.csv" in holder.detail
+        lowered.close()
 
 
 def test_lineage_of_the_retrained_version_reaches_parent_run_and_datasets(trained):

@@ -5,7 +5,9 @@ before and after the version's temperature scaling (ECE on equal-width and equal
 MCE, a reliability diagram PNG), and slice results. It is JSON (:meth:`EvaluationReport.to_json`)
 plus a readable :meth:`EvaluationReport.summary`; :func:`store_report` saves it as an artifact
 linked to the model version and to the dataset's fingerprint. Training evaluates its test split
-with the same :func:`build_report`.
+with the same :func:`build_report`. The report also keeps each row's outcome (``per_row``: right or
+wrong, or the residual; :class:`~driftloop.evaluate.paired.RowOutcomes`, bit-packed and bounded)
+so two versions evaluated on the same data can be compared row by row (the holder gate).
 
 Examples
 --------
@@ -20,6 +22,8 @@ Examples
 ['accuracy', 'balanced_accuracy', 'brier', 'log_loss', 'macro_f1', 'roc_auc']
 >>> print(report.summary().splitlines()[2])
 accuracy                1.0000  [1.0000, 1.0000]
+>>> report.per_row["kind"], report.row_outcomes().rows  # kept for paired comparisons
+('correct', 500)
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from driftloop.errors import DataError, UsageError
 from driftloop.evaluate.calibration import calibration_summary, reliability_diagram
 from driftloop.evaluate.intervals import Interval, metric_intervals
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
+from driftloop.evaluate.paired import RowOutcomes
 from driftloop.evaluate.slices import SliceReport, evaluate_slices
 
 if TYPE_CHECKING:
@@ -65,6 +70,11 @@ class EvaluationReport:
     diagram_png: bytes | None = field(default=None, repr=False, compare=False)
     diagram_sha256: str | None = None
     artifact_sha256: str | None = None  # set once stored
+    per_row: dict[str, Any] | None = field(default=None, repr=False)  # RowOutcomes.to_json()
+
+    def row_outcomes(self) -> RowOutcomes | None:
+        """Each evaluated row's outcome, for a paired comparison (None: not kept)."""
+        return None if self.per_row is None else RowOutcomes.from_json(self.per_row)
 
     def headline_metrics(self) -> dict[str, float]:
         """Flat numbers recorded with a model version: point metrics and calibration."""
@@ -90,6 +100,7 @@ class EvaluationReport:
             "warnings": list(self.warnings),
             "diagram_sha256": self.diagram_sha256,
             "artifact_sha256": self.artifact_sha256,
+            "per_row": None if self.per_row is None else dict(self.per_row),
         }
 
     @classmethod
@@ -113,6 +124,7 @@ class EvaluationReport:
                 warnings=list(data.get("warnings") or []),
                 diagram_sha256=data.get("diagram_sha256"),
                 artifact_sha256=data.get("artifact_sha256"),
+                per_row=None if data.get("per_row") is None else dict(data["per_row"]),
             )
         except (KeyError, TypeError) as exc:
             raise UsageError(f"evaluation report JSON is malformed (bad field {exc}).") from None
@@ -188,6 +200,9 @@ def build_report(
         without them the outputs count as uncalibrated.
     frame, slices
         Raw rows (aligned with ``y_true``) and the columns of ``frame`` to slice by.
+
+    The report keeps every row's outcome in ``per_row`` (see
+    :class:`~driftloop.evaluate.paired.RowOutcomes` for the encoding and its size limits).
     """
     y_true, outputs = np.asarray(y_true), np.asarray(outputs)
     if len(y_true) == 0:
@@ -224,6 +239,7 @@ def build_report(
         model=dict(model or {}), settings={"resamples": n_resamples, "confidence": confidence,
                                            "seed": seed},
         warnings=list(warnings), diagram_png=diagram,
+        per_row=RowOutcomes.from_predictions(task, y_true, outputs).to_json(),
     )
 
 

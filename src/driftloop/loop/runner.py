@@ -192,9 +192,14 @@ def _retrain_and_decide(
     result.comparison = holdout_comparison(registry, model, champion.version, trained.version,
                                            report.evaluation)
     cmp = result.comparison
+    # the holder gate's paired difference (challenger - champion on the same rows) and interval
+    paired = next((r.details for r in report.results if r.name == "holder" and r.details), None)
+    cmp["paired"] = paired
     note("compare", f"on the holdout ({cmp['rows']} rows): champion v{champion.version} "
          f"{cmp['metric']} {cmp['champion']:.3f}, challenger v{trained.version} "
-         f"{cmp['challenger']:.3f}")
+         f"{cmp['challenger']:.3f}" + ("" if paired is None else
+         f"; paired difference {paired['difference']:+.3f}, {paired['confidence']:.0%} "
+         f"interval [{paired['interval'][0]:+.3f}, {paired['interval'][1]:+.3f}]"))
     result.gates = [_gate(r) for r in report.results]
     if refused is not None:
         result.outcome = "kept"

@@ -17,9 +17,17 @@ slices              no slice flagged by the evaluation is worse than overall by 
 data_check          the data check of the training data found no error
 pii                 no feature holds personal data, unless named in ``allow_pii``
 card                the model card text named in ``card_required`` is written
-holder              the candidate is not worse than the alias's holder, on the same
-                    evaluation data, by more than ``margin``
+holder              on the same rows as the alias's holder (at least ``min_holdout_rows``),
+                    the ``confidence`` interval of the paired difference in
+                    ``compare_metric`` lies above 0 (``holder_policy: superior``) or above
+                    −``margin`` (``non_inferior``)
 ==================  =====================================================================
+
+The holder gate never decides on two point estimates: both versions' evaluation reports keep
+each row's outcome (:class:`driftloop.evaluate.paired.RowOutcomes`), and when they scored the
+same rows (same data fingerprint, same targets) :func:`driftloop.evaluate.paired.paired_difference`
+bootstraps the difference on shared resamples. Without such a pair of reports it fails and says
+how to get one (``--data HOLDOUT`` evaluates both on one holdout).
 
 Examples
 --------
@@ -53,6 +61,7 @@ from typing import Any
 from driftloop.config import GateSettings
 from driftloop.errors import CheckFailed, ConfigError
 from driftloop.evaluate.metrics import METRICS, Metric, primary_metric
+from driftloop.evaluate.paired import PAIRED_METRICS, RowOutcomes, paired_difference
 from driftloop.registry.evidence import DataCheck, Evaluation
 from driftloop.store import VersionRecord, canonical_json
 
@@ -60,6 +69,9 @@ from driftloop.store import VersionRecord, canonical_json
 @dataclass(frozen=True)
 class GateResult:
     """The outcome of one gate: what was measured, against which bound, and why.
+
+    ``details`` holds a gate's numbers for machines (the holder gate: the paired difference,
+    its interval, the policy); None for gates whose ``measured`` says it all.
 
     Examples
     --------
@@ -72,10 +84,11 @@ class GateResult:
     measured: Any
     bound: Any
     detail: str
+    details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "measured": self.measured,
-                "bound": self.bound, "detail": self.detail}
+                "bound": self.bound, "detail": self.detail, "details": self.details}
 
     def line(self) -> str:
         return (f"{'ok  ' if self.passed else 'FAIL'} {self.name:<16} measured "
@@ -97,8 +110,8 @@ class Evidence:
     holder_evaluation
         The holder's evaluation report on the same data as ``evaluation`` (None: none).
     same_test_split
-        True when candidate and holder were tested on the same test split (fingerprint), so
-        their recorded test metrics may be compared when no common evaluation report exists.
+        True when candidate and holder were tested on the same test split (fingerprint); the
+        holder gate only says so when it finds no pair of reports to compare.
     data_check
         The newest data check of the candidate's training data.
     features
@@ -290,6 +303,9 @@ def _check_card(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     return [GateResult("card", not missing, missing, list(policy.card_required), detail)]
 
 
+_SEED = 0  # the paired bootstrap's draws: fixed, so a decision can be recomputed exactly
+
+
 def _check_holder(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     holder = ev.holder
     if holder is None:
@@ -302,30 +318,80 @@ def _check_holder(ev: Evidence, policy: GateSettings) -> list[GateResult]:
                            f"model with {who}, a {holder.task} model")]
     name = policy.compare_metric or primary_metric(ev.candidate.task)
     metric = _known_metric(name, "compare_metric")
+    paired = PAIRED_METRICS.get(name)
+    if paired is None:
+        raise ConfigError(
+            f"setting 'gates.compare_metric' names {name!r}, which the holder gate cannot "
+            f"compare row by row; use one of {', '.join(PAIRED_METRICS)} (accuracy for "
+            "classification, rmse or mae for regression). Fix driftloop.yaml."
+        )
+    superior = policy.holder_policy == "superior"
     kind = "absolute" if metric.bounded else "relative"
-    if ev.evaluation is not None and ev.holder_evaluation is not None:
-        mine = _value(ev, ev.candidate, ev.evaluation, name)
-        theirs = _value(ev, holder, ev.holder_evaluation, name)
-        basis = ""
-    elif ev.same_test_split:
-        mine = _value(ev, ev.candidate, None, name)
-        theirs = _value(ev, holder, None, name)
-        basis = " (both tested on the same test split; recorded test metrics, no intervals)"
-    else:
-        return _missing("holder", f"{kind} margin {policy.margin:g}",
-                        f"{ev.ref} and {who} were never evaluated on the same data; evaluate "
-                        "both on one dataset (`driftloop evaluate NAME:VERSION DATA`) or pass "
-                        "--data DATA")
-    if mine is None or theirs is None:
-        return _missing("holder", f"{kind} margin {policy.margin:g}",
-                        f"{name} is not measured for both {ev.ref} and {who}")
-    allowed = policy.margin if metric.bounded else policy.margin * abs(theirs[0])
-    worse_by = (theirs[0] - mine[0]) if metric.greater_is_better else (mine[0] - theirs[0])
-    return [GateResult(
-        "holder", worse_by <= allowed, round(worse_by, 6), f"<= {allowed:.4g}",
-        f"{name} worse than {who} by {worse_by:+.4g} ({kind} margin {policy.margin:g}): "
-        f"candidate {mine[1]}; holder {theirs[1]}{basis}",
-    )]
+    bound = "> 0" if superior else f"> -{policy.margin:g} ({kind})"
+    if not _applies(metric, ev.candidate.task):
+        return [GateResult("holder", False, None, bound, f"setting 'gates.compare_metric' is "
+                           f"{name}, which a {ev.candidate.task} model does not have; set it to "
+                           f"{primary_metric(ev.candidate.task)} or leave it unset")]
+    if ev.evaluation is None or ev.holder_evaluation is None:
+        split = (" (both were tested on the same test split, but no report of that split "
+                 "is stored for both)" if ev.same_test_split else "")
+        return _missing("holder", bound,
+                        f"{ev.ref} and {who} were never evaluated on the same data{split}, so "
+                        "they cannot be compared on paired rows; evaluate both on one holdout "
+                        f"(`driftloop models gate {ev.candidate.model_name} "
+                        f"{ev.candidate.version} --to {ev.alias} --data HOLDOUT`)")
+    outcomes = {}
+    for version, evaluation in ((ev.candidate, ev.evaluation), (holder, ev.holder_evaluation)):
+        found = _row_outcomes(evaluation)
+        if found is None:
+            return _missing("holder", bound,
+                            f"{evaluation.label()} of v{version.version} keeps no per-row "
+                            "outcomes (stored by an older driftloop), so it cannot be paired "
+                            "row by row; evaluate both again on one holdout (`driftloop models "
+                            f"gate {ev.candidate.model_name} {ev.candidate.version} --to "
+                            f"{ev.alias} --data HOLDOUT`)")
+        outcomes[version.id] = found
+    mine, theirs = outcomes[ev.candidate.id], outcomes[holder.id]
+    misaligned = mine.aligned_with(theirs)
+    if misaligned is not None:
+        return [GateResult("holder", False, None, bound,
+                           f"{ev.ref} and {who} were evaluated on data with the same "
+                           f"fingerprint but not on the same rows ({misaligned}); evaluate both "
+                           "on one holdout with --data HOLDOUT")]
+    if mine.rows < policy.min_holdout_rows:
+        return [GateResult("holder", False, mine.rows, f">= {policy.min_holdout_rows} rows",
+                           f"only {mine.rows} paired rows ({ev.evaluation.label()}): the holder "
+                           f"gate needs at least gates.min_holdout_rows = "
+                           f"{policy.min_holdout_rows} to tell {ev.ref} from {who}; evaluate "
+                           f"both on a holdout of {policy.min_holdout_rows} rows or more "
+                           "(--data HOLDOUT), or lower gates.min_holdout_rows")]
+    c = paired_difference(name, mine, theirs, confidence=policy.confidence,
+                          n_resamples=policy.resamples, seed=_SEED)
+    allowed = 0.0 if superior else (policy.margin if metric.bounded
+                                    else policy.margin * abs(c.holder))
+    passed = c.low > -allowed
+    rows = (f"{c.rows} paired rows" if mine.kept == mine.rows
+            else f"{c.rows} of {mine.rows} paired rows (hashed subsample)")
+    rule = ("superior: the interval must lie above 0" if superior else
+            f"non_inferior: the interval must lie above -{allowed:.4g} (margin "
+            f"{policy.margin:g}, {kind})")
+    verdict = ("" if passed else "; the candidate is not shown better" if superior
+               else "; the candidate may be worse by more than the margin")
+    detail = (f"{name} {c.candidate:.4g} vs {c.holder:.4g} of {who} on {rows}, "
+              f"{c.disagreements} of them scored differently: difference {c.difference:+.4g}, "
+              f"{c.confidence:.0%} interval [{c.low:+.4g}, {c.high:+.4g}] (positive: candidate "
+              f"better); policy {rule}{verdict} ({ev.evaluation.label()})")
+    details = {**c.to_json(), "policy": policy.holder_policy, "threshold": -allowed + 0.0,
+               "margin": None if superior else policy.margin,
+               "candidate_report": ev.evaluation.report.artifact_sha256,
+               "holder_report": ev.holder_evaluation.report.artifact_sha256}
+    return [GateResult("holder", passed, round(c.low, 6), f"> {-allowed + 0.0:.4g}", detail,
+                       details)]
+
+
+def _row_outcomes(evaluation: Evaluation) -> RowOutcomes | None:
+    stored = evaluation.body.get("per_row")
+    return None if not stored else RowOutcomes.from_json(stored)
 
 
 GATES: dict[str, Gate] = {
@@ -337,7 +403,8 @@ GATES: dict[str, Gate] = {
         Gate("data_check", "the training data's check found no error", _check_data),
         Gate("pii", "no feature holds personal data unless allowed", _check_pii),
         Gate("card", "the required model card text is written", _check_card),
-        Gate("holder", "not worse than the alias's holder by more than margin", _check_holder),
+        Gate("holder", "better than the alias's holder on paired rows (or not worse by more "
+             "than margin, non_inferior)", _check_holder),
     )
 }
 """Every gate, in the order they are run and reported."""
