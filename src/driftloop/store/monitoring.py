@@ -239,6 +239,26 @@ class MonitoringQueries(StoreCore):
         with self.session(write=False) as session:
             return [_alert(r) for r in reversed(list(session.scalars(query)))]
 
+    def alerts_of_kind(
+        self, model_name: str, kind: str, *, limit: int = 100
+    ) -> list[AlertRecord]:
+        """The newest ``limit`` alerts of one ``kind`` raised for ``model_name``, newest first.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> store = Store.open("sqlite://")
+        >>> for kind in ("concept_drift", "dataset_drift", "concept_drift"):
+        ...     _ = store.add_alert(model_name="m", kind=kind, message="", details={})
+        >>> [a.id for a in store.alerts_of_kind("m", "concept_drift")]
+        [3, 1]
+        >>> store.close()
+        """
+        query = (select(Alert).where(Alert.model_name == model_name, Alert.kind == kind)
+                 .order_by(Alert.id.desc()).limit(limit))
+        with self.session(write=False) as session:
+            return [_alert(r) for r in session.scalars(query)]
+
     def start_loop_run(
         self, model_name: str, *, champion_version: int | None
     ) -> LoopRunRecord:

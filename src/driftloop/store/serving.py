@@ -116,6 +116,31 @@ class ServingQueries(StoreCore):
         with self.session(write=False) as session:
             return [_prediction(r) for r in session.scalars(query)]
 
+    def window_predictions(
+        self, model_name: str, version: int, *, first_id: int, last_id: int
+    ) -> list[PredictionRow]:
+        """The log rows of one version of ``model_name`` with ``first_id <= id <= last_id``,
+        oldest first: a monitor window's rows. Log ids are shared by every model, so a
+        window's bounds hold other models' rows too; they are left out.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "mn"[i % 2],
+        ...     "version": 1, "at": utcnow(), "features": {}, "output": {}} for i in range(8)])
+        >>> [r.request_id for r in store.window_predictions("m", 1, first_id=2, last_id=5)]
+        ['r2', 'r4']
+        >>> store.close()
+        """
+        query = (select(PredictionLogEntry)
+                 .where(PredictionLogEntry.model_name == model_name,
+                        PredictionLogEntry.version == version,
+                        PredictionLogEntry.id >= first_id, PredictionLogEntry.id <= last_id)
+                 .order_by(PredictionLogEntry.id))
+        with self.session(write=False) as session:
+            return [_prediction(r) for r in session.scalars(query)]
+
     def recent_predictions(
         self, model_name: str, version: int, *, up_to_id: int, limit: int
     ) -> list[PredictionRow]:
