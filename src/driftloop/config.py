@@ -277,18 +277,40 @@ class MonitorSettings(BaseModel):
     webhook_wait_s: float = Field(
         10.0, ge=0, description="seconds a monitoring run waits for all its webhook deliveries "
         "together; a delivery still retrying then is recorded as pending and finishes on its own")
-    performance_metric: str = Field(
-        "accuracy", description="metric estimated without labels and compared with the reference"
+    performance_metric: str | None = Field(
+        None, description="metric compared with the version's test value (realised, or "
+        "estimated without labels); null: by the model's task, accuracy for classification "
+        "and rmse for regression"
     )
-    alert_detectors: list[str] = Field(
+    alert_detectors: list[Literal["adwin", "page_hinkley", "ddm"]] = Field(
         default_factory=lambda: ["adwin", "page_hinkley"],
         description="error-stream detectors whose change points raise a concept_drift alert "
         "(all of adwin, page_hinkley, ddm are run and reported; ddm false-alarms on stable "
         "low error rates, see benchmarks/RESULTS.md)",
     )
     performance_drop: float = Field(
-        0.05, ge=0, le=1, description="drop of the metric from the reference that alerts"
+        0.05, ge=0, le=1, description="how much worse than the version's test value the metric "
+        "may get before it alerts: absolute for metrics in [0, 1] (accuracy), relative to the "
+        "test value for unbounded ones (rmse: 0.05 = 5 % higher)"
     )
+    # the detectors read the error stream: 0/1 for classification, and for regression the
+    # absolute error divided by the version's test RMSE, so these are scale-free
+    adwin_delta: float = Field(
+        0.002, gt=0, lt=1, description="ADWIN's confidence: smaller finds fewer, surer changes"
+    )
+    page_hinkley_delta: float = Field(
+        0.005, ge=0, description="Page-Hinkley: rise of the error (in test-RMSE units for "
+        "regression) tolerated before it counts towards a change"
+    )
+    page_hinkley_threshold: float = Field(
+        50.0, gt=0, description="Page-Hinkley: cumulative rise that signals a change"
+    )
+    page_hinkley_min_instances: int = Field(
+        30, ge=1, description="Page-Hinkley: errors read before a change can be signalled"
+    )
+    ddm_warm_start: int = Field(30, ge=1, description="DDM: errors read before it can signal")
+    ddm_warning_threshold: float = Field(2.0, gt=0, description="DDM: warning level (std devs)")
+    ddm_drift_threshold: float = Field(3.0, gt=0, description="DDM: drift level (std devs)")
 
 
 class LoopSettings(BaseModel):
@@ -298,12 +320,25 @@ class LoopSettings(BaseModel):
     drift_windows: int = Field(
         2, ge=1, description="consecutive windows with dataset drift that trigger a retrain"
     )
-    metric: str = Field("accuracy", description="metric the performance triggers watch")
+    metric: str | None = Field(
+        None, description="metric the performance triggers watch; null: by the model's task, "
+        "accuracy for classification and rmse for regression"
+    )
     metric_min: float | None = Field(
-        None, description="retrain when the estimated or realised metric falls below this"
+        None, description="worst acceptable value of the metric: retrain when it is worse "
+        "(below it for accuracy, above it for rmse)"
     )
     metric_drop: float | None = Field(
-        0.05, description="retrain when the metric drops by more than this from the reference"
+        0.05, description="retrain when the metric is worse than the champion's test value "
+        "by more than this: absolute for metrics in [0, 1], relative for unbounded ones (rmse)"
+    )
+    trigger_on: Literal["interval", "consecutive"] = Field(
+        "interval", description="interval: the newest window's whole confidence interval (or "
+        "label-free band) is past the bound; consecutive: the last loop.consecutive_windows "
+        "windows' values are all past it"
+    )
+    consecutive_windows: int = Field(
+        3, ge=1, description="windows in a row past the bound (loop.trigger_on = consecutive)"
     )
     schedule_s: float | None = Field(
         None, gt=0, description="retrain at least this often (seconds); None: never by schedule"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from driftloop.ui.health import ICONS, STATUSES, alert_bound, health, worse_by
+from driftloop.evaluate.metrics import drop_bound, worse_by
+from driftloop.ui.health import ICONS, STATUSES, health
 
 TEST = {"accuracy": 0.90, "rmse": 10.0}
 
@@ -63,7 +64,7 @@ def test_reasons_name_the_numbers():
 
 def test_bound_and_gap_agree_with_the_rule():
     for metric, test in (("accuracy", 0.9), ("rmse", 10.0), ("r2", 0.5)):
-        bound = alert_bound(metric, test, 0.05)
+        bound = drop_bound(metric, test, 0.05)
         assert worse_by(metric, bound, test)[1] == pytest.approx(0.05)
     assert worse_by("rmse", 1.0, 0.0) == (1.0, float("inf"))
     assert worse_by("custom_score", 0.7, 0.8)[1] == pytest.approx(0.1)  # unknown: bounded, up

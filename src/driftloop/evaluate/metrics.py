@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from sklearn import metrics as skm
+
+from driftloop.errors import UsageError
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -242,12 +244,128 @@ def metrics_for(task: str) -> list[Metric]:
     return [m for m in METRICS.values() if m.kind == kind]
 
 
+def watched_metric(configured: str | None, task: str, *, setting: str = "metric") -> str:
+    """The metric that monitoring or the loop watches on a model of ``task``.
+
+    ``configured`` (the ``monitor.performance_metric`` or ``loop.metric`` setting, named by
+    ``setting`` in errors) when set, else the task's primary metric: accuracy for
+    classification, RMSE for regression. A metric that the task does not report would never
+    be measured, so it is refused with what is allowed instead of silently never firing.
+
+    Examples
+    --------
+    >>> watched_metric(None, "binary"), watched_metric(None, "regression")
+    ('accuracy', 'rmse')
+    >>> watched_metric("mae", "regression")
+    'mae'
+    >>> watched_metric("accuracy", "regression", setting="loop.metric")
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: loop.metric = 'accuracy' is not reported for a regression model: use one of rmse, mae, r2, or leave loop.metric unset (null) to watch rmse.
+    """  # noqa: E501
+    if configured is None:
+        return primary_metric(task)
+    allowed = [m.name for m in metrics_for(task)]
+    if configured not in allowed:
+        raise UsageError(
+            f"{setting} = {configured!r} is not reported for a {task} model: use one of "
+            f"{', '.join(allowed)}, or leave {setting} unset (null) to watch "
+            f"{primary_metric(task)}.")
+    return configured
+
+
+class Worse(NamedTuple):
+    """How much worse a value is than a reference: ``by`` in the metric's units (positive:
+    worse, by the metric's direction) and ``compared``, the number a drop setting is compared
+    with: ``by`` itself for metrics bounded in [0, 1], ``by`` relative to the reference for
+    unbounded ones (RMSE, log loss), so one drop setting means the same on every scale."""
+
+    by: float
+    compared: float
+
+
+def _direction(metric: str) -> tuple[bool, bool]:
+    """(greater_is_better, bounded) of ``metric``; a metric not in :data:`METRICS` is taken
+    as a score in [0, 1] where higher is better."""
+    known = METRICS.get(metric)
+    return (True, True) if known is None else (known.greater_is_better, known.bounded)
+
+
+def worse_by(metric: str, value: float, reference: float) -> Worse:
+    """How much worse ``value`` is than ``reference`` for ``metric`` (see :class:`Worse`).
+
+    The one definition behind the monitor's ``performance_drop`` alert, the loop's metric
+    trigger and the dashboard's degraded badge.
+
+    Examples
+    --------
+    >>> worse_by("accuracy", 0.75, 0.875)            # absolute: accuracy is in [0, 1]
+    Worse(by=0.125, compared=0.125)
+    >>> worse_by("rmse", 12.0, 10.0)                 # relative: 20 % worse
+    Worse(by=2.0, compared=0.2)
+    >>> worse_by("rmse", 9.0, 10.0).by < 0           # lower RMSE is better
+    True
+    >>> worse_by("rmse", 1.0, 0.0)                   # worse than a perfect reference
+    Worse(by=1.0, compared=inf)
+    """
+    greater_is_better, bounded = _direction(metric)
+    gap = (reference - value) if greater_is_better else (value - reference)
+    if bounded:
+        return Worse(gap, gap)
+    if reference:
+        return Worse(gap, gap / abs(reference))
+    return Worse(gap, float("inf") if gap > 0 else 0.0)
+
+
+def drop_bound(metric: str, reference: float, drop: float) -> float:
+    """The value of ``metric`` past which it is more than ``drop`` worse than ``reference``
+    (the inverse of :func:`worse_by`: ``worse_by(metric, bound, reference).compared == drop``).
+
+    Examples
+    --------
+    >>> drop_bound("accuracy", 0.9, 0.05), drop_bound("rmse", 10.0, 0.2)
+    (0.85, 12.0)
+    """
+    greater_is_better, bounded = _direction(metric)
+    margin = drop if bounded else drop * abs(reference)
+    return round(reference - margin if greater_is_better else reference + margin, 12)
+
+
+def is_worse(metric: str, value: float, bound: float) -> bool:
+    """Whether ``value`` is strictly worse than ``bound`` by the metric's direction.
+
+    Examples
+    --------
+    >>> is_worse("accuracy", 0.8, 0.85), is_worse("rmse", 12.5, 12.0), is_worse("rmse", 12.0, 12.0)
+    (True, True, False)
+    """
+    return worse_by(metric, value, bound).by > 0
+
+
+def best_end(metric: str, low: float, high: float) -> float:
+    """The end of an interval ``[low, high]`` that is best for ``metric``: when even it is
+    worse than a bound, the whole interval is.
+
+    Examples
+    --------
+    >>> best_end("accuracy", 0.8, 0.9), best_end("rmse", 1.5, 2.5)
+    (0.9, 1.5)
+    """
+    return high if _direction(metric)[0] else low
+
+
 __all__ = [
     "METRICS",
     "Metric",
+    "Worse",
+    "best_end",
     "classification_metrics",
+    "drop_bound",
+    "is_worse",
     "metrics_for",
     "primary_metric",
     "regression_metrics",
     "resampled_auc",
+    "watched_metric",
+    "worse_by",
 ]

@@ -216,6 +216,23 @@ class _Context:
         return self.registry.versions(self.name)
 
     @cached_property
+    def metric(self) -> str:
+        """The metric monitoring watches on this model (``monitor.performance_metric``, or
+        the task's: accuracy, or rmse for regression)."""
+        from driftloop.evaluate.metrics import watched_metric
+
+        return watched_metric(self.settings.monitor.performance_metric, self.version.task,
+                              setting="monitor.performance_metric")
+
+    @cached_property
+    def loop_metric(self) -> str:
+        """The metric the loop's performance triggers watch (``loop.metric`` or the task's)."""
+        from driftloop.evaluate.metrics import watched_metric
+
+        return watched_metric(self.settings.loop.metric, self.version.task,
+                              setting="loop.metric")
+
+    @cached_property
     def moves(self) -> list[AliasMoveRecord]:
         return self.registry.moves(self.name)
 
@@ -388,7 +405,7 @@ def _measure_2_3(c: _Context) -> Found:
                     if m.get("low") is not None and m.get("high") is not None else "")
             lines.append(f"{name} {m['value']:.4f}{band} ({m.get('confidence', 0.95):.0%} "
                          f"interval) on {ev.dataset.get('source') or 'the evaluation data'}")
-    metric = c.settings.monitor.performance_metric
+    metric = c.metric
     realised = [w for w in c.windows if (w.realised or {}).get(metric)]
     if realised:
         w = realised[-1]
@@ -410,7 +427,7 @@ def _measure_2_4(c: _Context) -> Found:
     drifted = sum(w.drift_detected for w in windows)
     last = windows[-1]
     share = "-" if last.share_drifted is None else f"{last.share_drifted:.0%}"
-    metric = c.settings.monitor.performance_metric
+    metric = c.metric
     estimate = (last.estimated or {}).get(metric)
     estimate = estimate.get("value") if isinstance(estimate, dict) else estimate
     lines = [
@@ -520,16 +537,16 @@ def _manage_4_1(c: _Context) -> Found:
     mon, loop = c.settings.monitor, c.settings.loop
     triggers = [f"dataset drift in {loop.drift_windows} consecutive windows"]
     if loop.metric_drop is not None:
-        triggers.append(f"{loop.metric} drop > {loop.metric_drop}")
+        triggers.append(f"{c.loop_metric} worse than the test value by > {loop.metric_drop}")
     if loop.metric_min is not None:
-        triggers.append(f"{loop.metric} < {loop.metric_min}")
+        triggers.append(f"{c.loop_metric} worse than {loop.metric_min}")
     if loop.schedule_s is not None:
         triggers.append(f"every {loop.schedule_s:g} s")
     if loop.min_new_labels is not None:
         triggers.append(f"{loop.min_new_labels} new labels")
     lines = [
         f"monitoring plan: windows of {mon.window} (at least {mon.min_rows} rows), "
-        f"{mon.performance_metric} alert on a drop of {mon.performance_drop}, "
+        f"{c.metric} alert on a drop of {mon.performance_drop}, "
         f"{len(mon.webhooks)} webhook(s)",
         f"retraining plan: {'; '.join(triggers)}; {loop.data_window} window of "
         f"{loop.window_rows} rows; cooldown {loop.cooldown_s:g} s; at most {loop.max_per_day} "

@@ -4,15 +4,23 @@ Each trigger from the monitor's windows also says where the change began (``sinc
 the first row of the trailing run of windows that meet its condition), so the loop retrains on
 data from after the change rather than on a mix of the old and the new concept.
 
-Triggers, checked in this order on what the monitor stored since the last retrain (windows
-of earlier versions that were already retrained on never fire again):
+Triggers, checked in this order on what the monitor stored for the champion's version since
+the last retrain (windows of earlier versions that were already retrained on never fire
+again; windows of other versions are not the champion's evidence):
 
 ``drift``
     dataset drift in the last ``loop.drift_windows`` consecutive tested windows;
 ``metric``
-    the newest window's realised metric (when at least ``monitor.min_rows`` rows are labelled)
-    or else its estimated metric is below ``loop.metric_min``, or below the version's
-    reference (test) value by more than ``loop.metric_drop``;
+    the watched metric (``loop.metric``; unset: accuracy, or RMSE for regression) is worse
+    than a bound: ``loop.metric_min`` (the worst acceptable value) or the champion's test
+    value made worse by ``loop.metric_drop`` (absolute for metrics in [0, 1], relative for
+    unbounded ones; :func:`~driftloop.evaluate.metrics.drop_bound`). "Worse" follows the
+    metric's direction (lower accuracy, higher RMSE). A window's reading is its realised
+    metric when at least ``monitor.min_rows`` rows are labelled, else its label-free
+    estimate. With ``loop.trigger_on: interval`` (the default) the decision rests on the
+    newest window's interval: it fires only when even the best end of the realised metric's
+    confidence interval (or of the estimate's band) is past the bound; with ``consecutive``
+    it fires when the values of the last ``loop.consecutive_windows`` windows are all past it;
 ``labels``
     at least ``loop.min_new_labels`` feedback labels arrived since the last retrain;
 ``schedule``
@@ -31,13 +39,21 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from driftloop.config import LoopSettings, MonitorSettings
-from driftloop.monitor.performance import worse_by
+from driftloop.evaluate.metrics import (
+    METRICS,
+    best_end,
+    drop_bound,
+    is_worse,
+    watched_metric,
+    worse_by,
+)
 from driftloop.store.monitoring import WindowRecord
 
 
@@ -53,30 +69,53 @@ class Trigger:
         return {"kind": self.kind, "message": self.message, **self.numbers}
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A window's value of a metric and its interval, and where they came from (``realised``,
+    ``estimated`` or ``none``)."""
+
+    source: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class _Bound:
+    value: float
+    setting: str
+    text: str
+
+
 def find_trigger(
     windows: Sequence[WindowRecord],
     *,
     reference_metrics: dict[str, Any],
+    task: str,
     new_labels: int,
     since: datetime,
     now: datetime,
     loop: LoopSettings,
     monitor: MonitorSettings,
 ) -> Trigger | None:
-    """The first trigger that fires on ``windows`` (oldest first, since the last retrain).
+    """The first trigger that fires on ``windows`` (oldest first, since the last retrain, of
+    the version whose test metrics are ``reference_metrics``; ``task`` picks the watched
+    metric when ``loop.metric`` is unset).
 
     Examples
     --------
     >>> from datetime import timezone
     >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    >>> find_trigger([], reference_metrics={}, new_labels=600, since=t, now=t,
+    >>> find_trigger([], reference_metrics={}, task="binary", new_labels=600, since=t, now=t,
     ...              loop=LoopSettings(min_new_labels=500), monitor=MonitorSettings()).kind
     'labels'
     """
-    for check in (_drift, _metric):
-        found = check(windows, reference_metrics, loop, monitor)
-        if found is not None:
-            return found
+    metric = watched_metric(loop.metric, task, setting="loop.metric")
+    found = _drift(windows, loop)
+    if found is None:
+        found = _metric(windows, reference_metrics, metric, loop, monitor)
+    if found is not None:
+        return found
     if loop.min_new_labels is not None and new_labels >= loop.min_new_labels:
         return Trigger("labels", f"{new_labels} new labelled rows since the last retrain "
                        f"(>= loop.min_new_labels = {loop.min_new_labels})",
@@ -88,10 +127,7 @@ def find_trigger(
     return None
 
 
-def _drift(
-    windows: Sequence[WindowRecord], _: dict[str, Any], loop: LoopSettings,
-    __: MonitorSettings,
-) -> Trigger | None:
+def _drift(windows: Sequence[WindowRecord], loop: LoopSettings) -> Trigger | None:
     tested = [w for w in windows if w.status != "not_testable"]
     recent = tested[-loop.drift_windows:]
     if len(recent) < loop.drift_windows or not all(w.drift_detected for w in recent):
@@ -111,40 +147,94 @@ def _drift(
     )
 
 
+def _bounds(metric: str, reference: Any, loop: LoopSettings) -> list[_Bound]:
+    """The values past which ``metric`` triggers: ``loop.metric_min``, then the test value
+    made worse by ``loop.metric_drop``."""
+    out = []
+    if loop.metric_min is not None:
+        out.append(_Bound(float(loop.metric_min), "loop.metric_min",
+                          f"loop.metric_min = {loop.metric_min:g}"))
+    if loop.metric_drop is not None and _finite(reference):
+        ref = float(reference)
+        bound = drop_bound(metric, ref, loop.metric_drop)
+        known = METRICS.get(metric)
+        how = (f"{loop.metric_drop:g}" if known is None or known.bounded
+               else f"{loop.metric_drop:.0%}")
+        out.append(_Bound(bound, "loop.metric_drop",
+                          f"the test value {ref:.3f} made worse by {how} "
+                          f"(loop.metric_drop = {loop.metric_drop:g})"))
+    return out
+
+
 def _metric(
-    windows: Sequence[WindowRecord], reference: dict[str, Any], loop: LoopSettings,
-    monitor: MonitorSettings,
+    windows: Sequence[WindowRecord], reference: dict[str, Any], metric: str,
+    loop: LoopSettings, monitor: MonitorSettings,
 ) -> Trigger | None:
     tested = [w for w in windows if w.status != "not_testable"]
-    if not tested:
+    bounds = _bounds(metric, reference.get(metric), loop)
+    if not tested or not bounds:
         return None
-    newest = tested[-1]
-    source, value = metric_value(newest, loop.metric, monitor.min_rows)
-    if value is None:
+
+    def past(window: WindowRecord) -> bool:
+        value = metric_reading(window, metric, monitor.min_rows).value
+        return value is not None and any(is_worse(metric, value, b.value) for b in bounds)
+
+    known = METRICS.get(metric)
+    side = "below" if known is None or known.greater_is_better else "above"
+    ref = reference.get(metric)
+    numbers: dict[str, Any] = {"metric": metric, "trigger_on": loop.trigger_on,
+                               "since_log_id": _streak_start(tested, past)}
+    if _finite(ref):
+        numbers["reference"] = float(ref)
+    if loop.trigger_on == "interval":
+        newest = tested[-1]
+        reading = metric_reading(newest, metric, monitor.min_rows)
+        if reading.value is None or reading.low is None or reading.high is None:
+            return None
+        best = best_end(metric, reading.low, reading.high)
+        for bound in bounds:
+            if is_worse(metric, best, bound.value):
+                return Trigger(
+                    "metric",
+                    f"{reading.source} {metric} {reading.value:.3f} "
+                    f"[{reading.low:.3f}, {reading.high:.3f}] in window {newest.id}: the whole "
+                    f"interval is {side} {bound.value:.3f} ({bound.text})",
+                    {**numbers, **_gap(metric, reading.value, ref), "window": newest.id,
+                     "source": reading.source, "value": reading.value,
+                     "interval": [reading.low, reading.high], "bound": bound.value,
+                     "bound_setting": bound.setting})
         return None
-    ref = reference.get(loop.metric)
-
-    def low(window: WindowRecord) -> bool:
-        v = metric_value(window, loop.metric, monitor.min_rows)[1]
-        return v is not None and (
-            (loop.metric_min is not None and v < loop.metric_min)
-            or (loop.metric_drop is not None and ref is not None
-                and worse_by(loop.metric, float(ref), v) > loop.metric_drop))
-
-    numbers: dict[str, Any] = {"window": newest.id, "metric": loop.metric, "source": source,
-                               "value": value, "since_log_id": _streak_start(tested, low)}
-    if loop.metric_min is not None and value < loop.metric_min:
-        return Trigger("metric", f"{source} {loop.metric} {value:.3f} in window {newest.id} is "
-                       f"below loop.metric_min = {loop.metric_min:.3f}",
-                       {**numbers, "bound": loop.metric_min})
-    drop = None if ref is None else worse_by(loop.metric, float(ref), value)
-    if loop.metric_drop is not None and drop is not None and drop > loop.metric_drop:
-        return Trigger("metric", f"{source} {loop.metric} {value:.3f} in window {newest.id} is "
-                       f"{drop:.3f} worse than the reference {float(ref):.3f} "
-                       f"(> loop.metric_drop = {loop.metric_drop:.3f})",
-                       {**numbers, "reference": float(ref), "drop": drop,
-                        "bound": loop.metric_drop})
+    recent = tested[-loop.consecutive_windows:]
+    if len(recent) < loop.consecutive_windows:
+        return None
+    readings = [metric_reading(w, metric, monitor.min_rows) for w in recent]
+    for bound in bounds:
+        if all(r.value is not None and is_worse(metric, r.value, bound.value)
+               for r in readings):
+            shown = ", ".join(f"{r.value:.3f}" for r in readings if r.value is not None)
+            return Trigger(
+                "metric",
+                f"{metric} {side} {bound.value:.3f} ({bound.text}) in the last {len(recent)} "
+                f"windows (ids {', '.join(str(w.id) for w in recent)}: {shown}; "
+                f"loop.consecutive_windows = {loop.consecutive_windows})",
+                {**numbers, **_gap(metric, readings[-1].value, ref), "window": recent[-1].id,
+                 "windows": [w.id for w in recent], "source": readings[-1].source,
+                 "value": readings[-1].value, "values": [r.value for r in readings],
+                 "sources": [r.source for r in readings], "bound": bound.value,
+                 "bound_setting": bound.setting})
     return None
+
+
+def _gap(metric: str, value: float | None, reference: Any) -> dict[str, float]:
+    if value is None or not _finite(reference):
+        return {}
+    worse = worse_by(metric, value, float(reference))
+    return {"drop": worse.by, "compared": worse.compared}
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _streak_start(windows: Sequence[WindowRecord], bad: Any) -> int | None:
@@ -158,17 +248,45 @@ def _streak_start(windows: Sequence[WindowRecord], bad: Any) -> int | None:
     return start
 
 
+def metric_reading(window: WindowRecord, metric: str, min_labelled: int) -> Reading:
+    """The window's realised ``metric`` with its interval when at least ``min_labelled`` rows
+    are labelled, else its label-free estimate with its band.
+
+    Examples
+    --------
+    >>> from datetime import timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> w = WindowRecord(1, "m", 1, 1, 100, t, t, 100, "ok", False, 0.0, False, {},
+    ...                  {"accuracy": {"value": 0.8, "low": 0.7, "high": 0.9}},
+    ...                  {"labelled": 10, "accuracy": {"value": 0.6, "low": 0.3, "high": 0.9}}, t)
+    >>> metric_reading(w, "accuracy", 30)
+    Reading(source='estimated', value=0.8, low=0.7, high=0.9)
+    >>> metric_reading(w, "accuracy", 10).source
+    'realised'
+    """
+    realised = window.realised or {}
+    found = realised.get(metric)
+    if realised.get("labelled", 0) >= min_labelled and isinstance(found, dict) \
+            and _finite(found.get("value")):
+        return Reading("realised", float(found["value"]), _float(found.get("low")),
+                       _float(found.get("high")))
+    estimated = (window.estimated or {}).get(metric)
+    if isinstance(estimated, dict) and _finite(estimated.get("value")):
+        return Reading("estimated", float(estimated["value"]), _float(estimated.get("low")),
+                       _float(estimated.get("high")))
+    return Reading("none", None)
+
+
 def metric_value(
     window: WindowRecord, metric: str, min_labelled: int
 ) -> tuple[str, float | None]:
     """The window's realised ``metric`` when enough rows are labelled, else its estimate."""
-    realised = window.realised or {}
-    if realised.get("labelled", 0) >= min_labelled and isinstance(realised.get(metric), dict):
-        return "realised", float(realised[metric]["value"])
-    estimated = (window.estimated or {}).get(metric)
-    if isinstance(estimated, dict) and estimated.get("value") is not None:
-        return "estimated", float(estimated["value"])
-    return "none", None
+    reading = metric_reading(window, metric, min_labelled)
+    return reading.source, reading.value
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
 
 
 def hold_reason(
@@ -182,4 +300,5 @@ def hold_reason(
     return None
 
 
-__all__ = ["Trigger", "find_trigger", "hold_reason", "metric_value"]
+__all__ = ["Reading", "Trigger", "find_trigger", "hold_reason", "metric_reading",
+           "metric_value"]

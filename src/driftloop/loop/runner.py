@@ -25,7 +25,7 @@ from typing import Any
 
 from driftloop.config import Settings, TrainSettings
 from driftloop.errors import DriftloopError, UsageError
-from driftloop.evaluate.metrics import primary_metric
+from driftloop.evaluate.metrics import primary_metric, watched_metric
 from driftloop.loop.dataset import assemble, count_new_labels
 from driftloop.loop.policy import Trigger, find_trigger, hold_reason
 from driftloop.monitor.windows import MonitorResult, monitor
@@ -94,6 +94,10 @@ def run_once(
         registry.get(model)  # an unknown model is named as such
         raise UsageError(f"{model} has no '{loop.alias}' alias to defend: promote a version "
                          f"first (`driftloop models promote {model} VERSION --to {loop.alias}`).")
+    # a metric the champion's task never reports would never trigger: refused up front
+    watched_metric(loop.metric, champion.task, setting="loop.metric")
+    watched_metric(settings.monitor.performance_metric, champion.task,
+                   setting="monitor.performance_metric")
     record = registry.store.start_loop_run(model, champion_version=champion.version)
     result = LoopOutcome(model=model, outcome="running", champion_version=champion.version,
                          loop_run_id=record.id)
@@ -119,15 +123,18 @@ def _iterate(
          f"{len(result.monitor.alerts)} alert(s), {result.monitor.pending_rows} row(s) pending")
     retrains = _retrain_times(registry, model)
     since = max(retrains) if retrains else champion.created_at
-    windows = registry.store.list_windows(model, created_after=since)
+    # the champion's windows only: they are what its test metrics are compared with
+    windows = [w for w in registry.store.list_windows(model, created_after=since)
+               if w.version == champion.version]
     trigger = find_trigger(
-        windows, reference_metrics=dict(champion.metrics),
+        windows, reference_metrics=dict(champion.metrics), task=champion.task,
         new_labels=count_new_labels(registry.store, model, since), since=since, now=now,
         loop=loop, monitor=settings.monitor)
     if trigger is None:
         result.outcome = "no_trigger"
         stamp = f"{since:%Y-%m-%d %H:%M:%S}"
-        note("trigger", f"no trigger fired ({len(windows)} window(s) since {stamp} UTC)")
+        note("trigger", f"no trigger fired ({len(windows)} window(s) of v{champion.version} "
+             f"since {stamp} UTC)")
         return
     result.trigger = trigger
     note("trigger", f"trigger '{trigger.kind}': {trigger.message}")

@@ -114,19 +114,6 @@ def realised_performance(
     return out
 
 
-def worse_by(metric: str, reference: float, value: float) -> float:
-    """How much worse ``value`` is than ``reference`` (positive: worse), by the metric's direction.
-
-    Examples
-    --------
-    >>> worse_by("accuracy", 0.9, 0.8) > 0, worse_by("rmse", 1.0, 1.5)
-    (True, 0.5)
-    """
-    metric_def = METRICS.get(metric)
-    higher_better = True if metric_def is None else metric_def.greater_is_better
-    return (reference - value) if higher_better else (value - reference)
-
-
 def _draw_labels(proba: np.ndarray, simulations: int, seed: int) -> np.ndarray:
     """``simulations`` label vectors, each row's label drawn from its probabilities."""
     rng = np.random.default_rng(seed)
@@ -141,4 +128,4 @@ def _draw_labels(proba: np.ndarray, simulations: int, seed: int) -> np.ndarray:
     return draws
 
 
-__all__ = ["ESTIMATED_METRICS", "estimate_performance", "realised_performance", "worse_by"]
+__all__ = ["ESTIMATED_METRICS", "estimate_performance", "realised_performance"]

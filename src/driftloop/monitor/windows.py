@@ -17,10 +17,23 @@ Decided where the issue was silent:
   drift tests are not run), so the timeline has no holes and nothing is silently skipped.
 * Realised metrics are recomputed for the newest ``REFRESH_WINDOWS`` windows each run, so
   labels that arrive late are counted.
+
+Everything is per model and per version: log ids are shared by every model, so a window is
+its model's and version's rows between two ids (never an id range alone), and the seeds of a
+window's simulated and bootstrap draws come from its model and first row, not its log id, so
+a model's numbers are the same whatever other models log in between. The watched
+metric follows the model's task (``monitor.performance_metric`` unset: accuracy, or RMSE
+for regression). Feedback labels are read as the model's classes with
+:func:`~driftloop.models.labels.coerce_label` (``1``, ``1.0``, ``"1"`` are one integer
+class) in the realised metrics and the error stream alike; a label that is not a class (or
+not a finite number, for regression) is counted in the window's ``unusable_labels``, never
+scored and never counted as an error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,14 +46,12 @@ import pandas as pd
 from driftloop.config import Settings
 from driftloop.data.preprocess import TargetEncoder
 from driftloop.errors import UsageError
+from driftloop.evaluate.metrics import watched_metric, worse_by
+from driftloop.models.labels import coerce_label
 from driftloop.monitor.alerts import raise_alert
-from driftloop.monitor.detectors import detect_changes
+from driftloop.monitor.detectors import detect_changes, error_stream, reference_scale
 from driftloop.monitor.drift import DriftReport, compare
-from driftloop.monitor.performance import (
-    estimate_performance,
-    realised_performance,
-    worse_by,
-)
+from driftloop.monitor.performance import estimate_performance, realised_performance
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
 from driftloop.monitor.webhooks import WebhookSender
@@ -140,12 +151,15 @@ def monitor(
         with Registry.open(settings) as opened:
             return monitor(model, window=window, settings=settings, registry=opened, now=now)
     spec = WindowSpec.parse(window if window is not None else settings.monitor.window)
-    registry.get(model)  # NotFoundError naming the model when it is unknown
+    latest = registry.get(model)  # NotFoundError naming the model when it is unknown
+    # refused before anything is stored: a metric the task never reports would never alert
+    metric = watched_metric(settings.monitor.performance_metric, latest.task,
+                            setting="monitor.performance_metric")
     store = registry.store
     rows = store.predictions_after(model, store.last_window_log_id(model))
     chunks, pending = cut_windows(rows, spec, now or utcnow())
     result = MonitorResult(model=model, pending_rows=pending)
-    context = _Context(registry, settings, model)
+    context = _Context(registry, settings, model, metric)
     delivered: dict[int, AlertRecord] = {}
     cfg = settings.monitor
     context.sender = WebhookSender(
@@ -228,13 +242,14 @@ def _window_end(at: datetime, seconds: float) -> datetime:
 class _Context:
     """What every window of one run needs, loaded once per version."""
 
-    def __init__(self, registry: Registry, settings: Settings, model: str) -> None:
+    def __init__(self, registry: Registry, settings: Settings, model: str, metric: str) -> None:
         self.registry = registry
         self.settings = settings
         self.model = model
+        self.metric = metric  # the watched metric, resolved from the model's task
         self.sender: WebhookSender | None = None  # set by monitor(): one per run
         self._references: dict[int, Profile] = {}
-        self._classes: dict[int, list[str] | None] = {}
+        self._classes: dict[int, list[Any] | None] = {}
         self._metrics: dict[int, dict[str, Any]] = {}
 
     def reference(self, version: int) -> Profile:
@@ -242,8 +257,9 @@ class _Context:
             self._references[version] = load_reference(self.registry, self.model, version)
         return self._references[version]
 
-    def classes(self, version: int) -> list[str] | None:
-        """Class labels in output order (as text), or None for regression."""
+    def classes(self, version: int) -> list[Any] | None:
+        """Class labels in output order (as trained: numbers stay numbers), or None for
+        regression."""
         if version not in self._classes:
             record = self.registry.get(self.model, version)
             bundle = self.registry.bundle(record)
@@ -251,7 +267,7 @@ class _Context:
                 self._classes[version] = None
             else:
                 encoder = TargetEncoder.from_json(bundle.target_encoder)
-                self._classes[version] = [str(c) for c in encoder.classes_]
+                self._classes[version] = list(encoder.classes_)
             self._metrics[version] = dict(record.metrics)
         return self._classes[version]
 
@@ -280,7 +296,7 @@ def _process_window(context: _Context, rows: list[PredictionRow], status: str) -
                                  f"{settings.monitor.min_rows}", "features": [],
                        "prediction": {"drift_detected": False, "outputs": []}}
     report_json["histograms"] = histograms(reference, current)
-    estimated = (estimate_performance(outputs, seed=rows[0].id)
+    estimated = (estimate_performance(outputs, seed=window_seed(context.model, rows))
                  if classes is not None and testable else {})
     return context.registry.store.add_window(
         model_name=context.model, version=version,
@@ -295,11 +311,32 @@ def _process_window(context: _Context, rows: list[PredictionRow], status: str) -
     )
 
 
+def window_seed(model: str, rows: Sequence[PredictionRow]) -> int:
+    """The seed of a window's simulated and bootstrap draws, from what the window holds: its
+    model, version and first row (features and output). A log id would move when other
+    models log in between, and a request id is new every time the same traffic is served.
+
+    Examples
+    --------
+    >>> from datetime import timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> a = window_seed("m", [PredictionRow(7, "r1", "m", 1, t, {"x": 1.5}, {"p": 0})])
+    >>> b = window_seed("m", [PredictionRow(99, "q", "m", 1, t, {"x": 1.5}, {"p": 0})])
+    >>> a == b, 0 <= a < 2**32, a == window_seed("n", [PredictionRow(7, "r1", "n", 1, t,
+    ...                                                 {"x": 1.5}, {"p": 0})])
+    (True, True, False)
+    """
+    first = rows[0]
+    text = json.dumps([model, first.version, first.features, first.output], sort_keys=True,
+                      default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
 def _prediction_drift(report: DriftReport) -> bool:
     return bool(report.prediction.get("drift_detected", False))
 
 
-def _outputs(rows: list[PredictionRow], classes: list[str] | None) -> np.ndarray:
+def _outputs(rows: list[PredictionRow], classes: list[Any] | None) -> np.ndarray:
     if classes is None:
         return np.array([float(r.output.get("predictions", np.nan)) for r in rows])
     return np.array([r.output.get("probabilities") or [np.nan] * len(classes) for r in rows],
@@ -307,23 +344,28 @@ def _outputs(rows: list[PredictionRow], classes: list[str] | None) -> np.ndarray
 
 
 def _realised(
-    context: _Context, rows: list[PredictionRow], classes: list[str] | None
+    context: _Context, rows: list[PredictionRow], classes: list[Any] | None
 ) -> dict[str, Any] | None:
+    """Metrics on the window's rows with a usable label; ``labelled`` counts those rows and
+    ``unusable_labels`` the rows whose label is not one of the classes (None: no label)."""
     labels = context.registry.store.labels_for([r.request_id for r in rows])
     labelled = [r for r in rows if r.request_id in labels]
     if not labelled:
         return None
+    coerced = [(r, coerce_label(labels[r.request_id], classes)) for r in labelled]
+    usable = [(r, label) for r, label in coerced if label is not None]
+    seed = window_seed(context.model, rows)
     if classes is None:
-        y = np.array([float(labels[r.request_id]) for r in labelled])
-        pred = np.array([float(r.output.get("predictions", np.nan)) for r in labelled])
-        return realised_performance(y, pred, task="regression", seed=rows[0].id)
-    index = {c: i for i, c in enumerate(classes)}
-    known = [r for r in labelled if str(labels[r.request_id]) in index]
-    y = np.array([index[str(labels[r.request_id])] for r in known], dtype=np.int64)
-    proba = _outputs(known, classes)
-    out = realised_performance(y, proba, task="binary" if len(classes) == 2 else "multiclass",
-                               seed=rows[0].id)
-    out["unknown_labels"] = len(labelled) - len(known)
+        y = np.array([float(label) for _, label in usable])
+        pred = np.array([float(r.output.get("predictions", np.nan)) for r, _ in usable])
+        out = realised_performance(y, pred, task="regression", seed=seed)
+    else:
+        y = np.array([classes.index(label) for _, label in usable], dtype=np.int64)
+        proba = _outputs([r for r, _ in usable], classes)
+        out = realised_performance(y, proba.reshape(len(usable), len(classes)),
+                                   task="binary" if len(classes) == 2 else "multiclass",
+                                   seed=seed)
+    out["unusable_labels"] = len(labelled) - len(usable)
     return out
 
 
@@ -388,7 +430,7 @@ def _window_alerts(context: _Context, window: WindowRecord) -> list[AlertRecord]
 def _performance_drop(
     context: _Context, window: WindowRecord
 ) -> tuple[str, str, dict[str, Any]] | None:
-    metric = context.settings.monitor.performance_metric
+    metric = context.metric
     reference = context.reference_metrics(window.version).get(metric)
     if reference is None:
         return None
@@ -398,13 +440,18 @@ def _performance_drop(
             if source == "realised" and (window.realised or {}).get("labelled", 0) < \
                     context.settings.monitor.min_rows:
                 continue
-            dropped = worse_by(metric, float(reference), float(value["value"]))
-            if dropped > context.settings.monitor.performance_drop:
+            worse = worse_by(metric, float(value["value"]), float(reference))
+            allowed = context.settings.monitor.performance_drop
+            if worse.compared > allowed:
+                how = ("" if worse.compared == worse.by
+                       else f" ({worse.compared:.1%} of it)")
                 return ("performance_drop",
                         f"{source} {metric} {value['value']:.3f} in window {window.id} is "
-                        f"{dropped:.3f} worse than the reference {float(reference):.3f}",
+                        f"{worse.by:.3f} worse than the reference {float(reference):.3f}{how}; "
+                        f"monitor.performance_drop allows {allowed:g}",
                         {"metric": metric, "source": source, "value": value["value"],
-                         "reference": float(reference), "drop": dropped})
+                         "reference": float(reference), "drop": worse.by,
+                         "compared": worse.compared, "allowed": allowed})
             return None
     return None
 
@@ -414,15 +461,17 @@ def _refresh_realised(context: _Context) -> int:
     store = context.registry.store
     refreshed = 0
     for window in store.list_windows(context.model, limit=REFRESH_WINDOWS):
-        labelled = (window.realised or {}).get("labelled", 0)
-        if labelled >= window.rows:
+        stored = window.realised or {}
+        seen = stored.get("labelled", 0) + stored.get("unusable_labels", 0)
+        if seen >= window.rows:
             continue
-        rows = [r for r in store.predictions_after(
-                    context.model, window.first_log_id - 1,
-                    limit=window.last_log_id - window.first_log_id + 1)
-                if r.version == window.version]
+        # the window's own rows: its model and version between its bounds (log ids are
+        # shared by every model, so a count of rows from its first id reads later windows)
+        rows = store.window_predictions(context.model, window.version,
+                                        first_id=window.first_log_id,
+                                        last_id=window.last_log_id)
         realised = _realised(context, rows, context.classes(window.version))
-        if realised is not None and realised.get("labelled", 0) > labelled:
+        if realised is not None and realised != stored:
             store.set_realised(window.id, realised)
             refreshed += 1
     return refreshed
@@ -432,29 +481,35 @@ def _concept_drift(
     context: _Context, result: MonitorResult, rows: list[PredictionRow]
 ) -> dict[str, list[int]]:
     """Run the detectors over the labelled error stream of the newest version seen, from the
-    start of its serving (up to ``STREAM_ROWS`` rows), and report the change points that fall
-    in the newly windowed rows: the detectors see the context before, not a cold start."""
+    start of its serving (up to ``STREAM_ROWS`` rows): the detectors see the context before,
+    not a cold start. Report the change points after the last one an earlier alert of this
+    version reported. A change in rows that were windowed before their labels came is found
+    once the labels are there: labels arrive late, so "in the newly windowed rows" would
+    miss it for good."""
     if not rows:
         return {}
     version = rows[-1].version
+    cfg = context.settings.monitor
     stream = context.registry.store.recent_predictions(context.model, version,
                                                        up_to_id=rows[-1].id, limit=STREAM_ROWS)
     labels = context.registry.store.labels_for([r.request_id for r in stream])
     labelled = [r for r in stream if r.request_id in labels]
-    if len(labelled) < context.settings.monitor.min_rows:
-        return {}
     classes = context.classes(version)
-    if classes is None:
-        errors = np.array([abs(float(labels[r.request_id]) - float(r.output["predictions"]))
-                           for r in labelled])
-    else:
-        errors = np.array([str(labels[r.request_id]) != str(r.output.get("predictions"))
-                           for r in labelled], dtype=np.float64)
-    found = detect_changes(errors, binary=classes is not None)
-    first_new = rows[0].id
-    points = {name: [labelled[i].id for i in positions if labelled[i].id >= first_new]
+    errors, usable = error_stream([labels[r.request_id] for r in labelled],
+                                  [r.output for r in labelled], classes=classes)
+    scored = [r for r, ok in zip(labelled, usable, strict=True) if ok]
+    if len(scored) < cfg.min_rows:
+        return {}
+    scale: dict[str, Any] = {}
+    if classes is None:  # errors in units of the version's spread: the detectors are scale-free
+        value, source = reference_scale(context.reference_metrics(version), errors,
+                                        warm_up=cfg.min_rows)
+        errors = errors / value
+        scale = {"scale": value, "scale_source": source}
+    found = detect_changes(errors, binary=classes is not None, settings=cfg)
+    reported = _reported_change(context, version)
+    points = {name: [scored[i].id for i in positions if scored[i].id > reported]
               for name, positions in found.items()}
-    cfg = context.settings.monitor
     fired = {name: ids for name, ids in points.items() if ids and name in cfg.alert_detectors}
     if fired:
         first = min(ids[0] for ids in fired.values())
@@ -462,9 +517,22 @@ def _concept_drift(
             context.registry.store, model_name=context.model, kind="concept_drift",
             message=f"the error rate of v{version} changed (detectors "
                     f"{', '.join(sorted(fired))}; first change at prediction-log id {first})",
-            details={"change_points": points, "labelled": len(labelled), "version": version},
+            details={"change_points": points, "labelled": len(scored),
+                     "unusable_labels": len(labelled) - len(scored), "version": version,
+                     **scale},
             window_id=result.windows[-1].id, sender=context.sender))
     return points
 
 
-__all__ = ["MonitorResult", "WindowSpec", "cut_windows", "histograms", "monitor", "window_json"]
+def _reported_change(context: _Context, version: int) -> int:
+    """The newest prediction-log id of a change point that a concept_drift alert of
+    ``version`` reported (0: none yet)."""
+    for alert in context.registry.store.alerts_of_kind(context.model, "concept_drift"):
+        if alert.details.get("version") == version:
+            return max((i for ids in (alert.details.get("change_points") or {}).values()
+                        for i in ids), default=0)
+    return 0
+
+
+__all__ = ["MonitorResult", "WindowSpec", "cut_windows", "histograms", "monitor", "window_json",
+           "window_seed"]

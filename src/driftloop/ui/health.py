@@ -3,13 +3,15 @@
 The rule, checked in this order (the first that holds names the badge):
 
 1. **no traffic** — the model has no monitoring window yet.
-2. **degraded** — in the latest window, the watched metric (``monitor.performance_metric``,
-   accuracy by default) is worse than the window's version scored on its test split by more
+2. **degraded** — in the latest window, the watched metric (``monitor.performance_metric``;
+   unset: accuracy, or RMSE for a regression model) is worse than the window's version scored on its test split by more
    than ``monitor.performance_drop``. The realised value decides when it rests on at least
    ``monitor.min_rows`` labels (as the monitor's ``performance_drop`` alert does); otherwise
    the value estimated without labels decides. The drop is absolute for metrics in [0, 1]
    (accuracy, F1, AUC) and relative to the test value for unbounded ones (RMSE, log loss), as
-   slice tolerances are; "worse" follows the metric's direction (lower accuracy, higher RMSE).
+   slice tolerances are; "worse" follows the metric's direction (lower accuracy, higher RMSE):
+   :func:`driftloop.evaluate.metrics.worse_by`, the rule the monitor's alert and the loop's
+   trigger use too.
 3. **drifting** — the latest window found dataset drift or prediction drift.
 4. **ok** — otherwise (a window too small to test counts as traffic and is ok).
 
@@ -39,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from driftloop.evaluate.metrics import METRICS
+from driftloop.evaluate.metrics import METRICS, worse_by
 
 STATUSES = ("ok", "drifting", "degraded", "no traffic")
 ICONS = {"ok": "✓", "drifting": "⚠", "degraded": "▼", "no traffic": "○"}
@@ -105,39 +107,6 @@ def health(
                   f"{drop:g} of the test value.", window_id)
 
 
-def worse_by(metric: str, value: float, test: float) -> tuple[float, float]:
-    """How much worse ``value`` is than ``test`` (negative: better), and that amount as the
-    number compared with ``performance_drop`` (absolute for bounded metrics, else relative).
-
-    >>> worse_by("accuracy", 0.75, 0.875)
-    (0.125, 0.125)
-    >>> worse_by("rmse", 12.0, 10.0)
-    (2.0, 0.2)
-    """
-    known = METRICS.get(metric)
-    greater_is_better = True if known is None else known.greater_is_better
-    bounded = True if known is None else known.bounded
-    gap = (test - value) if greater_is_better else (value - test)
-    if bounded:
-        return gap, gap
-    if test:
-        return gap, gap / abs(test)
-    return gap, (float("inf") if gap > 0 else 0.0)
-
-
-def alert_bound(metric: str, test: float, drop: float) -> float:
-    """The value of ``metric`` past which a window counts as degraded against ``test``.
-
-    >>> alert_bound("accuracy", 0.9, 0.05), alert_bound("rmse", 10.0, 0.2)
-    (0.85, 12.0)
-    """
-    known = METRICS.get(metric)
-    greater_is_better = True if known is None else known.greater_is_better
-    bounded = True if known is None else known.bounded
-    margin = drop if bounded else drop * abs(test)
-    return round(test - margin if greater_is_better else test + margin, 12)
-
-
 def _loss(source: str, values: Any, reference: Mapping[str, Any], metric: str,
           drop: float) -> str | None:
     if not isinstance(values, Mapping):
@@ -181,4 +150,4 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-__all__ = ["ICONS", "STATUSES", "Health", "alert_bound", "health", "worse_by"]
+__all__ = ["ICONS", "STATUSES", "Health", "health"]

@@ -40,12 +40,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from driftloop.errors import NotFoundError
-from driftloop.evaluate.metrics import primary_metric
+from driftloop.evaluate.metrics import drop_bound, primary_metric, watched_metric
 from driftloop.registry import Registry
 from driftloop.registry.evidence import data_checks, evaluations
 from driftloop.store import VersionRecord
 from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
-from driftloop.ui.health import alert_bound, health
+from driftloop.ui.health import health
 
 KEY_METRICS = {
     "classification": ("accuracy", "roc_auc", "macro_f1", "ece"),
@@ -95,8 +95,10 @@ def models_view(registry: Registry) -> dict[str, Any]:
         latest = (store.list_windows(name, limit=1) or [None])[0]
         reference = next((v.metrics for v in mine
                           if latest is not None and v.version == latest.version), {})
+        metric = watched_metric(cfg.performance_metric, mine[-1].task,
+                                setting="monitor.performance_metric")
         badge = health(None if latest is None else _badge_fields(latest), reference,
-                       metric=cfg.performance_metric, drop=cfg.performance_drop,
+                       metric=metric, drop=cfg.performance_drop,
                        min_labelled=cfg.min_rows)
         kind = "regression" if mine[-1].task == "regression" else "classification"
         models.append({
@@ -111,7 +113,8 @@ def models_view(registry: Registry) -> dict[str, Any]:
             "latest_window": None if latest is None else _window_summary(latest),
             "versions": [_version_row(v, held, by_id, KEY_METRICS[kind]) for v in reversed(mine)],
         })
-    return plain({"models": models, "monitor": {"metric": cfg.performance_metric,
+    watched = cfg.performance_metric or "the task's metric (accuracy; rmse for regression)"
+    return plain({"models": models, "monitor": {"metric": watched,
                                                 "drop": cfg.performance_drop}})
 
 
@@ -180,7 +183,9 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
     versions = store.list_versions(name)
     if not versions:
         store.get_version(name)  # names the missing model and the models there are
-    metric, drop = cfg.performance_metric, cfg.performance_drop
+    metric = watched_metric(cfg.performance_metric, versions[-1].task,
+                            setting="monitor.performance_metric")
+    drop = cfg.performance_drop
     tests = {v.version: v.metrics.get(metric) for v in versions}
     rows = []
     for w in store.window_timeline(name, max(1, min(limit, MAX_WINDOWS))):
@@ -194,7 +199,7 @@ def monitoring_view(registry: Registry, name: str, *, limit: int = 1000) -> dict
                 **(_interval(w.realised.get(metric)) or {}),
                 "labelled": w.realised.get("labelled")},
             "test": test,
-            "bound": None if not _number(test) else alert_bound(metric, float(test), drop),
+            "bound": None if not _number(test) else drop_bound(metric, float(test), drop),
         })
     latest = (store.list_windows(name, limit=1) or [None])[0]
     reference = next((v.metrics for v in versions if latest and v.version == latest.version), {})
