@@ -1,44 +1,76 @@
-"""A store populated by one real small training run (2 workers), then monitored windows, alerts
-and loop runs written through the store's functions, served by the real model server (which
-mounts the dashboard) on a loopback port; and a headless Chromium to look at it.
+"""A store filled the way the product fills it, served by the real model server (which mounts the
+dashboard) on a loopback port; and a headless Chromium to look at it.
 
-Training runs once per session (about 10-20 s); everything else is cheap.
+What the session fixture does, once (about a minute, most of it the two trainings):
+
+1. ``driftloop.train`` trains ``cancer`` v1 (1 worker, 3 epochs): run, curve, data check,
+   evaluation with slices, reference profile, model card. ``credit``, ``spare`` and ``quiet``
+   are the same weights registered under other names with its test metrics and its reference
+   profile (so the monitor can test their traffic); ``quiet`` never gets any.
+2. The model server serves cancer, credit and spare; real ``POST /v1/models/{name}/predict``
+   traffic goes through it (and its prediction log) with a predict key, and ``POST
+   /v1/feedback`` sends the true labels of part of it.
+3. ``monitor()`` (``monitor.window: 60``) cuts cancer's calm traffic into windows, some with
+   labels; credit gets one window whose ``mean …`` and ``worst …`` features moved by 0.8
+   standard deviations, every row labelled (its realised accuracy falls: degraded); spare one
+   calm window without labels (ok). Alerts go to a webhook receiver on loopback whose URL
+   carries a token, as Slack's do.
+4. ``run_once()`` on cancer: the calm windows fire no trigger. Then two windows of shifted
+   traffic (benign-looking cases only, a covariate shift the model stays sure about: drifting,
+   not degraded; no labels yet), and a second ``run_once()``: its monitor stores the drifting
+   windows and their alerts, the drift trigger fires, the loop retrains v2 from v1 with v1's
+   recipe on the labelled rows and runs the promotion gates, which refuse it (no model-card
+   text is written in these settings, and the holdout is small), so v1 keeps serving.
+
+Nothing here writes a window, an alert or a loop run by hand.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from safetensors.torch import save
-from scipy import stats
 
 from driftloop.config import Settings
+from driftloop.loop.runner import run_once
+from driftloop.monitor.reference import load_reference, store_reference
+from driftloop.monitor.windows import monitor
 from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.auth import create_key
 from driftloop.serve.server import BackgroundServer
-from driftloop.store.clock import utcnow
 from driftloop.ui import mount_dashboard
 
 MODEL = "cancer"
+TARGET = "target"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
-WINDOWS = 12
+WORKERS = 1
+EPOCHS = 3
 WINDOW_ROWS = 60
-SHIFTED = ("mean", "worst")  # features starting with these drift in the last window
-HOOK = "https://hooks.example.com/services/T000/SECRET-TOKEN"
+CALM_WINDOWS = 10
+SHIFTED_WINDOWS = 2  # = loop.drift_windows: the drift trigger fires on the second
+WINDOWS = CALM_WINDOWS + SHIFTED_WINDOWS
+LABELLED_WINDOWS = range(2, 8)  # calm windows whose feedback arrived ...
+LABELLED_ROWS = 40  # ... for this many of their rows
+SHIFTED = ("mean", "worst")  # credit's traffic: features starting with these move
+SELECTED = "worst concave points"  # cancer's shifted traffic: only rows below its median
+HOOK_SECRET = "SECRET-TOKEN"
+COPIES = ("credit", "spare", "quiet")
+BADGES = {"cancer": "drifting", "credit": "degraded", "quiet": "no traffic", "spare": "ok"}
+"""What the traffic above makes of each model's health badge."""
 
 
 @dataclass
@@ -49,192 +81,187 @@ class Dashboard:
     admin_key: str
     predict_key: str
     test_accuracy: float  # cancer v1 on its test split
-    window_ids: list[int]
+    window_ids: list[int]  # cancer's windows, oldest first
+    hook: Hook  # where the alerts were delivered
+
+
+class Hook:
+    """A webhook receiver on loopback; its URL carries a token in the path, as Slack's do."""
+
+    def __init__(self) -> None:
+        received: list[bytes] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+                received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/{HOOK_SECRET}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def reference_and_rows() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training table (400 rows) and unseen rows the windows are drawn from."""
+    """The training table (400 rows) and unseen rows the traffic is drawn from (shuffled first:
+    the data set is not in random order)."""
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
     rng = np.random.default_rng(0)
     frame["band"] = rng.choice(["low", "mid", "high"], len(frame))
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
     return frame.iloc[:400].reset_index(drop=True), frame.iloc[400:].reset_index(drop=True)
 
 
-def drift_report(reference: pd.DataFrame, current: pd.DataFrame,
-                 features: list[dict[str, str]], *, alpha: float = 0.05,
-                 share_threshold: float = 0.5) -> dict[str, Any]:
-    """A window report in the monitor's shape, computed for real: KS or chi-square per feature,
-    Benjamini-Hochberg adjusted, and reference-vs-current histograms."""
-    tests, histograms, p_values = [], {}, []
-    for f in features:
-        name, kind = f["name"], f["kind"]
-        ref, cur = reference[name], current[name]
-        if kind == "numeric":
-            ks = stats.ks_2samp(ref, cur)
-            statistic, p = float(ks.statistic), float(ks.pvalue)
-            edges = np.unique(np.quantile(ref, np.linspace(0, 1, 11)))
-            labels = [f"{a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
-            ref_h = np.histogram(np.clip(ref, edges[0], edges[-1]), edges)[0] / len(ref)
-            cur_h = np.histogram(np.clip(cur, edges[0], edges[-1]), edges)[0] / len(cur)
-            test, effect_metric = "ks", "wasserstein_norm"
-            effect = float(stats.wasserstein_distance(ref, cur) / (ref.std() or 1.0))
-        else:
-            labels = sorted(set(ref) | set(cur))
-            ref_c = np.array([(ref == v).sum() for v in labels], dtype=float)
-            cur_c = np.array([(cur == v).sum() for v in labels], dtype=float)
-            chi = stats.chi2_contingency(np.vstack([ref_c, cur_c]) + 0.5)
-            statistic, p = float(chi.statistic), float(chi.pvalue)
-            ref_h, cur_h = ref_c / ref_c.sum(), cur_c / cur_c.sum()
-            test, effect_metric = "chi2", "jensen_shannon"
-            effect = float(stats.entropy(ref_h + 1e-12, cur_h + 1e-12))
-        p_values.append(p)
-        tests.append({"name": name, "kind": kind, "test": test, "statistic": statistic,
-                      "p_value": p, "effect_size": effect, "effect_metric": effect_metric,
-                      "reason": None})
-        histograms[name] = {"kind": kind, "labels": [str(x) for x in labels],
-                            "reference": ref_h.round(6).tolist(),
-                            "current": cur_h.round(6).tolist()}
-    adjusted = stats.false_discovery_control(p_values, method="bh")
-    for t, p_adj in zip(tests, adjusted, strict=True):
-        t["p_value_adjusted"] = float(p_adj)
-        t["drifted"] = bool(p_adj < alpha)
-        t["status"] = "drift" if t["drifted"] else "ok"
-    share = sum(t["drifted"] for t in tests) / len(tests)
-    return {"drift_detected": share >= share_threshold, "share_drifted": share,
-            "correction": "bh", "alpha": alpha, "features": tests,
-            "prediction": {"drift_detected": False, "outputs": []}, "histograms": histograms}
+def traffic_window(reference: pd.DataFrame, unseen: pd.DataFrame, seed: int,
+                   shift: str | None = None) -> pd.DataFrame:
+    """``WINDOW_ROWS`` unseen rows. ``shift="selected"``: only rows whose SELECTED feature is
+    below its training median, benign-looking cases (a covariate shift by selection: labels
+    follow the same rule and the model stays sure of them, so its estimated accuracy holds);
+    ``shift="moved"``: the SHIFTED features moved by 0.8 standard deviations (the model's
+    answers go wrong)."""
+    pool = unseen
+    if shift == "selected":
+        pool = unseen[unseen[SELECTED] < reference[SELECTED].median()]
+    rows = pool.sample(WINDOW_ROWS, replace=True, random_state=seed).reset_index(drop=True)
+    if shift == "moved":
+        for name in rows.columns:
+            if name.split()[0] in SHIFTED:
+                rows[name] += 0.8 * reference[name].std()
+    return rows
 
 
-def _interval(value: float, half: float = 0.04) -> dict[str, float]:
-    return {"value": round(value, 4), "low": round(value - half, 4),
-            "high": round(min(1.0, value + half), 4)}
+class Traffic:
+    """Predictions and feedback through the server's HTTP API, with a predict key."""
+
+    def __init__(self, url: str, key: str, store: Any) -> None:
+        self.http = httpx.Client(base_url=url, timeout=60,
+                                 headers={"Authorization": f"Bearer {key}"})
+        self.store = store
+        self.sent: dict[str, int] = {}
+
+    def predict(self, model: str, rows: pd.DataFrame) -> list[str]:
+        body = {"instances": rows.drop(columns=[TARGET]).to_dict("records")}
+        answer = self.http.post(f"/v1/models/{model}/predict", json=body)
+        assert answer.status_code == 200, answer.text
+        self.sent[model] = self.sent.get(model, 0) + len(rows)
+        return answer.json()["request_ids"]
+
+    def feedback(self, ids: list[str], labels: pd.Series) -> None:
+        items = [{"request_id": i, "label": int(y)} for i, y in zip(ids, labels, strict=True)]
+        answer = self.http.post("/v1/feedback", json=items)
+        assert answer.status_code == 202, answer.text
+
+    def logged(self, timeout_s: float = 30.0) -> None:
+        """Wait until the prediction log has written every row sent."""
+        deadline = time.monotonic() + timeout_s
+        for model, n in self.sent.items():
+            while len(self.store.predictions_after(model, 0)) < n:
+                assert time.monotonic() < deadline, f"the prediction log lags for {model}"
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.http.close()
 
 
-def populate_monitoring(registry: Registry, test_accuracy: float) -> list[int]:
-    """Windows 1..11 without drift, window 12 shifted (drifting); alerts and loop runs."""
-    store = registry.store
-    reference, unseen = reference_and_rows()
-    features = registry.bundle(registry.get(MODEL, 1)).schema["features"]
-    rng = np.random.default_rng(1)
-    start = utcnow() - timedelta(hours=WINDOWS)
-    ids = []
-    for i in range(WINDOWS):
-        current = unseen.sample(WINDOW_ROWS, replace=True, random_state=i).reset_index(drop=True)
-        last = i == WINDOWS - 1
-        if last:
-            for f in features:
-                if f["kind"] == "numeric" and f["name"].split()[0] in SHIFTED:
-                    current[f["name"]] += 0.8 * reference[f["name"]].std()
-        report = drift_report(reference, current, features)
-        estimated = {"accuracy": _interval(test_accuracy - 0.01 - 0.002 * rng.random()),
-                     "roc_auc": _interval(0.97)}
-        realised = ({"labelled": 40, "accuracy": _interval(test_accuracy - 0.015, 0.07)}
-                    if 3 <= i <= 8 else None)
-        window = store.add_window(
-            model_name=MODEL, version=1, first_log_id=i * WINDOW_ROWS + 1,
-            last_log_id=(i + 1) * WINDOW_ROWS, start_at=start + timedelta(hours=i),
-            end_at=start + timedelta(hours=i + 1), rows=WINDOW_ROWS, status="ok",
-            drift_detected=report["drift_detected"], share_drifted=report["share_drifted"],
-            prediction_drift=False, report=report, estimated=estimated, realised=realised)
-        ids.append(window.id)
-    store.add_alert(
-        model_name=MODEL, window_id=ids[-1], kind="dataset_drift",
-        message=f"dataset drift in window #{ids[-1]}: "
-                f"{sum(1 for f in features if f['name'].split()[0] in SHIFTED)} shifted "
-                "features", details={"share": 0.6},
-        deliveries=[{"url": HOOK, "ok": True, "attempts": 1, "status": 200}])
-    # the other models: one degraded (realised far below its test accuracy), one ok
-    store.add_window(model_name="credit", version=1, first_log_id=1, last_log_id=50,
-                     start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
-                     drift_detected=False, share_drifted=0.0, prediction_drift=False,
-                     report={"features": []}, estimated={"accuracy": _interval(0.79)},
-                     realised={"labelled": 50, "accuracy": _interval(0.62)})
-    store.add_window(model_name="spare", version=1, first_log_id=1, last_log_id=50,
-                     start_at=start, end_at=start + timedelta(hours=1), rows=50, status="ok",
-                     drift_detected=False, share_drifted=0.0, prediction_drift=False,
-                     report={"features": []}, estimated={"accuracy": _interval(0.80)},
-                     realised=None)
-    _loop_runs(registry, test_accuracy)
-    return ids
-
-
-def _loop_runs(registry: Registry, test_accuracy: float) -> None:
-    store = registry.store
-    quiet = store.start_loop_run(MODEL, champion_version=1)
-    store.finish_loop_run(quiet.id, outcome="no_trigger", details={"steps": [
-        {"step": "trigger", "message": "0 of the last 3 windows drifted"}]})
-    run = store.start_loop_run(MODEL, champion_version=1)
-    store.finish_loop_run(
-        run.id, outcome="promoted", challenger_version=2, promoted=True,
-        trigger={"kind": "drift", "message": "3 consecutive windows drifted",
-                 "windows": 3, "share_drifted": 0.645},
-        details={"steps": [{"step": "retrain", "message": "trained v2 on 1,200 rows"},
-                           {"step": "promote", "message": "v2 promoted to production"}],
-                 "gates": [{"name": "min_accuracy", "passed": True, "value": 0.951,
-                            "bound": 0.8, "message": "above the floor"},
-                           {"name": "no_regression", "passed": True, "value": 0.012,
-                            "bound": -0.01, "message": "challenger not worse"}],
-                 "accuracy_champion": round(test_accuracy, 4), "accuracy_challenger": 0.951})
-    kept = store.start_loop_run(MODEL, champion_version=1)
-    store.finish_loop_run(
-        kept.id, outcome="kept", challenger_version=None, promoted=False,
-        trigger={"kind": "performance_drop", "message": "realised accuracy fell by 0.07",
-                 "drop": 0.07, "labelled": 120},
-        details={"steps": [{"step": "retrain", "message": "trained a challenger"}],
-                 "gates": [{"name": "no_regression", "passed": False, "value": -0.031,
-                            "bound": -0.01, "message": "challenger worse than champion"}],
-                 "accuracy_champion": 0.921, "accuracy_challenger": 0.890})
+def dashboard_settings(home: Path, hook: str) -> Settings:
+    return Settings.load(overrides={
+        "home": str(home), "train": {"patience": 100},
+        # the breast-cancer features are that good: on a few hundred labelled rows single
+        # features reach a ROC AUC of 0.997, which the default 0.99 calls leakage
+        "check": {"leakage_auc": 0.999},
+        "monitor": {"window": str(WINDOW_ROWS), "webhooks": [hook], "webhook_wait_s": 10.0},
+        "loop": {"drift_windows": SHIFTED_WINDOWS},
+        "serve": {"log_flush_ms": 50.0, "key_cache_s": 0.0},
+    }, environ={}, cwd=home)
 
 
 def _register_copies(registry: Registry) -> None:
-    """v2 of cancer (nudged weights, retrained from v1) and three more models."""
-    v1 = registry.load(MODEL, 1)
-    record = registry.get(MODEL, 1)
-    state = {k: v.clone() for k, v in v1.module.state_dict().items()}
-    last = [k for k in state if k.endswith("bias")][-1]
-    state[last] += torch.tensor([0.3, -0.3])
-    registry.register(MODEL, run_id=record.run_id, bundle=v1.bundle, weights=save(state),
-                      metrics={**record.metrics, "accuracy": record.metrics["accuracy"] - 0.02},
-                      actor="test", reason="v2 retrained", parent_id=record.id)
-    weights = registry.artifacts.get_bytes(record.weights_sha256)
-    for name, accuracy in (("credit", 0.80), ("spare", 0.82), ("quiet", 0.75)):
-        registry.register(name, run_id=None, bundle=v1.bundle, weights=weights,
-                          metrics={"accuracy": accuracy, "roc_auc": 0.9}, actor="test",
-                          reason="a second model")
-    registry.promote(MODEL, 1, to="production", force=True, reason="test bootstrap")
-    registry.promote("credit", 1, to="production", force=True, reason="test bootstrap")
+    """cancer v1's weights, test metrics and reference profile under the names in COPIES."""
+    v1 = registry.get(MODEL, 1)
+    bundle = registry.bundle(v1)
+    weights = registry.artifacts.get_bytes(v1.weights_sha256)
+    profile = load_reference(registry, MODEL, 1)
+    train = registry.store.run_datasets(v1.run_id)["train"]
+    for name in COPIES:
+        copy = registry.register(name, run_id=None, bundle=bundle, weights=weights,
+                                 metrics=dict(v1.metrics), actor="test",
+                                 reason=f"{MODEL} v1 served under a second name")
+        store_reference(registry, copy, profile, dataset_id=train.id, run_id=None)
+
+
+def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
+    """Everything in the module docstring; returns the dashboard and its running server."""
+    import driftloop as dl
+
+    reference, unseen = reference_and_rows()
+    dl.train(reference, target=TARGET, workers=WORKERS, epochs=EPOCHS, batch_size=32,
+             name=MODEL, settings=settings, progress=False)
+    registry = Registry.open(settings)
+    _register_copies(registry)
+    # no card text is written here, so the card gate refuses every promotion: bootstrap by force
+    for name in (MODEL, "credit"):
+        registry.promote(name, 1, to="production", force=True, reason="test bootstrap")
+    keys = {role: create_key(registry.store, registry.audit, f"dashboard-{role}", role,
+                             actor="test").secret for role in ("admin", "predict")}
+    server = BackgroundServer(create_app(registry, [MODEL, "credit", "spare"], settings.serve,
+                                         versions={"spare": 1}, mount=[mount_dashboard]))
+    try:
+        server.start().wait_ready()
+        traffic = Traffic(server.url, keys["predict"], registry.store)
+        for i in range(CALM_WINDOWS):
+            rows = traffic_window(reference, unseen, i)
+            ids = traffic.predict(MODEL, rows)
+            if i in LABELLED_WINDOWS:
+                traffic.feedback(ids[:LABELLED_ROWS], rows[TARGET][:LABELLED_ROWS])
+        credit = traffic_window(reference, unseen, 100, "moved")
+        traffic.feedback(traffic.predict("credit", credit), credit[TARGET])
+        traffic.predict("spare", traffic_window(reference, unseen, 200))
+        traffic.logged()
+        for name in (MODEL, "credit", "spare"):
+            monitor(name, settings=settings, registry=registry)
+        run_once(MODEL, settings=settings, registry=registry)  # calm windows: no trigger
+        for i in range(SHIFTED_WINDOWS):
+            traffic.predict(MODEL, traffic_window(reference, unseen, 50 + i, "selected"))
+        traffic.logged()
+        run_once(MODEL, settings=settings, registry=registry)  # drift: retrain, gates, kept
+        traffic.close()
+    except BaseException:
+        server.stop()
+        registry.store.close()
+        raise
+    built = Dashboard(settings, registry, server.url, keys["admin"], keys["predict"],
+                      registry.get(MODEL, 1).metrics["accuracy"],
+                      [w.id for w in registry.store.list_windows(MODEL)], hook)
+    return built, server
 
 
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Dashboard:
-    import driftloop as dl
-
-    reference, _ = reference_and_rows()
+    hook = Hook()
     home = tmp_path_factory.mktemp("dashboard-home")
-    settings = Settings.load(overrides={"home": str(home), "train": {"patience": 100}},
-                             environ={}, cwd=home)
-    dl.train(reference, target="target", workers=2, epochs=3, batch_size=32, name=MODEL,
-             settings=settings, progress=False)
-    registry = Registry.open(settings)
-    _register_copies(registry)
-    test_accuracy = registry.get(MODEL, 1).metrics["accuracy"]
-    ids = populate_monitoring(registry, test_accuracy)
-    admin = create_key(registry.store, registry.audit, "dashboard-admin", "admin", actor="test")
-    predict = create_key(registry.store, registry.audit, "app", "predict", actor="test")
-    cfg = settings.serve.model_copy(update={"log_flush_ms": 50.0, "key_cache_s": 0.0})
-    server = BackgroundServer(
-        create_app(registry, [MODEL], cfg, mount=[mount_dashboard])).start()
+    started = time.perf_counter()
     try:
-        server.wait_ready()
-    except RuntimeError:
-        server.stop()
+        built, server = build(dashboard_settings(home, hook.url), hook)
+    except BaseException:
+        hook.stop()
         raise
-    yield Dashboard(settings, registry, server.url, admin.secret, predict.secret, test_accuracy,
-                    ids)
+    print(f"\nbuilt the dashboard's store in {time.perf_counter() - started:.1f} s")
+    yield built
     server.stop()
-    registry.store.close()
+    built.registry.store.close()
+    hook.stop()
 
 
 # -- the browser ---------------------------------------------------------------------------

@@ -13,13 +13,18 @@ import pytest
 
 from driftloop.registry.evidence import data_checks, evaluations
 
-from .conftest import MODEL, WINDOWS
+from .conftest import BADGES, EPOCHS, MODEL, SHIFTED_WINDOWS, WINDOWS
 
-pytestmark = pytest.mark.slow  # the session fixture trains a model with 2 workers
+pytestmark = pytest.mark.slow  # the session fixture trains and retrains a model
 
 
 def _cells(page, selector: str) -> list[str]:
     return [t.strip() for t in page.locator(selector).all_inner_texts()]
+
+
+def _four(x: float) -> str:
+    """A number as the loop page writes it: 4 decimals, trailing zeros dropped."""
+    return f"{x:.4f}".rstrip("0").rstrip(".")
 
 
 def test_models_page_shows_every_model_its_badge_aliases_and_metrics(page, dashboard):
@@ -30,8 +35,7 @@ def test_models_page_shows_every_model_its_badge_aliases_and_metrics(page, dashb
     names = _cells(p, "section.model h2")
     assert names == ["cancer", "credit", "quiet", "spare"]
     badges = {name: p.locator(f'section[data-model="{name}"] .badge') for name in names}
-    assert {n: b.get_attribute("data-status") for n, b in badges.items()} == {
-        "cancer": "drifting", "credit": "degraded", "quiet": "no traffic", "spare": "ok"}
+    assert {n: b.get_attribute("data-status") for n, b in badges.items()} == BADGES
     # readable without colour: every badge carries a symbol and a word
     assert [b.inner_text() for b in badges.values()] == [
         "⚠ drifting", "▼ degraded", "○ no traffic", "✓ ok"]
@@ -46,7 +50,11 @@ def test_models_page_shows_every_model_its_badge_aliases_and_metrics(page, dashb
     assert f"{v1['ece']:.4f}" in last_row
     latest = d.registry.store.list_windows(MODEL)[-1]
     drifted = sum(f["drifted"] for f in latest.report["features"])
-    assert f"{drifted} of 31 features drifted" in cancer.inner_text()
+    assert f"{drifted} of {len(latest.report['features'])} features drifted" in (
+        cancer.inner_text())
+    credit = d.registry.store.list_windows("credit")[-1]
+    assert f"realised accuracy {credit.realised['accuracy']['value']:.3f}" in p.locator(
+        'section[data-model="credit"] .health-reason').inner_text()
     assert page.errors == []
     page.shot("1-models")
 
@@ -65,7 +73,8 @@ def test_version_page_shows_evaluation_curve_calibration_slices_checks_lineage_c
     assert f"[{accuracy['low']:.4f}, {accuracy['high']:.4f}]" in metrics
     curve = p.evaluate("(() => { const c = Chart.getChart('curve'); return c && "
                        "c.data.datasets.map(s => [s.label, s.data.length]); })()")
-    assert curve == [["training loss", 3], ["validation loss", 3], ["validation accuracy", 3]]
+    assert curve == [["training loss", EPOCHS], ["validation loss", EPOCHS],
+                     ["validation accuracy", EPOCHS]]
     assert p.evaluate("document.getElementById('reliability').naturalWidth") > 100
     ece = evaluation.body["calibration"]["after"]["ece"]
     assert f"{ece:.4f}" in p.locator("#calibration").inner_text()
@@ -93,14 +102,20 @@ def test_monitoring_page_shows_the_drift_window_as_drifting_and_drills_down(page
     page.open(f"/ui/models/{MODEL}/monitoring")
     p = page.page
     assert p.locator(".badge").first.inner_text() == "⚠ drifting"
-    assert f"1 of {WINDOWS} window(s) drifting" in p.inner_text("#drift-summary")
+    drifting = sum(w.drift_detected for w in windows)
+    assert drifting == SHIFTED_WINDOWS
+    assert f"{drifting} of {WINDOWS} window(s) drifting" in p.inner_text("#drift-summary")
     timeline = p.evaluate("(() => { const c = Chart.getChart('timeline'); return "
                           "[c.data.labels.length, c.data.datasets[0].data, "
                           "c.data.datasets[1].data.filter(x => x !== null).length]; })()")
-    assert timeline[0] == WINDOWS and timeline[2] == 1
+    assert timeline[0] == WINDOWS and timeline[2] == drifting
     assert timeline[1] == pytest.approx([w.share_drifted for w in windows])
-    perf = p.evaluate("Chart.getChart('performance').data.datasets.map(s => s.label)")
-    assert "estimated accuracy" in perf and "realised accuracy" in perf
+    perf = p.evaluate("Object.fromEntries(Chart.getChart('performance').data.datasets"
+                      ".map(s => [s.label, s.data]))")
+    assert perf["estimated accuracy"] == pytest.approx(
+        [w.estimated["accuracy"]["value"] for w in windows])
+    assert perf["realised accuracy"] == [
+        w.realised and pytest.approx(w.realised["accuracy"]["value"]) for w in windows]
     # the latest window is the drifting one: shown as such, its drifted features flagged
     status = p.locator("#window-status")
     assert status.get_attribute("data-drift") == "1" and status.inner_text() == "⚠ drifting"
@@ -132,12 +147,28 @@ def test_loop_page_shows_triggers_numbers_and_gates(page, dashboard):
     p = page.page
     runs = d.registry.store.list_loop_runs(MODEL)
     assert p.locator("#runs tbody tr").count() == len(runs)
-    promoted = p.locator('#runs tr[data-outcome="promoted"]').inner_text()
-    assert "✓ promoted" in promoted and "3 consecutive windows drifted" in promoted
-    assert "share_drifted = 0.645" in promoted and "v1 → v2" in promoted
-    assert "✓ min_accuracy: 0.9510 vs bound 0.8000" in promoted
-    kept = p.locator('#runs tr[data-outcome="kept"]').inner_text()
-    assert "✗ no_regression" in kept and "drop = 0.07" in kept
+    quiet = p.locator(f'#runs tr[data-run="{runs[0].id}"]').inner_text()
+    assert "– no trigger" in quiet and "v1 → –" in quiet
+    run = runs[-1]
+    kept = p.locator(f'#runs tr[data-run="{run.id}"]')
+    text = kept.inner_text()
+    assert "= kept champion" in text and run.trigger["message"] in text and "v1 → v2" in text
+    windows = ", ".join(str(w) for w in run.trigger["windows"])
+    assert f"windows = [{windows}]" in text
+    shares = ", ".join(_four(s) for s in run.trigger["share_drifted"])
+    assert f"share_drifted = [{shares}]" in text
+    comparison = run.details["comparison"]
+    assert f"{comparison['champion']:.4f} → {comparison['challenger']:.4f}" in text
+    # every gate with its measured value and its bound as the gates wrote them (text: ">= 0.5")
+    gates = kept.locator("ul.gates li")
+    assert gates.count() == len(run.details["gates"])
+    for shown, gate in zip(gates.all_inner_texts(), run.details["gates"], strict=True):
+        assert shown.startswith(f"{'✓' if gate['passed'] else '✗'} {gate['name']}: "), shown
+        if isinstance(gate["bound"], str):
+            assert f" vs bound {gate['bound']} — " in shown, shown
+        if isinstance(gate["value"], float):
+            assert f": {_four(gate['value'])} vs bound " in shown, shown
+    assert any(g["name"] == "card" and not g["passed"] for g in run.details["gates"])
     assert page.errors == []
     page.shot("4-loop")
 

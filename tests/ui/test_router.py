@@ -7,9 +7,19 @@ import pytest
 
 from driftloop.registry.evidence import data_checks, evaluations
 
-from .conftest import HOOK, MODEL, WINDOWS
+from .conftest import (
+    BADGES,
+    EPOCHS,
+    HOOK_SECRET,
+    LABELLED_ROWS,
+    LABELLED_WINDOWS,
+    MODEL,
+    SHIFTED_WINDOWS,
+    WINDOWS,
+    WORKERS,
+)
 
-pytestmark = pytest.mark.slow  # the session fixture trains a model with 2 workers
+pytestmark = pytest.mark.slow  # the session fixture trains and retrains a model
 
 
 def _get(d, path: str, **params) -> httpx.Response:
@@ -23,17 +33,37 @@ def _post(d, path: str, body=None, key: str | None = None, raw: bytes | None = N
     return httpx.post(d.url + path, json=body, headers=headers, timeout=60)
 
 
+def test_the_store_holds_what_the_real_runs_wrote(dashboard):
+    """The story the fixture means to tell, checked where it was written: only the shifted
+    windows drift, their alerts reached the webhook, and the loop ran twice."""
+    store = dashboard.registry.store
+    windows = store.list_windows(MODEL)
+    assert [w.drift_detected for w in windows] == [False] * (WINDOWS - SHIFTED_WINDOWS) + [
+        True] * SHIFTED_WINDOWS
+    alerts = store.list_alerts()
+    assert {a.kind for a in alerts if a.model_name == MODEL} >= {"dataset_drift"}
+    assert len(dashboard.hook.received) == len(alerts)
+    assert all(HOOK_SECRET in a.deliveries[0]["url"] for a in alerts)
+    runs = store.list_loop_runs(MODEL)
+    assert [r.outcome for r in runs] == ["no_trigger", "kept"]
+    assert runs[-1].trigger["kind"] == "drift" and runs[-1].challenger_version == 2
+
+
 def test_models_lists_every_model_with_aliases_versions_metrics_and_health(dashboard):
     d = dashboard
     r = _get(d, "/ui/api/models")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     models = {m["name"]: m for m in r.json()["models"]}
     assert list(models) == ["cancer", "credit", "quiet", "spare"]
-    assert {n: m["health"]["status"] for n, m in models.items()} == {
-        "cancer": "drifting", "credit": "degraded", "quiet": "no traffic", "spare": "ok"}
+    assert {n: m["health"]["status"] for n, m in models.items()} == BADGES
     assert models["cancer"]["health"]["label"] == "⚠ drifting"
-    assert models["credit"]["health"]["reason"].endswith(
-        ": realised accuracy 0.620 is 0.180 below the test 0.800 (allowed 0.050)")
+    (credit,) = d.registry.store.list_windows("credit")
+    realised, test = credit.realised["accuracy"]["value"], d.registry.get("credit", 1).metrics[
+        "accuracy"]
+    drop = d.settings.monitor.performance_drop
+    assert models["credit"]["health"]["reason"].startswith(
+        f"latest window #{credit.id}: realised accuracy {realised:.3f} is "
+        f"{test - realised:.3f} below the test {test:.3f} (allowed {drop:.3f})")
     cancer = models["cancer"]
     holder = d.registry.holder(MODEL, "production")
     assert {"alias": "production", "version": holder.version} == {
@@ -56,17 +86,22 @@ def test_version_holds_the_stored_evaluation_curve_checks_card_and_lineage(dashb
     assert body["evaluation"]["metrics"]["accuracy"] == evaluation.body["metrics"]["accuracy"]
     assert body["evaluation"]["slices"]["slices"] == evaluation.body["slices"]["slices"]
     assert body["epochs"] == d.registry.store.run_metrics(record.run_id)
-    assert len(body["epochs"]) == 3
+    assert len(body["epochs"]) == EPOCHS
     checks = data_checks(d.registry.store, d.registry.artifacts, record)
     assert [c["report"] for c in body["data_checks"]] == [c.report.artifact_sha256
                                                           for c in checks]
     assert body["card"]["model"] == MODEL and "model_details" in body["card"]["sections"]
-    assert body["run"]["world_size"] == 2
+    assert body["run"]["world_size"] == WORKERS == d.registry.store.get_run(
+        record.run_id).world_size
     assert set(body["datasets"]) >= {"train", "val", "test"}
     assert body["children"] == [2] and body["ancestors"] == []
     assert any(e["action"] == "register" for e in body["audit"])
+    # v2 is the loop's challenger: trained from v1, evaluated, refused by the gates
     v2 = _get(d, f"/ui/api/models/{MODEL}/versions/2").json()
-    assert v2["ancestors"] == [1] and v2["evaluation"] is None
+    assert v2["ancestors"] == [1] and v2["aliases"] == []
+    challenger = evaluations(d.registry.store, d.registry.artifacts, d.registry.get(MODEL, 2))
+    assert v2["evaluation"]["metrics"] == challenger[0].body["metrics"]
+    assert v2["run"]["params"]["epochs"] == EPOCHS  # v1's recipe
 
 
 def test_reliability_diagram_is_the_stored_png_and_a_missing_one_is_404(dashboard):
@@ -93,18 +128,25 @@ def test_monitoring_has_every_window_the_drift_the_bounds_and_the_alerts(dashboa
     assert last["estimated"]["value"] == stored[-1].estimated["accuracy"]["value"]
     assert last["test"] == d.test_accuracy
     assert last["bound"] == pytest.approx(d.test_accuracy - 0.05)
-    assert body["windows"][3]["realised"]["labelled"] == 40
-    assert body["windows"][0]["realised"] is None
+    assert [w["realised"] and w["realised"]["labelled"] for w in body["windows"]] == [
+        LABELLED_ROWS if i in LABELLED_WINDOWS else None for i in range(WINDOWS)]
+    assert [w["realised"] and w["realised"]["value"] for w in body["windows"]] == [
+        w.realised and w.realised["accuracy"]["value"] for w in stored]
     assert body["health"]["status"] == "drifting"
     assert body["latest"]["id"] == d.window_ids[-1]
-    assert set(body["latest"]["histograms"]) == {f["name"] for f in body["latest"]
-                                                ["feature_tests"]}
-    (alert,) = body["alerts"]
-    assert alert["message"] == d.registry.store.list_alerts(MODEL)[0].message
-    assert alert["deliveries"] == [{"to": "https://hooks.example.com", "ok": True,
-                                    "attempts": 1, "status": 200}]
-    assert "SECRET" not in httpx.get(d.url + f"/ui/api/models/{MODEL}/monitoring").text
-    assert HOOK not in str(body)
+    # a histogram per feature and per model output (the prediction drift's columns)
+    outputs = [o["name"] for o in stored[-1].report["prediction"]["outputs"]]
+    assert outputs and set(body["latest"]["histograms"]) == {
+        f["name"] for f in body["latest"]["feature_tests"]} | set(outputs)
+    alerts = d.registry.store.list_alerts(MODEL)
+    assert [a["message"] for a in body["alerts"]] == [a.message for a in reversed(alerts)]
+    drift_alerts = [a for a in body["alerts"] if a["kind"] == "dataset_drift"]
+    assert [a["window_id"] for a in drift_alerts] == d.window_ids[:-SHIFTED_WINDOWS - 1:-1]
+    assert all(a["deliveries"] == [{"to": "http://127.0.0.1", "ok": True, "attempts": 1,
+                                    "status": 200}] for a in body["alerts"])
+    assert HOOK_SECRET in alerts[0].deliveries[0]["url"]  # the store holds the token ...
+    text = httpx.get(d.url + f"/ui/api/models/{MODEL}/monitoring").text
+    assert "SECRET" not in text and d.hook.url not in text  # ... the dashboard does not show it
     few = _get(d, f"/ui/api/models/{MODEL}/monitoring", limit=3).json()
     assert [w["id"] for w in few["windows"]] == d.window_ids[-3:]
 
@@ -113,7 +155,8 @@ def test_window_drill_down_and_unknown_things_are_404_with_a_message(dashboard):
     d = dashboard
     window = _get(d, f"/ui/api/windows/{d.window_ids[0]}").json()
     assert window["id"] == d.window_ids[0] and window["drift_detected"] is False
-    assert len(window["feature_tests"]) == 31
+    schema = d.registry.bundle(d.registry.get(MODEL, 1)).schema["features"]
+    assert [f["name"] for f in window["feature_tests"]] == [f["name"] for f in schema]
     for path, words in [("/ui/api/windows/99999", "no monitor window 99999"),
                         ("/ui/api/models/nope/monitoring", "no model named 'nope'"),
                         (f"/ui/api/models/{MODEL}/versions/9", "has no version 9")]:
@@ -137,10 +180,21 @@ def test_loop_and_audit_endpoints(dashboard):
     loop = _get(d, "/ui/api/loop", model=MODEL).json()
     stored = d.registry.store.list_loop_runs(MODEL)
     assert [r["id"] for r in loop["runs"]] == [r.id for r in reversed(stored)]
-    promoted = next(r for r in loop["runs"] if r["outcome"] == "promoted")
-    assert promoted["trigger"]["share_drifted"] == 0.645
-    assert [g["name"] for g in promoted["gates"]] == ["min_accuracy", "no_regression"]
-    assert promoted["steps"][0]["step"] == "retrain"
+    quiet, kept = reversed(loop["runs"])
+    assert quiet["outcome"] == "no_trigger" and quiet["trigger"] is None and quiet["gates"] == []
+    assert kept["outcome"] == "kept" and kept["promoted"] is False
+    shifted = d.registry.store.list_windows(MODEL)[-SHIFTED_WINDOWS:]
+    assert kept["trigger"]["kind"] == "drift"
+    assert kept["trigger"]["windows"] == [w.id for w in shifted]
+    assert kept["trigger"]["share_drifted"] == [w.share_drifted for w in shifted]
+    assert (kept["champion_version"], kept["challenger_version"]) == (1, 2)
+    assert kept["gates"] == stored[-1].details["gates"]
+    assert "card" in [g["name"] for g in kept["gates"] if not g["passed"]]
+    assert [s["step"] for s in kept["steps"]][:3] == ["monitor", "trigger", "data"]
+    assert kept["steps"][-1]["step"] == "decision"
+    comparison = stored[-1].details["comparison"]
+    assert (kept["accuracy_champion"], kept["accuracy_challenger"]) == (
+        comparison["champion"], comparison["challenger"])
     assert _get(d, "/ui/api/loop", model="quiet").json()["runs"] == []
     audit = _get(d, "/ui/api/audit", limit=5).json()
     newest = d.registry.audit.entries(limit=5)

@@ -1,4 +1,5 @@
-"""``driftloop ui`` serves the dashboard alone, as a real process, from the store in settings."""
+"""``driftloop ui`` serves the dashboard alone, as a real process, from the store in settings
+(the dashboard fixture's, which real runs filled)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,16 @@ import httpx
 import pytest
 
 from driftloop.cli import main
-from driftloop.registry import Registry
 from driftloop.serve.server import free_port
-from driftloop.store.clock import utcnow
+
+from .conftest import BADGES, MODEL
 
 
 @pytest.mark.slow  # a real process that imports torch and the server: 5-12 s
-def test_ui_command_serves_the_dashboard_of_the_configured_store(dl_settings, tmp_path):
-    registry = Registry.open(dl_settings)
-    registry.store.add_version("churn", None, "binary", "table", "a" * 64, "b" * 64,
-                               {"accuracy": 0.91}, 10)
-    registry.store.add_window(
-        model_name="churn", version=1, first_log_id=1, last_log_id=40,
-        start_at=utcnow(), end_at=utcnow(), rows=40, status="ok", drift_detected=True,
-        share_drifted=0.75, prediction_drift=False, report={"features": []},
-        estimated={"accuracy": {"value": 0.9}})
-    registry.store.close()
+def test_ui_command_serves_the_dashboard_of_the_configured_store(dashboard, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env["DRIFTLOOP_HOME"] = dl_settings.home
+    env["DRIFTLOOP_HOME"] = dashboard.settings.home
     proc = subprocess.Popen([sys.executable, "-m", "driftloop", "ui", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -48,10 +40,10 @@ def test_ui_command_serves_the_dashboard_of_the_configured_store(dl_settings, tm
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "/ui/static/models.js" in page.text
         models = httpx.get(base + "/ui/api/models").json()["models"]
-        assert [(m["name"], m["health"]["label"]) for m in models] == [("churn", "⚠ drifting")]
+        assert {m["name"]: m["health"]["status"] for m in models} == BADGES
         chart = httpx.get(base + "/ui/static/vendor/chart.umd.min.js")
         assert chart.status_code == 200 and "Chart.js v4" in chart.text[:200]
-        assert httpx.get(base + "/v1/models/churn/predict").status_code == 404  # no model served
+        assert httpx.post(base + f"/v1/models/{MODEL}/predict").status_code == 404  # not served
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)

@@ -7,11 +7,19 @@
                     no_trigger: "– no trigger", cooldown: "⏸ cooldown",
                     daily_limit: "⏸ daily limit", running: "… running" };
 
+  /* A trigger number or a gate's measured value or bound: numbers to 4 decimals, lists item by
+     item, text (a gate's bound is text such as ">= 0.5") as it is. */
+  function show(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "number") return num(v, 4).replace(/\.0+$|(\.\d*?)0+$/, "$1");
+    if (Array.isArray(v)) return `[${v.map(show).join(", ")}]`;
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+
   function numbers(trigger) {
     if (!trigger) return "–";
     const extra = Object.entries(trigger).filter(([k]) => k !== "kind" && k !== "message")
-      .map(([k, v]) => `${k} = ${typeof v === "number" ? num(v, 4).replace(/\.?0+$/, "") :
-        JSON.stringify(v)}`);
+      .map(([k, v]) => `${k} = ${show(v)}`);
     return el("div", {}, el("strong", {}, (trigger.kind || "trigger").replaceAll("_", " ")),
       trigger.message ? el("div", {}, trigger.message) : null,
       extra.length ? el("div", { class: "muted" }, extra.join(" · ")) : null);
@@ -20,8 +28,8 @@
   function gates(list) {
     if (!list || !list.length) return "–";
     return el("ul", { class: "gates" }, list.map((g) => el("li", { "data-passed":
-      g.passed ? "1" : "0" }, `${g.passed ? "✓" : "✗"} ${g.name}: ${num(g.value, 4)} vs bound ` +
-      `${num(g.bound, 4)}${g.message ? " — " + g.message : ""}`)));
+      g.passed ? "1" : "0" }, `${g.passed ? "✓" : "✗"} ${g.name}: ${show(g.value)} vs bound ` +
+      `${show(g.bound)}${g.message ? " — " + g.message : ""}`)));
   }
 
   function steps(list) {
