@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,6 +73,13 @@ def test_training_stores_the_train_split_profile_and_validation_outputs(dl_setti
     [output] = profile.outputs.values()
     assert list(profile.outputs) == ["proba:yes"] and output.rows == 60  # validation split
     assert 0.0 <= output.minimum <= output.maximum <= 1.0
+    # the validation outputs are kept row by row with their labels (class codes), for the
+    # monitor's label-free performance estimator
+    assert profile.labelled is not None and profile.labelled.rows == 60
+    proba, labels = profile.labelled.arrays()
+    assert proba.shape == (60, 2)
+    assert labels.tolist() == np.load(Path(result.run_dir) / "data" / "val_y.npy").tolist()
+    assert np.allclose(proba[:, 1], output.sample, rtol=1e-5)  # the same rows, in order
     version = registry.get("ages", result.version)
     [record] = registry.store.list_reports(kind="profile", version_id=version.id)
     assert record.run_id == result.run_id

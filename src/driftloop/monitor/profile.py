@@ -162,6 +162,93 @@ class FeatureProfile:
 
 _FIELDS = tuple(FeatureProfile.__dataclass_fields__)
 
+LABELLED_MAX_ROWS = 20_000
+"""Most reference rows whose outputs are kept with their labels (a seeded sample)."""
+
+
+@dataclass(frozen=True)
+class LabelledOutputs:
+    """A seeded sample of a model's outputs on reference rows with their true labels: what a
+    label-free performance estimator is fitted on
+    (:func:`~driftloop.monitor.estimator.reference_estimator`).
+
+    Attributes
+    ----------
+    labels
+        The true class of each sampled row as a class code (its output column), in row order.
+    columns
+        The calibrated class probabilities, one list per class (a binary model keeps class 1
+        only, as the profile's outputs do), rounded to 6 significant digits.
+    rows
+        Reference rows the sample was drawn from (``len(labels)`` when all were kept).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> part = labelled_outputs(np.array([[0.8, 0.2], [0.3, 0.7], [0.55, 0.45]]), [0, 1, 1])
+    >>> part.columns, part.labels
+    ([[0.2, 0.7, 0.45]], [0, 1, 1])
+    >>> proba, labels = part.arrays()
+    >>> proba[0].tolist(), labels.dtype.name
+    ([0.8, 0.2], 'int64')
+    """
+
+    labels: list[int]
+    columns: list[list[float]]
+    rows: int
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The N×K probabilities and the N class codes."""
+        columns = np.asarray(self.columns, dtype=np.float64).T.reshape(len(self.labels), -1)
+        if columns.shape[1] == 1:
+            columns = np.column_stack([1.0 - columns[:, 0], columns[:, 0]])
+        return columns, np.asarray(self.labels, dtype=np.int64)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: ``{"labels", "columns", "rows"}``."""
+        return {"labels": self.labels, "columns": self.columns, "rows": self.rows}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LabelledOutputs:
+        try:
+            labels = [int(v) for v in data["labels"]]
+            columns = [[float(v) for v in column] for column in data["columns"]]
+            part = cls(labels=labels, columns=columns, rows=int(data["rows"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"labelled reference JSON is malformed (bad field {exc}).") from None
+        if any(len(column) != len(labels) for column in columns):
+            raise UsageError("labelled reference JSON is malformed (columns and labels differ "
+                             "in length).")
+        return part
+
+
+def labelled_outputs(
+    outputs: np.ndarray, labels: Sequence[int] | np.ndarray, *,
+    max_rows: int = LABELLED_MAX_ROWS, seed: int = 0,
+) -> LabelledOutputs:
+    """Keep ``outputs`` (N×K class probabilities) with their class codes ``labels``: all rows
+    when there are at most ``max_rows``, else a seeded sample of ``max_rows`` (in row order).
+
+    >>> import numpy as np
+    >>> part = labelled_outputs(np.full((50_000, 3), 1 / 3), np.zeros(50_000, int))
+    >>> len(part.labels), part.rows, len(part.columns), part.columns[0][0]
+    (20000, 50000, 3, 0.333333)
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim == 1:  # a binary model's class-1 probabilities
+        outputs = np.column_stack([1.0 - outputs, outputs])
+    codes = np.asarray(labels, dtype=np.int64)
+    if outputs.ndim != 2 or len(outputs) != len(codes):
+        raise ValueError(f"outputs must be N×K with one label per row; got shape "
+                         f"{outputs.shape} and {len(codes)} labels.")
+    keep = np.arange(len(codes))
+    if len(keep) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(keep), max_rows, replace=False))
+    kept = outputs[keep][:, 1:] if outputs.shape[1] == 2 else outputs[keep]
+    # 6 significant digits: a fifth of the JSON of full floats, far finer than any estimate
+    columns = [[float(f"{v:.6g}") for v in column] for column in kept.T.tolist()]
+    return LabelledOutputs(labels=codes[keep].tolist(), columns=columns, rows=len(codes))
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -176,11 +263,17 @@ class Profile:
         positive class only) or ``{"value": ...}`` (regression); ``{}`` when none.
     rows
         Rows profiled.
+    labelled
+        A training reference's outputs on the validation split with their true labels (a
+        sample of at most :data:`LABELLED_MAX_ROWS`), for the label-free performance
+        estimator; None on profiles of current data and on references stored before
+        driftloop kept them. A merge keeps none.
     """
 
     features: dict[str, FeatureProfile]
     outputs: dict[str, FeatureProfile]
     rows: int
+    labelled: LabelledOutputs | None = None
 
     def merge(self, other: Profile) -> Profile:
         """Both profiles together (same features and outputs, same bins); counts add exactly.
@@ -206,17 +299,21 @@ class Profile:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON: ``{"format", "rows", "features": [...], "outputs": [...]}``.
+        """Plain JSON: ``{"format", "rows", "features": [...], "outputs": [...]}`` and, when
+        kept, ``"labelled"`` (:meth:`LabelledOutputs.to_json`).
 
         Features and outputs are lists (in order; each names itself), so that canonical JSON,
         which sorts keys, keeps the table's column order.
         """
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "rows": self.rows,
             "features": [v.to_json() for v in self.features.values()],
             "outputs": [v.to_json() for v in self.outputs.values()],
         }
+        if self.labelled is not None:  # absent, not null: older profiles read the same
+            out["labelled"] = self.labelled.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
@@ -233,9 +330,11 @@ class Profile:
                 "build_reference."
             )
         try:
+            labelled = data.get("labelled")
             return cls(
                 features=_named(data["features"]), outputs=_named(data["outputs"]),
                 rows=int(data["rows"]),
+                labelled=None if labelled is None else LabelledOutputs.from_json(labelled),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"profile JSON is malformed (bad field {exc}).") from None
@@ -607,12 +706,15 @@ def _merge_moments(a: FeatureProfile, b: FeatureProfile) -> tuple[float | None, 
 __all__ = [
     "FORMAT",
     "KINDS",
+    "LABELLED_MAX_ROWS",
     "FeatureProfile",
+    "LabelledOutputs",
     "Profile",
     "bin_counts",
     "build_reference",
     "current_feature",
     "infer_kind",
+    "labelled_outputs",
     "numeric_values",
     "output_columns",
     "profile_like",

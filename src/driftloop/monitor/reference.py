@@ -2,7 +2,9 @@
 
 Training a table model stores, with the new version, the profile of the training split's raw
 feature columns and of the model's calibrated outputs on the validation split (a report of
-kind ``"profile"`` linked to the version and to the training split's dataset). The launcher
+kind ``"profile"`` linked to the version and to the training split's dataset); a classifier's
+validation outputs are also kept row by row with their labels (at most 20,000 rows, a seeded
+sample), which the monitor fits its label-free performance estimator on. The launcher
 calls :func:`write_training_profile` before the ranks start (so a resumed run has it without
 the source data) and :func:`store_training_reference` after registering. Image and sequence
 models get no profile: their inputs are arrays, not features.
@@ -39,7 +41,13 @@ import pandas as pd
 
 from driftloop.config import DriftSettings
 from driftloop.errors import NotFoundError
-from driftloop.monitor.profile import Profile, build_reference, output_columns, reference_feature
+from driftloop.monitor.profile import (
+    Profile,
+    build_reference,
+    labelled_outputs,
+    output_columns,
+    reference_feature,
+)
 
 if TYPE_CHECKING:
     from driftloop.data import PreparedData
@@ -68,6 +76,8 @@ def store_reference(
     sha = registry.artifacts.put_json(profile.to_json())
     summary = {"rows": profile.rows, "features": len(profile.features),
                "outputs": len(profile.outputs)}
+    if profile.labelled is not None:
+        summary["labelled"] = len(profile.labelled.labels)
     registry.store.add_report(
         "profile", fingerprint, sha, summary, version_id=version_record.id, run_id=run_id
     )
@@ -123,18 +133,27 @@ def store_training_reference(
     path: Path,
     outputs: np.ndarray,
     classes: list[Any],
+    labels: np.ndarray | None = None,
 ) -> None:
     """Add the model's validation-split ``outputs`` to the profile at ``path`` and store it
-    with ``version``, linked to the run's training split."""
+    with ``version``, linked to the run's training split.
+
+    ``labels``: the validation split's class codes; a classifier's outputs are then kept with
+    them (a seeded sample of at most :data:`~driftloop.monitor.profile.LABELLED_MAX_ROWS`
+    rows), which the monitor fits its label-free performance estimator on."""
     body = json.loads(path.read_text(encoding="utf-8"))
     settings = DriftSettings.model_validate(body["settings"])
     features = Profile.from_json(body["profile"])
     columns, names = output_columns(version.task, classes, outputs)
+    labelled = None
+    if labels is not None and version.task != "regression":
+        labelled = labelled_outputs(outputs, labels)
     profile = Profile(
         features=features.features,
         outputs={name: reference_feature(name, pd.Series(columns[:, i]), "numeric", settings)
                  for i, name in enumerate(names)},
         rows=features.rows,
+        labelled=labelled,
     )
     train = registry.store.run_datasets(run_id)["train"]
     store_reference(registry, version, profile, dataset_id=train.id, run_id=run_id)

@@ -319,15 +319,16 @@ def _store_reference_profile(
     weights: bytes,
 ) -> None:
     """Store the training split's feature profile (written before launch; tables only) with
-    the calibrated model's outputs on the validation split, for drift monitoring."""
+    the calibrated model's outputs on the validation split (and, for a classifier, its labels),
+    for drift monitoring and the label-free performance estimate."""
     path = run_dir / DATA_DIR / PROFILE_FILE
     if not path.is_file():
         return
-    *inputs, _ = (np.load(run_dir / DATA_DIR / f) for f in TrainSpec.read(run_dir).array_files(
+    *inputs, y = (np.load(run_dir / DATA_DIR / f) for f in TrainSpec.read(run_dir).array_files(
         "val"))
     model = LoadedModel(bundle, weights)
     outputs = model.to_original_scale(model.predict_arrays(*inputs))
-    store_training_reference(registry, version, run_id, path, outputs, bundle.classes)
+    store_training_reference(registry, version, run_id, path, outputs, bundle.classes, labels=y)
 
 
 def test_metrics(model: LoadedModel, run_dir: Path) -> dict[str, float]:
