@@ -39,6 +39,7 @@ from driftloop.evaluate.metrics import METRICS
 
 ESTIMATED_METRICS = ("accuracy", "macro_f1", "roc_auc")
 _ROWS_PER_CHUNK = 2_000_000  # simulated labels held at once (16 MB of int64)
+_LABEL_METRICS = frozenset({"accuracy", "balanced_accuracy", "macro_f1"})  # of the label only
 
 
 def estimate_performance(
@@ -48,33 +49,52 @@ def estimate_performance(
     confidence: float = 0.95,
     seed: int = 0,
     metrics: tuple[str, ...] = ESTIMATED_METRICS,
+    calibrated: np.ndarray | None = None,
+    predicted: np.ndarray | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Expected metrics of a window from its calibrated class probabilities (N×K), with bands.
 
     Returns ``{metric: {"value", "low", "high"}}``; a metric undefined on most draws (ROC AUC
     when one class is almost never drawn) is left out. An empty window gives ``{}``.
 
+    ``proba`` are the probabilities the model served: their scores rank rows for ROC AUC and
+    their argmax is the served label. ``calibrated`` (default: ``proba`` themselves) are the
+    probabilities the true labels are drawn from, and ``predicted`` (default: the argmax of
+    ``proba``) the labels the model served, which accuracy and macro F1 score:
+    :class:`~driftloop.monitor.estimator.PerformanceEstimator` passes its recalibrated
+    probabilities and the served labels.
+
     Examples
     --------
     >>> est = estimate_performance(np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]), seed=1)
     >>> round(est["accuracy"]["value"], 4)                 # (0.9 + 0.8 + 0.5) / 3
     0.7333
+    >>> est = estimate_performance(np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]), seed=1,
+    ...                            calibrated=np.array([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]]))
+    >>> round(est["accuracy"]["value"], 4)                 # (0.7 + 0.6 + 0.5) / 3
+    0.6
     """
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or len(proba) == 0:
         return {}
-    draws = _draw_labels(proba, simulations, seed)
+    calibrated = proba if calibrated is None else np.asarray(calibrated, dtype=np.float64)
+    served = proba.argmax(axis=1) if predicted is None else np.asarray(predicted, np.int64)
+    # label metrics read the served label as the argmax of its one-hot row
+    onehot = np.eye(proba.shape[1])[served]
+    draws = _draw_labels(calibrated, simulations, seed)
     out: dict[str, dict[str, float | None]] = {}
     ones = np.ones((1, len(proba)))
     for name in metrics:
         metric = METRICS[name]
-        values = np.array([metric.resampled(ones, y, proba)[0] for y in draws])
+        outputs = onehot if name in _LABEL_METRICS else proba
+        values = np.array([metric.resampled(ones, y, outputs)[0] for y in draws])
         values = values[np.isfinite(values)]
         if len(values) < simulations / 2:
             continue
         tail = (1 - confidence) / 2
-        # accuracy's expectation is exact (the mean top probability); the others are simulated
-        value = (float(proba.max(axis=1).mean()) if name == "accuracy"
+        # accuracy's expectation is exact (the mean calibrated probability of the served
+        # label); the others are simulated
+        value = (float(calibrated[np.arange(len(served)), served].mean()) if name == "accuracy"
                  else float(values.mean()))
         out[name] = {
             "value": value,

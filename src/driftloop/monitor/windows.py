@@ -51,7 +51,12 @@ from driftloop.models.labels import coerce_label
 from driftloop.monitor.alerts import raise_alert
 from driftloop.monitor.detectors import detect_changes, error_stream, reference_scale
 from driftloop.monitor.drift import DriftReport, compare
-from driftloop.monitor.performance import estimate_performance, realised_performance
+from driftloop.monitor.estimator import (
+    PerformanceEstimator,
+    estimate_window,
+    reference_estimator,
+)
+from driftloop.monitor.performance import realised_performance
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
 from driftloop.monitor.webhooks import WebhookSender
@@ -251,11 +256,19 @@ class _Context:
         self._references: dict[int, Profile] = {}
         self._classes: dict[int, list[Any] | None] = {}
         self._metrics: dict[int, dict[str, Any]] = {}
+        self._estimators: dict[int, tuple[PerformanceEstimator | None, dict[str, Any]]] = {}
 
     def reference(self, version: int) -> Profile:
         if version not in self._references:
             self._references[version] = load_reference(self.registry, self.model, version)
         return self._references[version]
+
+    def estimator(self, version: int) -> tuple[PerformanceEstimator | None, dict[str, Any]]:
+        """The label-free estimator fitted on the version's labelled reference (None: an old
+        reference without labels) and the note a window's report keeps about it."""
+        if version not in self._estimators:
+            self._estimators[version] = reference_estimator(self.reference(version))
+        return self._estimators[version]
 
     def classes(self, version: int) -> list[Any] | None:
         """Class labels in output order (as trained: numbers stay numbers), or None for
@@ -296,8 +309,11 @@ def _process_window(context: _Context, rows: list[PredictionRow], status: str) -
                                  f"{settings.monitor.min_rows}", "features": [],
                        "prediction": {"drift_detected": False, "outputs": []}}
     report_json["histograms"] = histograms(reference, current)
-    estimated = (estimate_performance(outputs, seed=window_seed(context.model, rows))
-                 if classes is not None and testable else {})
+    estimated: dict[str, Any] = {}
+    if classes is not None and testable:
+        estimator, how = context.estimator(version)
+        estimated = estimate_window(estimator, outputs, seed=window_seed(context.model, rows))
+        report_json["performance_estimate"] = how
     return context.registry.store.add_window(
         model_name=context.model, version=version,
         first_log_id=rows[0].id, last_log_id=rows[-1].id, start_at=rows[0].at,
