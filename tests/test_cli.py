@@ -288,3 +288,11 @@ def test_piped_tables_keep_every_header_and_value_whole(workdir):
     assert any("categorical" in line and "jensen_shannon" in line for line in lines)
     assert any("testable features drifted" in line and "bh-corrected" in line
                for line in lines)
+
+
+def test_an_error_quoting_markup_like_input_is_printed_as_it_is(workdir, capsys):
+    # user input inside a message is text, not rich markup: "[/b]" used to raise a MarkupError
+    # traceback, and "[x]" vanished from the message
+    code, out, err = _run(capsys, "models", "show", "a[/b][x]:1")
+    assert code == 2, err
+    assert "a[/b][x]" in err and "Traceback" not in out + err

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from driftloop.cli.output import JsonFlag, emit_json, open_registry, out, plain, version_number
 from driftloop.errors import CheckFailed
@@ -51,7 +52,7 @@ def models_promote_cmd(
     m = result.move
     before = f"v{m.from_version}" if m.from_version is not None else "nobody"
     note = " [yellow](forced: failed gates overridden, audited)[/]" if result.forced else ""
-    out.print(f"[bold]{name}@{m.alias}[/]: {before} → v{m.to_version} (audit entry "
+    out.print(f"[bold]{escape(name)}@{m.alias}[/]: {before} → v{m.to_version} (audit entry "
               f"{m.audit_seq}){note}")
 
 
@@ -69,7 +70,7 @@ def models_rollback_cmd(
     if json_out:
         emit_json(move.__dict__)
         return
-    out.print(f"[bold]{name}@{move.alias}[/]: v{move.from_version} → v{move.to_version} "
+    out.print(f"[bold]{escape(name)}@{move.alias}[/]: v{move.from_version} → v{move.to_version} "
               f"(rolled back; audit entry {move.audit_seq})")
 
 
@@ -93,9 +94,10 @@ def models_deactivate_cmd(
     if json_out:
         emit_json(move.__dict__)
         return
-    plain(f"[bold]{name}@{move.alias}[/]: v{move.to_version} → nothing (deactivated; audit "
-          f"entry {move.audit_seq}). Servers answer 503 from their next alias check; "
-          f"restore with `driftloop models promote {name} VERSION --to {move.alias}`.")
+    out.print(f"[bold]{escape(name)}@{move.alias}[/]: v{move.to_version} → nothing (deactivated; "
+              f"audit entry {move.audit_seq}). Servers answer 503 from their next alias check; "
+              f"restore with `driftloop models promote {escape(name)} VERSION --to "
+              f"{move.alias}`.", highlight=False)
 
 
 def models_gate_cmd(

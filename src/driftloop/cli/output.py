@@ -115,7 +115,7 @@ def plain(text: str, **kwargs: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def say_step(step: str, message: str) -> None:
@@ -148,7 +148,8 @@ def write_document(text: str, output: Path | None) -> bool:
 def report_error(exc: DriftloopError) -> int:
     """Print a driftloop error as one message on stderr; return its exit code (1 a check
     failed, 2 bad input or usage)."""
-    err.print(f"[red]error:[/] {exc}" if exc.exit_code != 1 else f"[yellow]{exc}[/]")
+    text = escape(str(exc))  # a message quotes user input, which is never markup
+    err.print(f"[red]error:[/] {text}" if exc.exit_code != 1 else f"[yellow]{text}[/]")
     return exc.exit_code
 
 
