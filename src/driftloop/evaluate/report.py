@@ -286,17 +286,20 @@ def evaluate_model(
     --------
     >>> import numpy as np, pandas as pd, torch
     >>> from safetensors.torch import save
+    >>> from driftloop.data.prepare import prepare
     >>> from driftloop.models import LoadedModel, ModelBundle, build_model
     >>> _ = torch.manual_seed(0)
-    >>> inputs = {"n_numeric": 1, "cardinalities": []}
+    >>> frame = pd.DataFrame({"x": np.arange(200.0), "y": np.arange(200) % 2})
+    >>> data = prepare(frame, "y", seed=0)
     >>> bundle = ModelBundle(
-    ...     task="binary", input_kind="table", model="mlp", model_inputs=inputs, n_outputs=2,
-    ...     classes=[0, 1], schema={"target": "y", "features": []},
-    ...     preprocessor={"numeric": [], "categorical": []},
-    ...     target_encoder={"task": "binary", "classes": [0, 1]})
-    >>> model = LoadedModel(bundle, save(build_model("mlp", inputs, 2).state_dict()))
-    >>> frame = pd.DataFrame({"x": np.zeros(50), "y": [0, 1] * 25})
-    >>> report, _ = evaluate_model(model, frame, settings=Settings())  # doctest: +SKIP
+    ...     task=data.task, input_kind="table", model="mlp", model_inputs=data.model_inputs,
+    ...     n_outputs=2, classes=data.classes, schema=data.schema.to_json(),
+    ...     preprocessor=data.preprocessor, target_encoder=data.target_encoder)
+    >>> model = LoadedModel(bundle, save(build_model("mlp", data.model_inputs, 2).state_dict()))
+    >>> settings = Settings(evaluate={"resamples": 100})
+    >>> report, columns = evaluate_model(model, frame, settings=settings)
+    >>> report.dataset["rows"], "accuracy" in report.metrics, columns
+    (200, True, [{'name': 'x', 'kind': 'numeric'}])
     """
     settings = settings or Settings.load()
     inputs = _read_eval_data(data, model, target)
