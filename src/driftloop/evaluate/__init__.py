@@ -9,10 +9,10 @@ registry's) even after this package was imported (see :mod:`driftloop._callable`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftloop._callable import make_callable
+from driftloop._lazy import lazy_getattr
 from driftloop.evaluate.calibration import (
     TemperatureScaler,
     calibration_summary,
@@ -31,10 +31,7 @@ _LAZY = {"EvaluationReport": "driftloop.evaluate.report",
          "evaluate_model": "driftloop.evaluate.report"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'driftloop.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 make_callable(__name__)
