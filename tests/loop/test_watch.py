@@ -25,6 +25,7 @@ def test_watch_survives_failing_iterations_and_stops_on_sigterm(dl_settings) -> 
     _model_without_alias(dl_settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
     env["DRIFTLOOP_HOME"] = dl_settings.home
+    env["DRIFTLOOP_STORE_URL"] = dl_settings.store_url
     proc = subprocess.Popen(
         [sys.executable, "-m", "driftloop", "loop", "watch", "--model", "churn",
          "--interval", "1s"], cwd=Path(dl_settings.home), env=env, stdout=subprocess.PIPE,
@@ -45,6 +46,7 @@ def test_watch_survives_failing_iterations_and_stops_on_sigterm(dl_settings) -> 
 def test_run_once_on_an_unknown_model_exits_2(dl_settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
     env["DRIFTLOOP_HOME"] = dl_settings.home
+    env["DRIFTLOOP_STORE_URL"] = dl_settings.store_url
     done = subprocess.run([sys.executable, "-m", "driftloop", "loop", "run-once", "--model",
                            "nobody"], cwd=str(Path(dl_settings.home).parent), env=env,
                           capture_output=True,

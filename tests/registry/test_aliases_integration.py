@@ -24,9 +24,9 @@ from driftloop.registry import Registry
 from driftloop.store import AliasMoved
 
 
-home, card, go, version, rounds = sys.argv[1:6]
+home, store_url, card, go, version, rounds = sys.argv[1:7]
 # non_inferior: a version as good as the holder may replace it (superior would refuse both)
-settings = Settings.load(overrides={"home": home, "card": json.loads(card),
+settings = Settings.load(overrides={"home": home, "store_url": store_url, "card": json.loads(card),
                                     "gates": {"holder_policy": "non_inferior"}},
                          environ={}, cwd=home)
 barrier(go + "-start", 2)
@@ -63,7 +63,8 @@ def test_concurrent_promotes_leave_exactly_one_holder(registry, factory, dl_sett
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, dl_settings.home, json.dumps(card_text), str(go),
+            [sys.executable, "-c", WORKER, dl_settings.home, dl_settings.store_url,
+             json.dumps(card_text), str(go),
              str(version), "3"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )

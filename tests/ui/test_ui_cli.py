@@ -22,6 +22,7 @@ def test_ui_command_serves_the_dashboard_of_the_configured_store(dashboard, tmp_
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
     env["DRIFTLOOP_HOME"] = dashboard.settings.home
+    env["DRIFTLOOP_STORE_URL"] = dashboard.settings.store_url
     proc = subprocess.Popen([sys.executable, "-m", "driftloop", "ui", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

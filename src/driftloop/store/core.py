@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -60,6 +61,9 @@ class StoreCore:
         self.on_event = on_event
         self._engine = make_engine(url)
         self._reader = self._engine.execution_options(**{READ_ONLY: True})
+        # a store dropped without close() still closes its pooled connections (a server's
+        # PostgreSQL connection slots are few), instead of leaving them to the garbage collector
+        weakref.finalize(self, self._engine.dispose)
 
     @classmethod
     def open(cls: type[S], url: str) -> S:
