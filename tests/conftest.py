@@ -7,14 +7,25 @@ own folder.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from driftloop.config import Settings
-from pg_server import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
+from pg_server import TEST_STORE, postgres_cluster, postgres_url, store_overrides  # noqa: F401
 
-TEST_STORE = os.environ.get("DRIFTLOOP_TEST_STORE", "sqlite")
+
+@pytest.fixture
+def store_url(tmp_path, request) -> str:
+    """A fresh store URL of this pass's database: an SQLite file, or a PostgreSQL database."""
+    return store_overrides(request).get("store_url", f"sqlite:///{tmp_path / 'store' / 'dl.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store_url(tmp_path, request) -> str:
+    """A fresh store URL on each database in turn: for the tests of what concurrent writers do,
+    which run on both in every pass."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_cluster").fresh_database_url()
+    return f"sqlite:///{tmp_path / 'store' / 'dl.db'}"
 
 
 @pytest.fixture
@@ -27,7 +38,5 @@ def store_backend() -> str:
 def dl_settings(tmp_path, request):
     """Settings whose store, artifacts and runs live in a fresh folder, ignoring the environment."""
     home = tmp_path / "home"
-    overrides: dict = {"home": str(home), "train": {"patience": 100}}
-    if TEST_STORE == "postgresql":
-        overrides["store_url"] = request.getfixturevalue("postgres_cluster").fresh_database_url()
+    overrides: dict = {"home": str(home), "train": {"patience": 100}, **store_overrides(request)}
     return Settings.load(overrides=overrides, environ={}, cwd=tmp_path)

@@ -136,3 +136,15 @@ def postgres_cluster():
 def postgres_url(postgres_cluster):
     """The URL of an empty PostgreSQL database for one test."""
     return postgres_cluster.fresh_database_url()
+
+
+TEST_STORE = os.environ.get("DRIFTLOOP_TEST_STORE", "sqlite")
+
+
+def store_overrides(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings overrides that put a fixture's store where this pass tests it: ``{}`` for
+    SQLite (the store stays in the fixture's home), a fresh PostgreSQL database's URL under
+    ``DRIFTLOOP_TEST_STORE=postgresql``."""
+    if TEST_STORE != "postgresql":
+        return {}
+    return {"store_url": request.getfixturevalue("postgres_cluster").fresh_database_url()}

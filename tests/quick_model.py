@@ -38,3 +38,28 @@ def quick_version(frame: pd.DataFrame, *, steps: int = 100,
         target_encoder=prepared.target_encoder, fingerprints=prepared.fingerprints, **extra,
     )
     return prepared, save(module.eval().state_dict()), bundle
+
+
+def register_quick(registry: Any, frame: pd.DataFrame, name: str, *, with_profile: bool = True,
+                   steps: int = 50) -> Any:
+    """Register a quickly trained model of ``frame`` (target ``label``) in ``registry`` and,
+    unless ``with_profile`` is False, store its reference profile as training would
+    (train-split features, model outputs); returns the version."""
+    from driftloop.monitor.profile import build_reference, output_columns
+    from driftloop.monitor.reference import store_reference
+    from driftloop.registry import LoadedModel
+
+    prepared, weights, bundle = quick_version(frame, steps=steps)
+    train = prepared.splits["train"]
+    version = registry.register(name, run_id=None, bundle=bundle, weights=weights, metrics={},
+                                actor="test", reason="quick test model")
+    if not with_profile:
+        return version
+    rows = frame.iloc[train.rows].drop(columns="label")
+    outputs = LoadedModel(bundle, weights).predict_arrays(train.x, train.x_cat)
+    columns, names = output_columns(prepared.task, prepared.classes, outputs)
+    profile = build_reference(rows, outputs=columns, output_names=names)
+    dataset = registry.store.upsert_dataset(prepared.fingerprints["train"], "train", len(rows),
+                                            None)
+    store_reference(registry, version, profile, dataset_id=dataset.id, run_id=None)
+    return version

@@ -277,6 +277,9 @@ class MonitorSettings(BaseModel):
     webhook_wait_s: float = Field(
         10.0, ge=0, description="seconds a monitoring run waits for all its webhook deliveries "
         "together; a delivery still retrying then is recorded as pending and finishes on its own")
+    lock_wait_s: float = Field(
+        60.0, ge=0, description="seconds a monitor or loop iteration waits for another process "
+        "working on the same model (one at a time per model) before it gives up")
     performance_metric: str | None = Field(
         None, description="metric compared with the version's test value (realised, or "
         "estimated without labels); null: by the model's task, accuracy for classification "

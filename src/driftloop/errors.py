@@ -9,6 +9,7 @@
     ├── NotFoundError              a model, version, run or artifact that does not exist (exit 2)
     ├── IntegrityError             an artifact or record whose content does not match its hash
     ├── TrainingError              training failed (a rank crashed, the loss became NaN, …)
+    ├── ConflictError              another process holds or just changed the same records
     └── CheckFailed                a check ran and refused (gate, drift); the CLI exits 1
 
 Every message names what was wrong (file, row, column, field, value) and what to do.
@@ -59,6 +60,10 @@ class TrainingError(DriftloopError):
     """Training failed: a rank crashed, the loss became NaN, the launcher could not start."""
 
 
+class ConflictError(DriftloopError):
+    """Another process holds the lock on, or just changed, the records this one needed."""
+
+
 class CheckFailed(DriftloopError):
     """A check ran and refused (a promotion gate, drift with --fail-on-drift)."""
 
@@ -68,6 +73,7 @@ class CheckFailed(DriftloopError):
 __all__ = [
     "CheckFailed",
     "ConfigError",
+    "ConflictError",
     "DataError",
     "DriftloopError",
     "IntegrityError",

@@ -93,28 +93,13 @@ def test_bad_input_exits_2_with_one_message(files, capsys, args, message):
 
 
 def _register_with_profile(frame: pd.DataFrame, name: str, *, with_profile: bool) -> None:
-    """Register a quickly trained model in the working folder's store (no ranks), and store
-    its reference profile as training would: train-split features, model outputs."""
+    """Register a quickly trained model in the working folder's store (no ranks)."""
     from driftloop.config import Settings
-    from driftloop.monitor.profile import build_reference, output_columns
-    from driftloop.monitor.reference import store_reference
-    from driftloop.registry import LoadedModel, Registry
-    from quick_model import quick_version
+    from driftloop.registry import Registry
+    from quick_model import register_quick
 
-    prepared, weights, bundle = quick_version(frame, steps=50)
-    train = prepared.splits["train"]
-    registry = Registry.open(Settings.load())
-    version = registry.register(name, run_id=None, bundle=bundle, weights=weights, metrics={},
-                                actor="test", reason="cli test")
-    if not with_profile:
-        return
-    rows = frame.iloc[train.rows].drop(columns="label")
-    outputs = LoadedModel(bundle, weights).predict_arrays(train.x, train.x_cat)
-    columns, names = output_columns(prepared.task, prepared.classes, outputs)
-    profile = build_reference(rows, outputs=columns, output_names=names)
-    dataset = registry.store.upsert_dataset(prepared.fingerprints["train"], "train", len(rows),
-                                            None)
-    store_reference(registry, version, profile, dataset_id=dataset.id, run_id=None)
+    with Registry.open(Settings.load()) as registry:
+        register_quick(registry, frame, name, with_profile=with_profile)
 
 
 def test_a_model_version_is_a_reference_and_its_outputs_are_compared(workdir, capsys):

@@ -16,20 +16,23 @@ from driftloop.errors import UsageError
 from driftloop.monitor.windows import WindowSpec, monitor
 from driftloop.registry import Registry
 from driftloop.store.clock import utcnow
+from pg_server import store_overrides
 
 MODEL = "cancer"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, pd.DataFrame]:
+def trained(tmp_path_factory: pytest.TempPathFactory,
+            request: pytest.FixtureRequest) -> tuple[Settings, pd.DataFrame]:
     from sklearn.datasets import load_breast_cancer
 
     from driftloop.train.launcher import train
 
     frame = load_breast_cancer(as_frame=True).frame
     home = tmp_path_factory.mktemp("monitor-home")
-    settings = Settings.load(overrides={"home": str(home), "monitor": {"min_rows": 20}},
+    settings = Settings.load(overrides={"home": str(home), "monitor": {"min_rows": 20},
+                                        **store_overrides(request)},
                              environ={}, cwd=home)
     train(frame, "target", workers=1, epochs=4, batch_size=32, settings=settings,
           progress=False, name=MODEL)

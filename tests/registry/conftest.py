@@ -27,6 +27,7 @@ from driftloop.evaluate.report import build_report
 from driftloop.registry import ModelBundle, Registry
 from driftloop.registry.evaluation import store_report
 from driftloop.store import VersionRecord
+from pg_server import store_overrides
 
 EVAL_FP = "e" * 64  # the holdout every version is evaluated on unless told otherwise
 CARD_TEXT = {
@@ -268,13 +269,14 @@ def make_factory(checked_table: DataReport) -> Callable[[Registry], Factory]:
 
 @pytest.fixture(scope="module")
 def make_factory_for_module(
-    checked_table: DataReport,
+    checked_table: DataReport, request: pytest.FixtureRequest,
 ) -> Callable[[Path], tuple[Registry, Factory]]:
     """``make(home)``: a registry in ``home`` (card text written) and its factory, for
     module-scoped fixtures."""
 
     def make(home: Path) -> tuple[Registry, Factory]:
-        base = Settings.load(overrides={"home": str(home)}, environ={}, cwd=home)
+        base = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+                             environ={}, cwd=home)
         registry = Registry.open(settings_with(base))
         return registry, Factory(registry, checked_table)
 

@@ -11,6 +11,7 @@ from sklearn.datasets import load_breast_cancer
 from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.train.launcher import train
+from pg_server import store_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ CARD = {"intended_use": "Teaching example.", "ethical_considerations": "None bey
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, request):
     """One real 1-worker run (v1), a retrained child registered from it (v2), a holdout CSV."""
     frame = load_breast_cancer(as_frame=True).frame
     frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
@@ -27,7 +28,7 @@ def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     settings = Settings.load(overrides={
         "home": str(home), "card": CARD, "train": {"patience": 100},
-        "evaluate": {"resamples": 200, "max_slice_columns": 3},
+        "evaluate": {"resamples": 200, "max_slice_columns": 3}, **store_overrides(request),
     }, environ={}, cwd=home)
     result = train(frame[~holdout].reset_index(drop=True), "target", workers=1, epochs=3,
                    batch_size=32, name="cancer", settings=settings, progress=False)

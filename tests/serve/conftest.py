@@ -17,6 +17,7 @@ from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.server import BackgroundServer
 from driftloop.ui import mount_dashboard
+from pg_server import store_overrides
 
 MODEL = "cancer"
 
@@ -30,7 +31,8 @@ class Served:
 
 
 @pytest.fixture(scope="session")
-def served_model(tmp_path_factory: pytest.TempPathFactory) -> Served:
+def served_model(tmp_path_factory: pytest.TempPathFactory,
+                 request: pytest.FixtureRequest) -> Served:
     from sklearn.datasets import load_breast_cancer
 
     from driftloop.train.launcher import train
@@ -41,7 +43,8 @@ def served_model(tmp_path_factory: pytest.TempPathFactory) -> Served:
     # a column of personal data kept as a feature on purpose (allow_pii): the log must hash it
     frame["contact"] = rng.choice([f"user{i}@example.com" for i in range(12)], len(frame))
     home = tmp_path_factory.mktemp("serve-home")
-    settings = Settings.load(overrides={"home": str(home), "train": {"patience": 100}},
+    settings = Settings.load(overrides={"home": str(home), "train": {"patience": 100},
+                                        **store_overrides(request)},
                              environ={}, cwd=home)
     train(frame, "target", workers=1, epochs=3, batch_size=32, settings=settings,
           progress=False, allow_pii=["contact"], name=MODEL)

@@ -26,6 +26,7 @@ from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.server import BackgroundServer
 from driftloop.store import utcnow
+from pg_server import store_overrides
 
 from .conftest import MODEL, Served, instances
 
@@ -52,9 +53,11 @@ def _server(own_settings: Settings, registry: Registry, **serve: Any) -> Backgro
 
 
 @pytest.fixture(scope="module")
-def own(served_model: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]:
+def own(served_model: Served, tmp_path_factory: pytest.TempPathFactory,
+        request: pytest.FixtureRequest) -> Iterator[Own]:
     home = tmp_path_factory.mktemp("labels-home")
-    settings = Settings.load(overrides={"home": str(home)}, environ={}, cwd=home)
+    settings = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+                             environ={}, cwd=home)
     registry = Registry.open(settings)
     source = served_model.registry
     record = source.get(MODEL, 1)

@@ -19,10 +19,10 @@ from driftloop.store import Store
 
 
 url, go, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-barrier(go + "-start", 2)
+barrier(go + "-start", 3)
 with Store.open(url) as store:
     log = AuditLog(store)
-    barrier(go + "-opened", 2)
+    barrier(go + "-opened", 3)
     for i in range(count):
         log.append(name, "check", "model:v1", {"i": i})
         time.sleep(0.002)  # give the other process a chance at the tail between entries
@@ -30,8 +30,9 @@ with Store.open(url) as store:
 
 
 @pytest.mark.slow
-def test_concurrent_appends_keep_one_linear_chain(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'driftloop.db'}"
+def test_concurrent_appends_keep_one_linear_chain(tmp_path: Path, any_store_url: str) -> None:
+    """Three processes append to one chain at once, on SQLite and on PostgreSQL."""
+    url = any_store_url
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -39,7 +40,7 @@ def test_concurrent_appends_keep_one_linear_chain(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name in ("alice", "bob")
+        for name in ("alice", "bob", "carol")
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
@@ -49,7 +50,7 @@ def test_concurrent_appends_keep_one_linear_chain(tmp_path: Path) -> None:
         log = AuditLog(store)
         report = log.verify()
         entries = log.entries()
-    assert report.ok and report.entries == 50, report.reason
+    assert report.ok and report.entries == 75, report.reason
     assert [e.prev_hash for e in entries] == [GENESIS_HASH] + [e.hash for e in entries[:-1]]
-    for actor in ("alice", "bob"):
+    for actor in ("alice", "bob", "carol"):
         assert [e.details["i"] for e in entries if e.actor == actor] == list(range(25))

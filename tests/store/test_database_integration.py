@@ -53,8 +53,9 @@ def run_workers(url: str, go: Path, count: int, script: str, n: int = 2) -> list
 
 
 @pytest.mark.slow
-def test_two_processes_get_distinct_consecutive_versions(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh' / 'driftloop.db'}"
+def test_two_processes_get_distinct_consecutive_versions(tmp_path: Path,
+                                                         any_store_url: str) -> None:
+    url = any_store_url
     first, second = run_workers(url, tmp_path / "go", 25, WORKER)
     assert sorted(first + second) == list(range(1, 51))
     assert first == sorted(first) and second == sorted(second)

@@ -11,14 +11,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from driftloop.errors import ConfigError, UsageError
-from driftloop.store import Store
+from driftloop.store import Store, utcnow
 from driftloop.store.migrate import MIGRATIONS_DIR, alembic_config, new_revision
 from driftloop.store.tables import Base
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'home' / 'driftloop.db'}"
+def db_url(store_url: str) -> str:
+    return store_url
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def store(db_url: str) -> Iterator[Store]:
 def test_upgrade_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert store.schema_revision() == Store.head_revision() == "0005"
+    assert store.schema_revision() == Store.head_revision() == "0006"
 
 
 def test_migrated_database_matches_the_models_exactly(store: Store) -> None:
@@ -72,8 +72,9 @@ def test_a_store_written_by_a_newer_driftloop_is_refused(db_url: str) -> None:
         Store.open(db_url)
 
 
-def test_sqlite_file_uses_wal_foreign_keys_and_a_busy_timeout(store: Store, db_url: str) -> None:
-    with store.engine.connect() as conn:
+def test_sqlite_file_uses_wal_foreign_keys_and_a_busy_timeout(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'home' / 'driftloop.db'}"
+    with Store.open(db_url) as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
@@ -107,9 +108,9 @@ def test_new_revision_finds_nothing_to_change(tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("nothing changed", script_location=location)
-    assert path.name == "0006_nothing_changed.py"
+    assert path.name == "0007_nothing_changed.py"
     source = path.read_text()
-    assert "down_revision = '0005'" in source
+    assert "down_revision = '0006'" in source
     upgrade_body = source.split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op." not in upgrade_body
 
@@ -124,3 +125,57 @@ def test_the_comparison_does_notice_a_difference(store: Store) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), changed)
     assert [(d[0], d[3].name) for d in diffs] == [("add_column", "owner")]
+
+
+def _log_row(i: int, model: str = "m") -> dict:
+    return {"request_id": f"r{i}", "model_name": model, "version": 1,
+            "at": "2026-01-01 00:00:00", "features": "{}", "output": "{}"}
+
+
+def test_upgrading_0005_keeps_windowed_rows_windowed_and_dedupes(db_url: str) -> None:
+    """A store written by the previous release (0005): its windowed rows are claimed by their
+    windows, a duplicated window and alert (two monitors at once) and a key name held twice
+    by active keys are resolved, and nothing else changes."""
+    with Store(db_url) as store:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0005")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO prediction_log (request_id, model_name, version, at, features, "
+                "output) VALUES (:request_id, :model_name, :version, :at, :features, :output)"),
+                [_log_row(i) for i in range(1, 8)])
+            window = ("INSERT INTO monitor_windows (model_name, version, first_log_id, "
+                      "last_log_id, start_at, end_at, rows, status, drift_detected, "
+                      "prediction_drift, report, estimated, created_at) VALUES ('m', 1, 1, 5, "
+                      "'2026-01-01', '2026-01-01', 5, 'ok', false, false, '{}', '{}', "
+                      "'2026-01-01')")
+            conn.execute(text(window))
+            conn.execute(text(window))  # the same window twice: two monitors raced
+            for window_id in (1, 1, 2):
+                conn.execute(text(
+                    "INSERT INTO alerts (model_name, window_id, kind, message, details, "
+                    f"deliveries, at) VALUES ('m', {window_id}, 'dataset_drift', 'x', '{{}}', "
+                    "'[]', '2026-01-01')"))
+            for i, name in enumerate(["ci", "ci", "ops"]):
+                conn.execute(text(
+                    "INSERT INTO api_keys (name, prefix, key_sha256, role, created_at) VALUES "
+                    f"('{name}', 'p{i}', '{i:064d}', 'predict', '2026-01-01')"))
+        store.upgrade()
+        assert store.schema_revision() == "0006"
+        assert [r.id for r in store.unwindowed_predictions("m")] == [6, 7]
+        assert [r.id for r in store.window_predictions(1)] == [1, 2, 3, 4, 5]
+        assert [w.id for w in store.list_windows("m")] == [1]
+        assert [(a.window_id, a.kind) for a in store.list_alerts("m")] == [(1, "dataset_drift")]
+        assert sorted(k.name for k in store.list_api_keys()) == ["ci", "ci#2", "ops"]
+
+
+def test_log_ids_are_64_bit(db_url: str, store_backend: str) -> None:
+    with Store.open(db_url) as store:
+        if store_backend == "postgresql":  # SQLite's INTEGER is 64-bit already
+            with store.engine.begin() as conn:
+                conn.execute(text("SELECT setval('prediction_log_id_seq', 3000000000)"))
+        store.add_predictions([{"request_id": "big", "model_name": "m", "version": 1,
+                                "at": utcnow(), "features": {}, "output": {}}])
+        [row] = store.list_predictions("m")
+        assert row.id == (3000000001 if store_backend == "postgresql" else 1)
+        assert [r.id for r in store.unwindowed_predictions("m")] == [row.id]

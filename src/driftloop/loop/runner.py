@@ -88,6 +88,15 @@ def run_once(
         with Registry.open(settings) as opened:
             return run_once(model, settings=settings, registry=opened, say=say, now=now,
                             progress=progress)
+    # one iteration per model at a time, across processes and hosts: two would retrain twice
+    with registry.store.model_lock(model, wait_s=settings.monitor.lock_wait_s):
+        return _run_locked(model, settings, registry, say, now, progress)
+
+
+def _run_locked(
+    model: str, settings: Settings, registry: Registry, say: Say | None,
+    now: datetime | None, progress: bool,
+) -> LoopOutcome:
     loop = settings.loop
     champion = registry.holder(model, loop.alias)
     if champion is None:

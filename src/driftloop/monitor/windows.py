@@ -157,11 +157,20 @@ def monitor(
             return monitor(model, window=window, settings=settings, registry=opened, now=now)
     spec = WindowSpec.parse(window if window is not None else settings.monitor.window)
     latest = registry.get(model)  # NotFoundError naming the model when it is unknown
+    # one monitor per model at a time, across processes and hosts: two would alert twice
+    with registry.store.model_lock(model, wait_s=settings.monitor.lock_wait_s):
+        return _monitor_locked(model, spec, latest.task, settings, registry, now)
+
+
+def _monitor_locked(
+    model: str, spec: WindowSpec, task: str, settings: Settings, registry: Registry,
+    now: datetime | None,
+) -> MonitorResult:
     # refused before anything is stored: a metric the task never reports would never alert
-    metric = watched_metric(settings.monitor.performance_metric, latest.task,
+    metric = watched_metric(settings.monitor.performance_metric, task,
                             setting="monitor.performance_metric")
     store = registry.store
-    rows = store.predictions_after(model, store.last_window_log_id(model))
+    rows = store.unwindowed_predictions(model)
     chunks, pending = cut_windows(rows, spec, now or utcnow())
     result = MonitorResult(model=model, pending_rows=pending)
     context = _Context(registry, settings, model, metric)
@@ -315,7 +324,7 @@ def _process_window(context: _Context, rows: list[PredictionRow], status: str) -
         estimated = estimate_window(estimator, outputs, seed=window_seed(context.model, rows))
         report_json["performance_estimate"] = how
     return context.registry.store.add_window(
-        model_name=context.model, version=version,
+        log_ids=[r.id for r in rows], model_name=context.model, version=version,
         first_log_id=rows[0].id, last_log_id=rows[-1].id, start_at=rows[0].at,
         end_at=rows[-1].at, rows=len(rows),
         status=status if testable else "not_testable",
@@ -481,11 +490,7 @@ def _refresh_realised(context: _Context) -> int:
         seen = stored.get("labelled", 0) + stored.get("unusable_labels", 0)
         if seen >= window.rows:
             continue
-        # the window's own rows: its model and version between its bounds (log ids are
-        # shared by every model, so a count of rows from its first id reads later windows)
-        rows = store.window_predictions(context.model, window.version,
-                                        first_id=window.first_log_id,
-                                        last_id=window.last_log_id)
+        rows = store.window_predictions(window.id)  # the rows the window claimed
         realised = _realised(context, rows, context.classes(window.version))
         if realised is not None and realised != stored:
             store.set_realised(window.id, realised)

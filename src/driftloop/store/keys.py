@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from driftloop.errors import NotFoundError, UsageError
@@ -66,17 +67,20 @@ class ApiKeyQueries(StoreCore):
             raise UsageError(f"key role '{role}' is not one of {', '.join(API_ROLES)}.")
         if not name or len(name) > 128:
             raise UsageError(f"key name must be text of 1 to 128 characters, got {name!r}.")
-        with self.session() as session:
-            taken = session.scalar(
-                select(ApiKey.id).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
-            if taken is not None:
-                raise UsageError(f"an active key is already named '{name}'. Revoke it or pick "
-                                 "another name.")
-            row = ApiKey(name=name, prefix=prefix, key_sha256=key_sha256, role=role,
-                         created_at=utcnow())
-            session.add(row)
-            session.flush()
-            return _key_record(row)
+        # the unique index on active names decides, not a read before the insert: two
+        # processes creating the same name at once get one key and one clear refusal
+        try:
+            with self.session() as session:
+                row = ApiKey(name=name, prefix=prefix, key_sha256=key_sha256, role=role,
+                             created_at=utcnow())
+                session.add(row)
+                session.flush()
+                return _key_record(row)
+        except sa_exc.IntegrityError:
+            if not any(k.name == name for k in self.list_api_keys()):
+                raise
+            raise UsageError(f"an active key is already named '{name}'. Revoke it or pick "
+                             "another name.") from None
 
     def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
         """Every key (active only unless ``include_revoked``), oldest first."""

@@ -14,8 +14,6 @@ Examples
 ...                      report={"features": []}, estimated={"accuracy": {"value": 0.9}})
 >>> [(x.id, x.rows, x.drift_detected) for x in store.list_windows("m")]
 [(1, 100, True)]
->>> store.last_window_log_id("m")
-100
 >>> store.set_realised(w.id, {"accuracy": {"value": 0.8}, "labelled": 40})["labelled"]
 40
 >>> a = store.add_alert(model_name="m", window_id=w.id, kind="dataset_drift",
@@ -35,12 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from driftloop.errors import NotFoundError
+from driftloop.errors import ConflictError, NotFoundError
 from driftloop.store.clock import utcnow
 from driftloop.store.core import StoreCore
-from driftloop.store.tables import Alert, LoopRun, MonitorWindow
+from driftloop.store.tables import Alert, LoopRun, MonitorWindow, PredictionLogEntry
 
 WINDOW_STATUSES = ("ok", "not_testable", "partial")
 LOOP_OUTCOMES = (
@@ -120,16 +120,50 @@ class LoopRunRecord:
 class MonitoringQueries(StoreCore):
     """Monitor windows, alerts and loop runs (a :class:`~driftloop.store.Store` mixin)."""
 
-    def add_window(self, **fields: Any) -> WindowRecord:
-        """Store one window; ``fields`` are the columns of :class:`WindowRecord` less ``id``."""
+    def add_window(self, *, log_ids: Sequence[int] = (), **fields: Any) -> WindowRecord:
+        """Store one window and claim its prediction-log rows, in one transaction.
+
+        ``fields`` are the columns of :class:`WindowRecord` less ``id``; ``log_ids`` the rows
+        the window holds. They must all be unclaimed: a row another window holds raises
+        :class:`~driftloop.errors.ConflictError` and nothing is stored, so two monitors can
+        never window a row twice.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> store.add_predictions([{"request_id": f"r{i}", "model_name": "m",
+        ...     "version": 1, "at": utcnow(), "features": {}, "output": {}} for i in range(3)])
+        3
+        >>> def window(ids):
+        ...     return store.add_window(log_ids=ids, model_name="m", version=1,
+        ...         first_log_id=ids[0], last_log_id=ids[-1], start_at=utcnow(), end_at=utcnow(),
+        ...         rows=len(ids), status="ok", drift_detected=False, share_drifted=0.0,
+        ...         prediction_drift=False, report={}, estimated={})
+        >>> w = window([1, 2])
+        >>> [r.id for r in store.unwindowed_predictions("m")]
+        [3]
+        >>> window([2, 3])
+        Traceback (most recent call last):
+        ...
+        driftloop.errors.ConflictError: 1 of the 2 prediction-log rows of this window of 'm' are already in another window (another monitor of 'm' ran at the same time); nothing was stored. Run the monitor again.
+        >>> store.close()
+        """  # noqa: E501
         if fields.get("status") not in WINDOW_STATUSES:
             raise ValueError(f"window status must be one of {WINDOW_STATUSES}, got "
                              f"{fields.get('status')!r}")
-        with self.session() as session:
-            row = MonitorWindow(**fields)
-            session.add(row)
-            session.flush()
-            return _window(row)
+        model = fields.get("model_name")
+        try:
+            with self.session() as session:
+                row = MonitorWindow(**fields)
+                session.add(row)
+                session.flush()
+                claimed = _claim_rows(session, row.id, row.model_name, list(log_ids))
+                if claimed != len(log_ids):  # raising rolls the window back with the claims
+                    raise _window_taken(model, len(log_ids) - claimed, len(log_ids))
+                return _window(row)
+        except sa_exc.IntegrityError:  # the same window (model, version, first id) is stored
+            raise _window_taken(model, len(log_ids), len(log_ids)) from None
 
     def list_windows(
         self, model_name: str | None = None, *, limit: int | None = None,
@@ -159,7 +193,7 @@ class MonitoringQueries(StoreCore):
         >>> from driftloop.store import Store, utcnow
         >>> store = Store.open("sqlite://")
         >>> for n in (10, 20, 30):
-        ...     _ = store.add_window(model_name="m", version=1, first_log_id=1, last_log_id=n,
+        ...     _ = store.add_window(model_name="m", version=1, first_log_id=n, last_log_id=n,
         ...                          start_at=utcnow(), end_at=utcnow(), rows=n, status="ok",
         ...                          drift_detected=False, share_drifted=0.0,
         ...                          prediction_drift=False, report={}, estimated={})
@@ -186,13 +220,6 @@ class MonitoringQueries(StoreCore):
                 raise NotFoundError(f"no monitor window {window_id}. List them with "
                                     "`driftloop monitor --model NAME --json`.")
             return _window(row)
-
-    def last_window_log_id(self, model_name: str) -> int:
-        """The last prediction-log id already in a window of ``model_name`` (0 when none)."""
-        with self.session(write=False) as session:
-            value = session.scalar(select(func.max(MonitorWindow.last_log_id))
-                                   .where(MonitorWindow.model_name == model_name))
-        return int(value or 0)
 
     def set_realised(self, window_id: int, realised: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a window's realised metrics (late labels arrived); returns what was stored."""
@@ -300,6 +327,31 @@ class MonitoringQueries(StoreCore):
             query = query.where(LoopRun.model_name == model_name)
         with self.session(write=False) as session:
             return [_loop_run(r) for r in reversed(list(session.scalars(query)))]
+
+
+def _window_taken(model: Any, taken: int, total: int) -> ConflictError:
+    return ConflictError(
+        f"{taken} of the {total} prediction-log rows of this window of '{model}' are already "
+        f"in another window (another monitor of '{model}' ran at the same time); nothing was "
+        "stored. Run the monitor again.")
+
+
+_CLAIM_CHUNK = 5000  # ids per UPDATE: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _claim_rows(session: Session, window_id: int, model_name: str, log_ids: list[int]) -> int:
+    """Mark the unclaimed rows among ``log_ids`` as held by ``window_id``; how many were."""
+    claimed = 0
+    for start in range(0, len(log_ids), _CLAIM_CHUNK):
+        chunk = log_ids[start:start + _CLAIM_CHUNK]
+        result = session.execute(
+            update(PredictionLogEntry)
+            .where(PredictionLogEntry.id.in_(chunk), PredictionLogEntry.model_name == model_name,
+                   PredictionLogEntry.window_id.is_(None))
+            .values(window_id=window_id)
+            .execution_options(synchronize_session=False))
+        claimed += result.rowcount
+    return claimed
 
 
 def _window(row: MonitorWindow) -> WindowRecord:

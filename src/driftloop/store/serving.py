@@ -116,27 +116,53 @@ class ServingQueries(StoreCore):
         with self.session(write=False) as session:
             return [_prediction(r) for r in session.scalars(query)]
 
-    def window_predictions(
-        self, model_name: str, version: int, *, first_id: int, last_id: int
+    def unwindowed_predictions(
+        self, model_name: str, *, limit: int | None = None
     ) -> list[PredictionRow]:
-        """The log rows of one version of ``model_name`` with ``first_id <= id <= last_id``,
-        oldest first: a monitor window's rows. Log ids are shared by every model, so a
-        window's bounds hold other models' rows too; they are left out.
+        """The rows of ``model_name`` that no monitor window claimed yet, oldest id first.
+
+        Unlike "ids above the last window's", this never misses a row that committed after
+        rows with higher ids (two servers writing at once): it stays unclaimed until a window
+        takes it.
 
         Examples
         --------
         >>> from driftloop.store import Store, utcnow
         >>> store = Store.open("sqlite://")
-        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "mn"[i % 2],
-        ...     "version": 1, "at": utcnow(), "features": {}, "output": {}} for i in range(8)])
-        >>> [r.request_id for r in store.window_predictions("m", 1, first_id=2, last_id=5)]
-        ['r2', 'r4']
+        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {}, "output": {}} for i in range(3)])
+        >>> [r.request_id for r in store.unwindowed_predictions("m")]
+        ['r0', 'r1', 'r2']
         >>> store.close()
         """
         query = (select(PredictionLogEntry)
                  .where(PredictionLogEntry.model_name == model_name,
-                        PredictionLogEntry.version == version,
-                        PredictionLogEntry.id >= first_id, PredictionLogEntry.id <= last_id)
+                        PredictionLogEntry.window_id.is_(None))
+                 .order_by(PredictionLogEntry.id))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session(write=False) as session:
+            return [_prediction(r) for r in session.scalars(query)]
+
+    def window_predictions(self, window_id: int) -> list[PredictionRow]:
+        """The log rows a monitor window claimed, oldest first.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m",
+        ...     "version": 1, "at": utcnow(), "features": {}, "output": {}} for i in range(4)])
+        >>> w = store.add_window(log_ids=[2, 4], model_name="m", version=1, first_log_id=2,
+        ...     last_log_id=4, start_at=utcnow(), end_at=utcnow(), rows=2, status="ok",
+        ...     drift_detected=False, share_drifted=0.0, prediction_drift=False, report={},
+        ...     estimated={})
+        >>> [r.request_id for r in store.window_predictions(w.id)]
+        ['r1', 'r3']
+        >>> store.close()
+        """
+        query = (select(PredictionLogEntry)
+                 .where(PredictionLogEntry.window_id == window_id)
                  .order_by(PredictionLogEntry.id))
         with self.session(write=False) as session:
             return [_prediction(r) for r in session.scalars(query)]

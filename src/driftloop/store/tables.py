@@ -26,12 +26,14 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -46,6 +48,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Ids of the tables that grow with traffic (the prediction log, feedback) pass 2**31 on a busy
+# server: 64-bit on PostgreSQL. SQLite's INTEGER is already 64-bit, and only "INTEGER PRIMARY
+# KEY" is its auto-incrementing rowid, so SQLite keeps INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -231,13 +238,20 @@ class PredictionLogEntry(Base):
 
     __tablename__ = "prediction_log"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __table_args__ = (Index("ix_prediction_log_model_name_window_id", "model_name", "window_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)
     model_name: Mapped[str] = mapped_column(String(128), index=True)
     version: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     features: Mapped[dict[str, Any]] = mapped_column(JSON)
     output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the monitor window that claimed the row (NULL: not windowed yet). Claiming, rather than
+    # a max-id cursor, is what makes windows safe with concurrent writers: a row whose
+    # transaction commits after a row with a higher id is still unclaimed, so it is windowed
+    # by the next monitor run instead of skipped for good
+    window_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class FeedbackEntry(Base):
@@ -245,7 +259,7 @@ class FeedbackEntry(Base):
 
     __tablename__ = "feedback"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)
     label: Mapped[Any] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -255,7 +269,12 @@ class ApiKey(Base):
     """An API key of the model server, kept only as the SHA-256 of the secret."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (_one_of("role", ("predict", "admin"), "role"),)
+    __table_args__ = (
+        _one_of("role", ("predict", "admin"), "role"),
+        # at most one active key per name, kept by the database, not by read-then-insert
+        Index("uq_api_keys_active_name", "name", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -269,18 +288,24 @@ class ApiKey(Base):
 class MonitorWindow(Base):
     """One monitored window of a model's prediction log: drift, estimated and realised metrics.
 
-    A window holds log rows ``first_log_id..last_log_id`` of one version; ``report`` is the drift
-    report as JSON, ``estimated`` the label-free metric estimates, ``realised`` the metrics on
-    the rows that have feedback (updated as late labels arrive).
+    A window holds the log rows of one version that it claimed (``prediction_log.window_id``),
+    ids ``first_log_id..last_log_id`` (rows of other windows may lie between); ``report`` is
+    the drift report as JSON, ``estimated`` the label-free metric estimates, ``realised`` the
+    metrics on the rows that have feedback (updated as late labels arrive).
     """
 
     __tablename__ = "monitor_windows"
+    # two monitors of one model can never store the same window twice
+    # (unique indexes, not constraints: adding a constraint would make SQLite copy the table,
+    # which its foreign keys would see as a delete)
+    __table_args__ = (Index("uq_monitor_windows_model_name_version_first_log_id", "model_name",
+                            "version", "first_log_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_name: Mapped[str] = mapped_column(String(128), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    first_log_id: Mapped[int] = mapped_column(Integer)
-    last_log_id: Mapped[int] = mapped_column(Integer, index=True)
+    first_log_id: Mapped[int] = mapped_column(BigId)
+    last_log_id: Mapped[int] = mapped_column(BigId, index=True)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rows: Mapped[int] = mapped_column(Integer)
@@ -298,6 +323,8 @@ class Alert(Base):
     """An alert the monitor raised, with what happened to each webhook delivery."""
 
     __tablename__ = "alerts"
+    # one alert of a kind per window (alerts without a window are not constrained)
+    __table_args__ = (Index("uq_alerts_window_id_kind", "window_id", "kind", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_name: Mapped[str] = mapped_column(String(128), index=True)
@@ -351,6 +378,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "BigId",
     "Dataset",
     "FeedbackEntry",
     "ModelAlias",
