@@ -124,6 +124,7 @@ def test_window_spec_and_cli(trained: Any, monkeypatch: pytest.MonkeyPatch,
         WindowSpec.parse("soon")
     monkeypatch.chdir(settings.home)
     monkeypatch.setenv("DRIFTLOOP_HOME", settings.home)
+    monkeypatch.setenv("DRIFTLOOP_STORE_URL", settings.store_url)
     _log(settings, frame.sample(100, random_state=5), start=20000)
     capsys.readouterr()
     assert main(["monitor", "--model", MODEL, "--window", "100", "--json"]) == 0

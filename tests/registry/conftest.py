@@ -274,8 +274,10 @@ def make_factory_for_module(
     """``make(home)``: a registry in ``home`` (card text written) and its factory, for
     module-scoped fixtures."""
 
-    def make(home: Path) -> tuple[Registry, Factory]:
-        base = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+    def make(home: Path, *, sqlite_file: bool = False) -> tuple[Registry, Factory]:
+        # sqlite_file: the store stays the SQLite file in home (tests that edit the file)
+        store = {} if sqlite_file else store_overrides(request)
+        base = Settings.load(overrides={"home": str(home), **store},
                              environ={}, cwd=home)
         registry = Registry.open(settings_with(base))
         return registry, Factory(registry, checked_table)

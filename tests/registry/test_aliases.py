@@ -153,7 +153,8 @@ def test_promote_decides_again_when_the_alias_moved_meanwhile(registry, factory,
 def registry_log(tmp_path_factory, make_factory_for_module):
     """A closed SQLite file whose audit log holds runs, registrations, a policy change,
     promotions with gate evidence, a gate override and a rollback."""
-    registry, factory = make_factory_for_module(tmp_path_factory.mktemp("tamper"))
+    registry, factory = make_factory_for_module(tmp_path_factory.mktemp("tamper"),
+                                                sqlite_file=True)
     factory.version(accuracy=0.9)
     registry.promote("credit", 1, to="production", reason="first")
     factory.version(accuracy=0.8, check="fail")
