@@ -130,3 +130,16 @@ def test_a_model_lock_excludes_other_processes_and_dies_with_its_holder(
         killed.wait(timeout=30)
         with store.model_lock("churn", wait_s=20):  # a killed holder leaves nothing behind
             assert store.model_lock_held("churn")
+
+
+def test_text_the_database_cannot_hold_is_a_usage_error(any_store_url: str) -> None:
+    """PostgreSQL text cannot hold NUL bytes: a name with one is refused with a message (a 4xx
+    on HTTP), never a driver traceback; on SQLite it is simply not found."""
+    from driftloop.errors import NotFoundError, UsageError
+
+    with Store.open(any_store_url) as store:
+        with pytest.raises((UsageError, NotFoundError)) as caught:
+            store.get_version("p\x00q")
+        if "postgresql" in any_store_url:
+            assert isinstance(caught.value, UsageError)
+            assert "NUL" in str(caught.value) and "nothing was stored" in str(caught.value)

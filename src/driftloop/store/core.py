@@ -153,8 +153,15 @@ class StoreCore:
         0
         """
         bind = self._engine if write else self._reader
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+        try:
+            with Session(bind, expire_on_commit=False) as session, session.begin():
+                yield session
+        except sa_exc.DataError as exc:  # a value the database cannot hold, e.g. text with NUL
+            raise UsageError(
+                f"the store {safe_url(self.url)} refused a value: {_first_line(exc.orig)}. "
+                "Remove the character or value it names (PostgreSQL text cannot hold NUL bytes) "
+                "and try again; nothing was stored."
+            ) from None
 
     def transact(self, work: Callable[[Session], T], *, attempts: int = _ATTEMPTS) -> T:
         """Run ``work(session)`` in one transaction, retrying it when a unique key collides.
@@ -189,6 +196,10 @@ class StoreCore:
     def _emit(self, session: Session, action: str, subject: str, details: dict[str, Any]) -> None:
         if self.on_event is not None:
             self.on_event(session, action, subject, details)
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _is_unique_violation(exc: sa_exc.IntegrityError) -> bool:
