@@ -125,4 +125,4 @@ def test_local_store_is_created_on_first_write_with_readable_files(tmp_path: Pat
 
 def test_unknown_protocol_names_the_missing_package() -> None:
     with pytest.raises(ConfigError, match="needs a package"):
-        ArtifactStore("s3://bucket/prefix")
+        ArtifactStore("gs://bucket/prefix")
