@@ -37,7 +37,12 @@ from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
 from driftloop.errors import DataError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
-from driftloop.models.architectures import factory_reference, resolve_model_name
+from driftloop.models.architectures import (
+    MODELS,
+    factory_allowed,
+    factory_reference,
+    resolve_model_name,
+)
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
 from driftloop.monitor.reference import (
@@ -46,6 +51,7 @@ from driftloop.monitor.reference import (
     write_training_profile,
 )
 from driftloop.registry.evaluation import store_report
+from driftloop.registry.names import check_model_name, model_name_from
 from driftloop.registry.registry import Registry
 from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
 from driftloop.train.precheck import precheck, record_precheck
@@ -199,7 +205,7 @@ def train(
             input_kind=input_kind,
         )
         _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
-        model_name = name or _default_name(data)
+        model_name = check_model_name(name) if name else _default_name(data)
         model_ref = resolve_model_name(model_ref, prepared.input_kind)
         # bad input is reported first (above, exit 2); then the data check refuses errors not
         # ignored (exit 1) and names the columns holding personal data, which are left out
@@ -237,9 +243,10 @@ def train(
         except BaseException as exc:
             registry.store.finish_run(run_id, "failed", error=str(exc))
             raise
+        warnings = list(prepared.warnings) + _factory_warning(
+            model_ref, settings.security.model_factories)
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
-                                  model_name, progress, warnings=list(prepared.warnings),
-                                  parent=parent)
+                                  model_name, progress, warnings=warnings, parent=parent)
 
 
 def _resume_run(
@@ -326,7 +333,7 @@ def _store_reference_profile(
         return
     *inputs, y = (np.load(run_dir / DATA_DIR / f) for f in TrainSpec.read(run_dir).array_files(
         "val"))
-    model = LoadedModel(bundle, weights)
+    model = LoadedModel(bundle, weights, allowed_factories=[bundle.model])
     outputs = model.to_original_scale(model.predict_arrays(*inputs))
     store_training_reference(registry, version, run_id, path, outputs, bundle.classes, labels=y)
 
@@ -356,9 +363,19 @@ def _check_enough_rows(prepared: PreparedData, workers: int, batch_size: int) ->
 
 def _default_name(data: object) -> str:
     if isinstance(data, (str, os.PathLike)):
-        stem = Path(data).name.split(".")[0]
-        return stem or "model"
+        return model_name_from(Path(data).name.split(".")[0])
     return "model"
+
+
+def _factory_warning(model_ref: str, allowed: list[str]) -> list[str]:
+    """This run trusts the factory its operator named; a stored version is loaded elsewhere
+    (serve, evaluate, monitor) only where ``security.model_factories`` allows it."""
+    if model_ref in MODELS or factory_allowed(model_ref, allowed):
+        return []
+    module = model_ref.partition(":")[0]
+    return [f"the model factory '{model_ref}' is not in security.model_factories: serving, "
+            f"evaluating or monitoring this version refuses to import it until '{module}' is "
+            "added there on that machine."]
 
 
 def _write_run_folder(

@@ -100,7 +100,9 @@ def run(run_dir: Path) -> None:
 
     # same seed on every rank for the weights (DDP also broadcasts rank 0's on wrap) ...
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, spec.model_inputs, spec.n_outputs).to(device)
+    # the launcher wrote spec.model from its operator's own --model: this run may build it
+    model = build_model(spec.model, spec.model_inputs, spec.n_outputs,
+                        allowed=[spec.model]).to(device)
     # ... then offset by rank so dropout masks differ between ranks
     torch.manual_seed(spec.seed + 1000 * rank)
 
