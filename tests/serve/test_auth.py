@@ -9,8 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from driftloop.config import Settings
+from driftloop.registry import Registry
 from driftloop.serve.auth import create_key, hash_key, list_keys, revoke_key
 from driftloop.store.tables import ApiKey
+from pg_server import store_overrides
 
 from .conftest import MODEL, Served, instances, start_server
 
@@ -19,8 +22,27 @@ OPEN, PREDICT, ADMIN = "open", "predict", "admin"
 
 
 @pytest.fixture(scope="module")
-def server(served_model: Served) -> Iterator[str]:
-    srv = start_server(served_model)
+def own_store(served_model: Served, tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The served model in a store of its own: once a key was created, a store stays closed
+    for good, so the matrix must not close the session's shared store."""
+    home = tmp_path_factory.mktemp("auth-home")
+    settings = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+                             environ={}, cwd=home)
+    registry = Registry.open(settings)
+    source = served_model.registry
+    record = source.get(MODEL, 1)
+    registry.register(MODEL, run_id=None, bundle=source.bundle(record),
+                      weights=source.artifacts.get_bytes(record.weights_sha256), metrics={},
+                      actor="test", reason="the auth matrix's own store")
+    registry.promote(MODEL, 1, to="production", force=True, reason="test bootstrap")
+    yield Served(settings, registry, served_model.frame, served_model.target)
+    registry.close()
+
+
+@pytest.fixture(scope="module")
+def server(own_store: Served) -> Iterator[str]:
+    srv = start_server(own_store)
     yield srv.url
     srv.stop()
 
@@ -49,9 +71,9 @@ def _status(url: str, call: tuple[str, str, object], key: str | None) -> int:
     return httpx.request(method, url + path, json=body, headers=headers).status_code
 
 
-def test_auth_matrix(server: str, served_model: Served):
-    registry = served_model.registry
-    calls = _calls(served_model.frame)
+def test_auth_matrix(server: str, own_store: Served):
+    registry = own_store.registry
+    calls = _calls(own_store.frame)
     # no key exists yet: predictions are open, admin is not
     for name, call in calls.items():
         expected = 401 if NEEDS[name] == ADMIN else (202 if name == "feedback" else 200)
@@ -77,7 +99,7 @@ def test_auth_matrix(server: str, served_model: Served):
         revoke_key(registry.store, registry.audit, "app", actor="test")
         revoke_key(registry.store, registry.audit, "ops", actor="test")
     assert list_keys(registry.store) == []
-    assert _status(server, calls["predict"], None) == 200  # no keys left: open again
+    assert _status(server, calls["predict"], None) == 401  # no keys left: closed for good
     assert _status(server, calls["predict"], predict.secret) == 401  # revoked stays refused
     actions = [e.action for e in registry.audit.entries() if e.subject.startswith("api_key:")]
     assert actions == ["key_created", "key_created", "key_revoked", "key_revoked"]

@@ -42,6 +42,7 @@ import pandas as pd
 import pytest
 
 from driftloop.config import Settings
+from driftloop.http.keys import SESSION_COOKIE
 from driftloop.loop.runner import run_once
 from driftloop.monitor.reference import load_reference, store_reference
 from driftloop.monitor.windows import monitor
@@ -80,6 +81,7 @@ class Dashboard:
     url: str
     admin_key: str
     predict_key: str
+    read_key: str  # keys exist, so reading the dashboard needs one (role read or admin)
     test_accuracy: float  # cancer v1 on its test split
     window_ids: list[int]  # cancer's windows, oldest first
     hook: Hook  # where the alerts were delivered
@@ -214,7 +216,7 @@ def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
     for name in (MODEL, "credit"):
         registry.promote(name, 1, to="production", force=True, reason="test bootstrap")
     keys = {role: create_key(registry.store, registry.audit, f"dashboard-{role}", role,
-                             actor="test").secret for role in ("admin", "predict")}
+                             actor="test").secret for role in ("admin", "predict", "read")}
     server = BackgroundServer(create_app(registry, [MODEL, "credit", "spare"], settings.serve,
                                          versions={"spare": 1}, mount=[mount_dashboard]))
     try:
@@ -241,7 +243,7 @@ def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
         server.stop()
         registry.store.close()
         raise
-    built = Dashboard(settings, registry, server.url, keys["admin"], keys["predict"],
+    built = Dashboard(settings, registry, server.url, keys["admin"], keys["predict"], keys["read"],
                       registry.get(MODEL, 1).metrics["accuracy"],
                       [w.id for w in registry.store.list_windows(MODEL)], hook)
     return built, server
@@ -333,7 +335,10 @@ class Page:
 
 @pytest.fixture
 def page(browser, dashboard, artifacts_dir):
+    """A page logged in with the read key, as after the login form (tested on its own)."""
     opened = Page(browser, dashboard.url, artifacts_dir)
+    opened.context.add_cookies([{"name": SESSION_COOKIE, "value": dashboard.read_key,
+                                 "url": dashboard.url, "httpOnly": True, "sameSite": "Strict"}])
     yield opened
     opened.close()
 

@@ -3,10 +3,13 @@
 A key reads ``dl_<prefix>_<secret>`` and is presented as ``Authorization: Bearer KEY`` or
 ``X-API-Key: KEY``; the store keeps its prefix and the SHA-256 of the whole key. The secret is
 32 random bytes, so a fast hash is enough: there is nothing to guess. Roles: ``predict``
-(predict, infer, feedback) and ``admin`` (everything).
+(predict, infer, feedback), ``feedback`` (labels only), ``read`` (the dashboard and its JSON)
+and ``admin`` (everything).
 
-Policy (:meth:`KeyChecker.allows`): admin endpoints always need an admin key; predict
-endpoints need a key as soon as any active key exists; health, metrics and docs are open.
+Policy (:meth:`KeyChecker.allows`), failing closed: admin endpoints always need an admin key;
+predict, feedback and dashboard endpoints are open only while no key was *ever* created (a
+revoked last key does not reopen them) and only when the checker was built with
+``open_without_keys`` (the server binds to loopback); health, metrics and docs are open.
 Creating and revoking keys (audited) is :mod:`driftloop.serve.auth`.
 
 Examples
@@ -29,17 +32,38 @@ from collections.abc import Mapping
 from driftloop.store import Store
 from driftloop.store.keys import API_ROLES
 
+SESSION_COOKIE = "driftloop_key"
+# what each role may call; admin may call everything
+_GRANTS = {"predict": frozenset({"predict", "feedback"}), "feedback": frozenset({"feedback"}),
+           "read": frozenset({"read"})}
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
-    """The API key a request presents (``X-API-Key``, else ``Authorization: Bearer``), or None.
+
+def presented_key(headers: Mapping[str, str],
+                  cookies: Mapping[str, str] | None = None) -> str | None:
+    """The API key a request presents (``X-API-Key``, else ``Authorization: Bearer``, else —
+    when ``cookies`` are given — the dashboard's session cookie), or None.
 
     ``headers`` maps lower-case header names to values (Starlette's ``request.headers``).
+
+    >>> presented_key({}, {"driftloop_key": "dl_ab_x"})
+    'dl_ab_x'
     """
     secret = headers.get("x-api-key")
     auth = headers.get("authorization", "")
     if secret is None and auth.lower().startswith("bearer "):
         secret = auth[7:].strip()
+    if not secret and cookies is not None:
+        secret = cookies.get(SESSION_COOKIE)
     return secret or None
+
+
+def grants(role: str | None, needed: str) -> bool:
+    """Whether a key with ``role`` may call an endpoint that needs ``needed``.
+
+    >>> grants("admin", "read"), grants("predict", "feedback"), grants("read", "predict")
+    (True, True, False)
+    """
+    return role == "admin" or (role is not None and needed in _GRANTS.get(role, ()))
 
 
 def hash_key(secret: str) -> str:
@@ -50,24 +74,29 @@ def hash_key(secret: str) -> str:
 class KeyChecker:
     """Decide whether a presented key may use an endpoint that needs ``role``.
 
-    Lookups are cached for ``cache_s`` seconds, so a revoked key stops working within that.
+    Lookups — hits and misses — are cached for ``cache_s`` seconds, so a revoked key stops
+    working within that and a stream of bogus keys costs one query per key per ``cache_s``.
+    ``open_without_keys``: whether anything but admin is open while no key was ever created
+    (True only for a server on loopback).
     """
 
-    def __init__(self, store: Store, *, cache_s: float = 2.0) -> None:
+    def __init__(self, store: Store, *, cache_s: float = 2.0,
+                 open_without_keys: bool = True) -> None:
         self.store = store
         self.cache_s = cache_s
+        self.open_without_keys = open_without_keys
         self._lock = threading.Lock()
         self._roles: dict[str, tuple[float, str | None]] = {}
         self._any: tuple[float, bool] = (-1e18, False)
 
     def any_keys(self) -> bool:
-        """Whether any active key exists (then predict endpoints need one)."""
+        """Whether a key was ever created, revoked or not (then every endpoint needs one)."""
         now = time.monotonic()
         with self._lock:
             at, value = self._any
-            if now - at < self.cache_s:
+            if value or now - at < self.cache_s:  # once closed, closed for good
                 return value
-        value = bool(self.store.list_api_keys())
+        value = self.store.any_api_key_created()
         with self._lock:
             self._any = (now, value)
         return value
@@ -88,16 +117,19 @@ class KeyChecker:
             self._roles[digest] = (now, role)
         return role
 
+    def is_open(self) -> bool:
+        """Whether non-admin endpoints need no key here (loopback, no key ever created)."""
+        return self.open_without_keys and not self.any_keys()
+
     def allows(self, secret: str | None, needed: str) -> bool:
         """True when ``secret`` may call an endpoint that needs role ``needed``."""
         if needed not in API_ROLES:
             raise ValueError(f"role {needed!r} is not one of {API_ROLES}")
-        if needed == "predict" and secret is None and not self.any_keys():
+        if needed != "admin" and secret is None and self.is_open():
             return True
         if secret is None:
             return False
-        role = self.role_of(secret)
-        return role == "admin" or (role == "predict" and needed == "predict")
+        return grants(self.role_of(secret), needed)
 
 
-__all__ = ["KeyChecker", "hash_key", "presented_key"]
+__all__ = ["SESSION_COOKIE", "KeyChecker", "grants", "hash_key", "presented_key"]

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
+from driftloop.http.exposure import is_loopback
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
@@ -173,7 +174,9 @@ def create_app(
     metrics = metrics or ServeMetrics()
     slots = {name: ModelSlot(name, registry, cfg, metrics, version=(versions or {}).get(name))
              for name in models}
-    keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s)
+    # open without keys only on loopback, and only until the first key is created
+    keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s,
+                      open_without_keys=is_loopback(cfg.host))
     # the requests answered lately, for feedback that comes before the log's write; the log
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
     recent = RecentRequests(cfg.log_buffer)
@@ -202,6 +205,7 @@ def create_app(
     app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
                   description="Predictions from registered driftloop models.")
     app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
+    app.state.keys = keys  # the dashboard mounted beside it checks keys the same way
 
     @app.exception_handler(RequestInvalid)
     async def _invalid(request: Request, exc: RequestInvalid) -> JSONResponse:
