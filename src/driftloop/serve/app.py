@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +31,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
+from driftloop.http.errors import logged_error
 from driftloop.http.exposure import is_loopback
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
@@ -39,6 +41,7 @@ from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import RequestInvalid
 
+logger = logging.getLogger("driftloop.serve")
 _INSTANCE = {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
 Mount = Callable[[FastAPI, Registry], object]
@@ -418,15 +421,16 @@ def create_app(
         try:
             owners = await owners_of([rid for rid, _ in pairs])
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
-            raise Refused(503, "store_unavailable", f"feedback could not be checked ({exc}); "
-                           "nothing was recorded, retry later.",
-                           {"Retry-After": str(cfg.retry_after_s)}) from None
+            what = logged_error(logger, "feedback could not be checked", exc)
+            raise Refused(503, "store_unavailable", f"{what}; nothing was recorded, retry "
+                           "later.", {"Retry-After": str(cfg.retry_after_s)}) from None
         pairs = coerce_feedback(pairs, owners)  # all or nothing: 422 before anything is stored
         try:
             n = await asyncio.to_thread(registry.store.add_feedback, pairs)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
-            raise Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
-                           "retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None
+            what = logged_error(logger, "feedback could not be stored", exc)
+            raise Refused(503, "store_unavailable", f"{what}; retry later.",
+                           {"Retry-After": str(cfg.retry_after_s)}) from None
         return JSONResponse({"recorded": n}, status_code=202)
 
     @app.get("/v2/health/live", tags=["health"])
