@@ -231,6 +231,10 @@ class ServeSettings(BaseModel):
         "plain SHA-256"
     )
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
+    feedback_from_predict_keys: bool = Field(
+        False, description="let keys of role predict send feedback too (by default labels "
+        "need a key of role feedback or admin, so a client that predicts cannot label)",
+    )
 
 
 class DriftSettings(BaseModel):

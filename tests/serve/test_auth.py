@@ -4,6 +4,7 @@ exist; keys are stored hashed and their creation and revocation audited."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from pg_server import store_overrides
 from .conftest import MODEL, Served, instances, start_server
 
 pytestmark = pytest.mark.slow
-OPEN, PREDICT, ADMIN = "open", "predict", "admin"
+OPEN, PREDICT, FEEDBACK, ADMIN = "open", "predict", "feedback", "admin"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def _calls(frame) -> dict[str, tuple[str, str, object]]:
     }
 
 
-NEEDS = {"predict": PREDICT, "infer": PREDICT, "feedback": PREDICT, "reload": ADMIN,
+NEEDS = {"predict": PREDICT, "infer": PREDICT, "feedback": FEEDBACK, "reload": ADMIN,
          "live": OPEN, "ready": OPEN, "metrics": OPEN}
 
 
@@ -79,13 +80,17 @@ def test_auth_matrix(server: str, own_store: Served):
         expected = 401 if NEEDS[name] == ADMIN else (202 if name == "feedback" else 200)
         assert _status(server, call, None) == expected, name
     predict = create_key(registry.store, registry.audit, "app", "predict", actor="test")
+    labels = create_key(registry.store, registry.audit, "labeller", "feedback", actor="test")
+    reader = create_key(registry.store, registry.audit, "analyst", "read", actor="test")
     admin = create_key(registry.store, registry.audit, "ops", "admin", actor="test")
     try:
         for name, call in calls.items():
             ok = 202 if name == "feedback" else 200
             need = NEEDS[name]
             assert _status(server, call, None) == (ok if need == OPEN else 401), name
-            assert _status(server, call, predict.secret) == (403 if need == ADMIN else ok), name
+            for key, role in ((predict, PREDICT), (labels, FEEDBACK), (reader, "read")):
+                expected = ok if need in (OPEN, role) else 403
+                assert _status(server, call, key.secret) == expected, (name, role)
             assert _status(server, call, admin.secret) == ok, name
             assert _status(server, call, "dl_bogus_key") == (ok if need == OPEN else 401), name
         header = httpx.post(server + calls["predict"][1], json=calls["predict"][2],
@@ -96,11 +101,42 @@ def test_auth_matrix(server: str, own_store: Served):
             stored = {r.key_sha256 for r in s.scalars(select(ApiKey))}
         assert hash_key(predict.secret) in stored and predict.secret not in str(stored)
     finally:
-        revoke_key(registry.store, registry.audit, "app", actor="test")
-        revoke_key(registry.store, registry.audit, "ops", actor="test")
+        for name in ("app", "labeller", "analyst", "ops"):
+            revoke_key(registry.store, registry.audit, name, actor="test")
     assert list_keys(registry.store) == []
     assert _status(server, calls["predict"], None) == 401  # no keys left: closed for good
     assert _status(server, calls["predict"], predict.secret) == 401  # revoked stays refused
     actions = [e.action for e in registry.audit.entries() if e.subject.startswith("api_key:")]
-    assert actions == ["key_created", "key_created", "key_revoked", "key_revoked"]
+    assert actions == ["key_created"] * 4 + ["key_revoked"] * 4
     assert not any(predict.secret in str(e.details) for e in registry.audit.entries())
+
+
+def test_the_openapi_spec_declares_both_ways_to_send_a_key(server: str):
+    spec = httpx.get(server + "/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearerKey"] == {"type": "http", "scheme": "bearer", "description": ANY}
+    assert schemes["apiKeyHeader"]["in"] == "header"
+    assert schemes["apiKeyHeader"]["name"] == "X-API-Key"
+    predict = spec["paths"]["/v1/models/{name}/predict"]["post"]
+    assert {"bearerKey": []} in predict["security"]
+    assert {"apiKeyHeader": []} in predict["security"]
+    assert "security" not in spec["paths"]["/v2/health/ready"]["get"]
+
+
+def test_a_flood_of_one_bogus_key_costs_one_lookup_per_cache_period(own_store: Served):
+    """A bogus key is looked up once, then refused from the cache (the check never queries
+    the store on the event loop for it again within serve.key_cache_s)."""
+    from driftloop.http import KeyChecker
+
+    store = own_store.registry.store
+    checker = KeyChecker(store, cache_s=60.0)
+    lookups = []
+    original = store.find_api_key
+    store.find_api_key = lambda digest: lookups.append(digest) or original(digest)
+    try:
+        assert checker.decide("dl_bogus_x", "predict") is None  # first time: must look up
+        assert checker.allows("dl_bogus_x", "predict") is False
+        assert all(checker.decide("dl_bogus_x", "predict") is False for _ in range(1000))
+    finally:
+        del store.find_api_key
+    assert len(lookups) == 1

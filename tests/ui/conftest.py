@@ -145,11 +145,13 @@ def traffic_window(reference: pd.DataFrame, unseen: pd.DataFrame, seed: int,
 
 
 class Traffic:
-    """Predictions and feedback through the server's HTTP API, with a predict key."""
+    """Predictions through the server's HTTP API with a predict key, labels with a feedback key
+    (a predict key may not label)."""
 
-    def __init__(self, url: str, key: str, store: Any) -> None:
+    def __init__(self, url: str, key: str, store: Any, feedback_key: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=60,
                                  headers={"Authorization": f"Bearer {key}"})
+        self.feedback_headers = {"Authorization": f"Bearer {feedback_key}"}
         self.store = store
         self.sent: dict[str, int] = {}
 
@@ -162,7 +164,7 @@ class Traffic:
 
     def feedback(self, ids: list[str], labels: pd.Series) -> None:
         items = [{"request_id": i, "label": int(y)} for i, y in zip(ids, labels, strict=True)]
-        answer = self.http.post("/v1/feedback", json=items)
+        answer = self.http.post("/v1/feedback", json=items, headers=self.feedback_headers)
         assert answer.status_code == 202, answer.text
 
     def logged(self, timeout_s: float = 30.0) -> None:
@@ -216,12 +218,13 @@ def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
     for name in (MODEL, "credit"):
         registry.promote(name, 1, to="production", force=True, reason="test bootstrap")
     keys = {role: create_key(registry.store, registry.audit, f"dashboard-{role}", role,
-                             actor="test").secret for role in ("admin", "predict", "read")}
+                             actor="test").secret
+            for role in ("admin", "predict", "read", "feedback")}
     server = BackgroundServer(create_app(registry, [MODEL, "credit", "spare"], settings.serve,
                                          versions={"spare": 1}, mount=[mount_dashboard]))
     try:
         server.start().wait_ready()
-        traffic = Traffic(server.url, keys["predict"], registry.store)
+        traffic = Traffic(server.url, keys["predict"], registry.store, keys["feedback"])
         for i in range(CALM_WINDOWS):
             rows = traffic_window(reference, unseen, i)
             ids = traffic.predict(MODEL, rows)

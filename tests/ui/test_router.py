@@ -203,7 +203,7 @@ def test_loop_and_audit_endpoints(dashboard):
     assert [e["seq"] for e in audit["entries"]] == [e.seq for e in reversed(newest)]
     assert audit["total"] == d.registry.audit.anchor().entries
     keys = _get(d, "/ui/api/audit", action="key_created").json()["entries"]
-    assert {e["details"]["role"] for e in keys} == {"admin", "predict", "read"}
+    assert {e["details"]["role"] for e in keys} == {"admin", "predict", "read", "feedback"}
     verified = _post(d, "/ui/api/audit/verify", key=d.read_key).json()
     assert verified["ok"] is True and verified["entries"] == audit["total"]
 

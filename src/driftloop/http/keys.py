@@ -3,8 +3,8 @@
 A key reads ``dl_<prefix>_<secret>`` and is presented as ``Authorization: Bearer KEY`` or
 ``X-API-Key: KEY``; the store keeps its prefix and the SHA-256 of the whole key. The secret is
 32 random bytes, so a fast hash is enough: there is nothing to guess. Roles: ``predict``
-(predict, infer, feedback), ``feedback`` (labels only), ``read`` (the dashboard and its JSON)
-and ``admin`` (everything).
+(predict, infer; feedback too only with ``serve.feedback_from_predict_keys``), ``feedback``
+(labels), ``read`` (the dashboard and its JSON) and ``admin`` (everything).
 
 Policy (:meth:`KeyChecker.allows`), failing closed: admin endpoints always need an admin key;
 predict, feedback and dashboard endpoints are open only while no key was *ever* created (a
@@ -28,13 +28,17 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from driftloop.store import Store
 from driftloop.store.keys import API_ROLES
 
 SESSION_COOKIE = "driftloop_key"
 # what each role may call; admin may call everything
-_GRANTS = {"predict": frozenset({"predict", "feedback"}), "feedback": frozenset({"feedback"}),
+_GRANTS = {"predict": frozenset({"predict"}), "feedback": frozenset({"feedback"}),
            "read": frozenset({"read"})}
 
 
@@ -57,12 +61,35 @@ def presented_key(headers: Mapping[str, str],
     return secret or None
 
 
-def grants(role: str | None, needed: str) -> bool:
-    """Whether a key with ``role`` may call an endpoint that needs ``needed``.
+# FastAPI's security classes declare the two ways in the OpenAPI spec (securitySchemes);
+# presented_key above stays the one parser, so serve and the dashboard read keys alike
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearerKey",
+                     description="`Authorization: Bearer dl_…` (`driftloop keys create`)")
+_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKeyHeader",
+                       description="`X-API-Key: dl_…`, the same key")
+
+
+def request_key(request: Request, _bearer: object = Security(_BEARER),
+                _header: object = Security(_HEADER)) -> str | None:
+    """The route dependency: the key the request presents in a header, or None."""
+    return presented_key(request.headers)
+
+
+PresentedKey = Annotated[str | None, Depends(request_key)]
+"""A route parameter holding the presented key (and declaring the security schemes)."""
+
+
+def grants(role: str | None, needed: str, *, predict_may_feedback: bool = False) -> bool:
+    """Whether a key with ``role`` may call an endpoint that needs ``needed``; a predict key
+    sends labels only when ``predict_may_feedback`` (``serve.feedback_from_predict_keys``).
 
     >>> grants("admin", "read"), grants("predict", "feedback"), grants("read", "predict")
-    (True, True, False)
+    (True, False, False)
+    >>> grants("predict", "feedback", predict_may_feedback=True)
+    True
     """
+    if role == "predict" and needed == "feedback" and predict_may_feedback:
+        return True
     return role == "admin" or (role is not None and needed in _GRANTS.get(role, ()))
 
 
@@ -81,10 +108,11 @@ class KeyChecker:
     """
 
     def __init__(self, store: Store, *, cache_s: float = 2.0,
-                 open_without_keys: bool = True) -> None:
+                 open_without_keys: bool = True, predict_may_feedback: bool = False) -> None:
         self.store = store
         self.cache_s = cache_s
         self.open_without_keys = open_without_keys
+        self.predict_may_feedback = predict_may_feedback
         self._lock = threading.Lock()
         self._roles: dict[str, tuple[float, str | None]] = {}
         self._any: tuple[float, bool] = (-1e18, False)
@@ -100,6 +128,23 @@ class KeyChecker:
         with self._lock:
             self._any = (now, value)
         return value
+
+    def decide(self, secret: str | None, needed: str) -> bool | None:
+        """:meth:`allows` from the cache alone: None when deciding needs the store (call
+        :meth:`allows` off the event loop then). A flood of one bogus key costs one query per
+        ``cache_s``; misses are cached like hits."""
+        now = time.monotonic()
+        with self._lock:
+            at, closed = self._any
+            if (secret is None and not closed and now - at >= self.cache_s
+                    and self.open_without_keys):
+                return None
+            hit = self._roles.get(hash_key(secret)) if secret is not None else None
+            if secret is not None and (hit is None or now - hit[0] >= self.cache_s):
+                return None
+        if needed != "admin" and secret is None and self.open_without_keys and not closed:
+            return True
+        return secret is not None and hit is not None and self._grants(hit[1], needed)
 
     def role_of(self, secret: str) -> str | None:
         """The role of an active key, or None."""
@@ -129,7 +174,11 @@ class KeyChecker:
             return True
         if secret is None:
             return False
-        return grants(self.role_of(secret), needed)
+        return self._grants(self.role_of(secret), needed)
+
+    def _grants(self, role: str | None, needed: str) -> bool:
+        return grants(role, needed, predict_may_feedback=self.predict_may_feedback)
 
 
-__all__ = ["SESSION_COOKIE", "KeyChecker", "grants", "hash_key", "presented_key"]
+__all__ = ["SESSION_COOKIE", "KeyChecker", "PresentedKey", "grants", "hash_key", "presented_key",
+           "request_key"]

@@ -30,9 +30,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
-from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
+from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.errors import logged_error
 from driftloop.http.exposure import is_loopback
+from driftloop.http.keys import PresentedKey
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
@@ -179,7 +180,8 @@ def create_app(
              for name in models}
     # open without keys only on loopback, and only until the first key is created
     keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s,
-                      open_without_keys=is_loopback(cfg.host))
+                      open_without_keys=is_loopback(cfg.host),
+                      predict_may_feedback=cfg.feedback_from_predict_keys)
     # the requests answered lately, for feedback that comes before the log's write; the log
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
     recent = RecentRequests(cfg.log_buffer)
@@ -224,9 +226,11 @@ def create_app(
         metrics.rejected.labels(model).inc()
         return _error(503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
-    def require(request: Request, role: str) -> None:
-        secret = presented_key(request.headers)
-        if keys.allows(secret, role):
+    async def require(secret: str | None, role: str) -> None:
+        allowed = keys.decide(secret, role)  # from the cache: no I/O on the event loop
+        if allowed is None:
+            allowed = await asyncio.to_thread(keys.allows, secret, role)
+        if allowed:
             return
         if secret is None:
             hint = ("admin endpoints need an admin key" if role == "admin"
@@ -234,7 +238,7 @@ def create_app(
             raise Refused(401, "unauthorized", f"{hint}: send it as 'Authorization: Bearer "
                            "KEY' (create one with `driftloop keys create NAME --role "
                            f"{role}`).", {"WWW-Authenticate": "Bearer"})
-        if keys.role_of(secret) is None:
+        if await asyncio.to_thread(keys.role_of, secret) is None:  # cached by allows
             raise Refused(401, "unauthorized", "the API key is unknown or revoked.",
                            {"WWW-Authenticate": "Bearer"})
         raise Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
@@ -303,9 +307,9 @@ def create_app(
 
     @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
               tags=["predict"], responses=_PREDICT_ANSWERS)
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(name: str, request: Request, secret: PresentedKey) -> Response:
         """Predict for ``{"instances": [{feature: value, ...}, ...]}``."""
-        require(request, "predict")
+        await require(secret, "predict")
         slot = slot_of(name)
         body = await read_json(request)
         instances = field(body, "instances")
@@ -324,9 +328,9 @@ def create_app(
     @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": _INFER_BODY},
               tags=["predict"], responses=_answers(200, _INFERRED, 400, 401, 403, 404, 413,
                                                    422, 503))
-    async def infer(name: str, request: Request) -> Response:
+    async def infer(name: str, request: Request, secret: PresentedKey) -> Response:
         """Predict in the KServe/Triton V2 JSON shape: one input tensor per feature."""
-        require(request, "predict")
+        await require(secret, "predict")
         slot = slot_of(name)
         body = await read_json(request)
         inputs = field(body, "inputs")
@@ -387,7 +391,7 @@ def create_app(
     @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
               tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 413, 422,
                                                    503, why=_FEEDBACK_WHY))
-    async def feedback(request: Request) -> Response:
+    async def feedback(request: Request, secret: PresentedKey) -> Response:
         """Record ground truth: ``{"request_id", "label"}`` or a list of them.
 
         Each label is stored as one of the classes of the model version that answered its
@@ -395,7 +399,7 @@ def create_app(
         them (or not a finite number, for a regression model) refuses the whole request with
         422, naming the classes, and nothing of it is stored. A request id this server and
         the prediction log do not know is stored as sent."""
-        require(request, "predict")
+        await require(secret, "feedback")
         body = await read_json(request)
         items = body if isinstance(body, list) else [body]
         pairs = []
@@ -465,9 +469,9 @@ def create_app(
     @app.post("/v1/admin/reload", tags=["admin"], responses=_answers(200, {
         "type": "object", "required": ["models"], "properties": {"models": {"type": "object"}}},
         401, 403))
-    async def reload(request: Request) -> dict[str, Any]:
+    async def reload(secret: PresentedKey) -> dict[str, Any]:
         """Check every model's alias now and swap in the version it points at."""
-        require(request, "admin")
+        await require(secret, "admin")
         swapped = await asyncio.gather(*(s.reload() for s in slots.values()))
         return {"models": {name: {"version": None if s.current is None else s.current.version,
                                   "swapped": moved, "error": s.error}

@@ -48,9 +48,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
-from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
+from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.exposure import is_loopback
-from driftloop.http.keys import SESSION_COOKIE, grants
+from driftloop.http.keys import SESSION_COOKIE, PresentedKey, grants
 from driftloop.registry import Registry
 from driftloop.ui import views
 from driftloop.ui.admin import ACTIONS, admin_actor
@@ -217,13 +217,13 @@ def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRout
 
     @login.post("/ui/api/models/{name}/{action}",
                 responses=_documented(400, 404, 409, 413, 422))
-    async def api_admin(name: str, action: str, request: Request) -> Response:
+    async def api_admin(name: str, action: str, request: Request,
+                        secret: PresentedKey) -> Response:
         """Promote, roll back or deactivate (admin key, reason required; audited)."""
         if action not in ACTIONS:
             return _error(404, "not_found", f"no admin action '{action}'; actions: "
                           f"{', '.join(ACTIONS)}.")
-        raw = await _read_body(request)
-        secret = presented_key(request.headers)  # a header: the session cookie cannot act
+        raw = await _read_body(request)  # secret: a header only, the session cookie cannot act
 
         def work() -> Any:
             actor = admin_actor(registry.store, secret)
@@ -258,8 +258,8 @@ def _reader(keys: KeyChecker) -> Callable[[Request], Any]:
 
     The check may query the store, so it runs in FastAPI's thread pool (a sync dependency),
     not on the event loop."""
-    def require_read(request: Request) -> None:
-        secret = presented_key(request.headers, request.cookies)
+    def require_read(request: Request, presented: PresentedKey) -> None:
+        secret = presented or request.cookies.get(SESSION_COOKIE) or None
         if keys.allows(secret, "read"):
             return
         if secret is None:
