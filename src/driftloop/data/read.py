@@ -89,7 +89,7 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame) -> TableSource:
     if isinstance(source, pd.DataFrame):
         frame = _frame_copy(source)
         _check_frame(frame, "the DataFrame")
-        digest = fingerprint_frame(frame, "dataframe")[:16]
+        digest = fingerprint_frame(frame)[:16]
         return TableSource(frame=frame, uri=f"dataframe:{digest}")
     path = _existing_file(source)
     suffix = table_suffix(path)
