@@ -193,7 +193,8 @@ def read_arrays(path: str | os.PathLike[str], kind: ArrayKind | None = None) -> 
 
 
 def _existing_file(source: str | os.PathLike[str]) -> Path:
-    path = Path(source)
+    protocol, local = split_protocol(os.fspath(source))
+    path = Path(local if protocol in ("file", "local") else source)  # a file:// URI is a path
     if not path.exists():
         raise DataError(f"{path}: file not found. Check the path (working dir: {Path.cwd()}).")
     if not path.is_file():
