@@ -46,10 +46,10 @@ from driftloop.data.read import read_table
 from driftloop.errors import DataError
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.labels import coerce_label
-from driftloop.store.artifacts import ArtifactStore
+from driftloop.store.artifacts import LOOP_SNAPSHOTS, ArtifactStore
 from driftloop.store.database import Store
 
-SNAPSHOT_PREFIX = "loop/snapshots"
+SNAPSHOT_PREFIX = LOOP_SNAPSHOTS
 LOG_ID = "_log_id"
 
 

@@ -67,6 +67,9 @@ _SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"
 _NAME = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT})*")
 _NAME_MAX = 512
 
+LOOP_SNAPSHOTS = "loop/snapshots"
+"""Where the loop writes its dataset snapshots, and erasure looks for them (named objects)."""
+
 
 class ArtifactStore:
     """Store and load immutable blobs named by their sha256, and a few named objects.
@@ -542,4 +545,4 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-__all__ = ["ArtifactStore"]
+__all__ = ["LOOP_SNAPSHOTS", "ArtifactStore"]
