@@ -14,6 +14,7 @@ Where moto or s3fs is missing the S3 tests skip, except under ``DRIFTLOOP_REQUIR
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -92,8 +93,11 @@ def _wait_until_up(endpoint: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"moto_server did not answer on {endpoint} within {_START_S:.0f} s")
 
 
-def start_server(log: Path) -> S3Server:
-    """Start ``moto_server`` on a free loopback port and create the test bucket."""
+def start_server(log: Path, *, enforce_auth: bool = False) -> S3Server:
+    """Start ``moto_server`` on a free loopback port and create the test bucket.
+
+    ``enforce_auth``: the server checks every request's credentials against its (empty) IAM,
+    so any key is refused, and no bucket is created."""
     for module, extra in (("moto", "moto[server]"), ("s3fs", "s3fs"), ("boto3", "boto3")):
         try:
             __import__(module)
@@ -101,12 +105,15 @@ def start_server(log: Path) -> S3Server:
             skip_or_fail(f"{module} is not installed (pip install '{extra}', or the dev extra)")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": "0"} if enforce_auth else {})}
     with open(log, "wb") as out:
-        process = subprocess.Popen(_moto_command(port), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(_moto_command(port), stdout=out, stderr=subprocess.STDOUT,
+                                   env=env)
     server = S3Server(endpoint=endpoint, process=process)
     try:
         _wait_until_up(endpoint, process)
-        server.client().create_bucket(Bucket=BUCKET)
+        if not enforce_auth:
+            server.client().create_bucket(Bucket=BUCKET)
     except BaseException:
         server.stop()
         raise

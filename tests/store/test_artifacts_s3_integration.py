@@ -16,7 +16,7 @@ import pytest
 from driftloop.errors import ConfigError, IntegrityError, NotFoundError, UsageError
 from driftloop.store import ArtifactStore
 from pg_server import free_port
-from s3_server import BUCKET, S3Server
+from s3_server import BUCKET, S3Server, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +73,18 @@ def test_an_unreachable_endpoint_is_one_clear_message(s3_url: str,
     with pytest.raises(ConfigError, match="cannot reach the endpoint http://127.0.0.1:.*"
                        "AWS_ENDPOINT_URL"):
         ArtifactStore(s3_url).put_bytes(b"x")
+
+
+def test_refused_credentials_are_one_clear_message(s3_url: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    strict = start_server(tmp_path / "moto.log", enforce_auth=True)  # knows no key at all
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", strict.endpoint)
+        with pytest.raises(ConfigError, match=r"'s3://.*' \(trying to .*\): access denied.*"
+                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+            ArtifactStore(s3_url).put_bytes(b"x")
+    finally:
+        strict.stop()
 
 
 def test_named_objects_round_trip_and_are_listed(s3_url: str, s3_server: S3Server) -> None:

@@ -411,7 +411,7 @@ class ArtifactStore:
     def _remote(self, action: str) -> Iterator[None]:
         """Errors of a remote call: a missing bucket or bad credentials become ConfigError."""
         try:
-            with remote_errors(self.url, f"the artifact store (trying to {action})"):
+            with remote_errors(self.url, "the artifact store", action):
                 yield
         except FileNotFoundError as exc:
             if no_such_bucket(exc):

@@ -55,14 +55,16 @@ def remote_fs(url: str, what: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 @contextmanager
-def remote_errors(url: str, what: str) -> Iterator[None]:
-    """Turn a misconfigured object store's error inside the block into one ConfigError."""
+def remote_errors(url: str, what: str, action: str | None = None) -> Iterator[None]:
+    """Turn a misconfigured object store's error inside the block into one ConfigError;
+    ``action`` (e.g. ``"write artifact …"``) says what was being done."""
     try:
         yield
     except (FileNotFoundError, FileExistsError):
         raise
     except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not ours
-        message = _explain(exc, url, what)
+        where = f"{what} '{url}'" + (f" (trying to {action})" if action else "")
+        message = _explain(exc, where)
         if message is None:
             raise
         raise ConfigError(message) from None
@@ -80,9 +82,8 @@ def bucket_message(url: str, what: str) -> str:
             f"it (e.g. `aws s3 mb s3://{bucket}`) or fix the URL (DRIFTLOOP_ARTIFACTS_URL).")
 
 
-def _explain(exc: BaseException, url: str, what: str) -> str | None:
+def _explain(exc: BaseException, where: str) -> str | None:
     code, name = _code(exc), type(exc).__name__
-    where = f"{what} '{url}'"
     if code in _DENIED or isinstance(exc, PermissionError):
         return (f"{where}: access denied ({_first_line(exc)}). Check the credentials "
                 "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they "
