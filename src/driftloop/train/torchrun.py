@@ -71,6 +71,50 @@ class Rendezvous:
         check_job_name(self.job)
 
 
+def rendezvous_from_flags(
+    nnodes: int | None, node_rank: int | None, endpoint: str | None, job: str | None,
+    join_timeout: float | None = None, local_addr: str | None = None,
+) -> Rendezvous | None:
+    """The :class:`Rendezvous` that ``driftloop train``'s node flags ask for (None: one node).
+
+    Examples
+    --------
+    >>> rendezvous_from_flags(None, None, None, None) is None
+    True
+    >>> rendezvous_from_flags(2, 0, "node0:29500", "j1").nnodes
+    2
+    >>> rendezvous_from_flags(2, 0, None, "j1")
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: --nnodes 2 needs --rdzv-endpoint HOST:PORT (where node 0 hosts the rendezvous).
+    >>> rendezvous_from_flags(None, None, "node0:29500", None)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: --rdzv-endpoint, --job, --node-rank, --join-timeout and --local-addr are for multi-node jobs: add --nnodes 2 or more.
+    """  # noqa: E501
+    if nnodes is None or nnodes == 1:
+        if any(v is not None for v in (node_rank, endpoint, job, join_timeout, local_addr)):
+            raise UsageError(
+                "--rdzv-endpoint, --job, --node-rank, --join-timeout and --local-addr are for "
+                "multi-node jobs: add --nnodes 2 or more."
+            )
+        return None
+    if endpoint is None:
+        raise UsageError(
+            f"--nnodes {nnodes} needs --rdzv-endpoint HOST:PORT (where node 0 hosts the "
+            "rendezvous)."
+        )
+    if job is None:
+        raise UsageError(
+            f"--nnodes {nnodes} needs --job NAME (the other nodes join it by that name)."
+        )
+    return Rendezvous(
+        nnodes=nnodes, node_rank=0 if node_rank is None else node_rank, endpoint=endpoint,
+        job=job, join_timeout=DEFAULT_JOIN_TIMEOUT if join_timeout is None else join_timeout,
+        local_addr=local_addr,
+    )
+
+
 def check_job_name(job: str) -> str:
     """``job`` when it is a safe job name (it names the rendezvous and the run, never a path).
 
@@ -180,5 +224,6 @@ __all__ = [
     "check_job_name",
     "cores",
     "parse_endpoint",
+    "rendezvous_from_flags",
     "torchrun_command",
 ]
