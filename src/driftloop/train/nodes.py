@@ -120,6 +120,8 @@ def check_port_free(endpoint: str) -> None:
     """  # noqa: E501
     _, port = parse_endpoint(endpoint)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the rendezvous store will: a port only held by closed connections is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("", port))
         except OSError as exc:
@@ -169,9 +171,8 @@ def wait_for_job(store_url: str, job: str, deadline: float) -> RunRecord:
     """
     run_id = job_run_id(job)
     with Store(store_url) as store:  # read only: no migration, no write
-        _check_schema(store)
         while True:
-            run = _find_run(store, run_id)
+            run = _find_run(store, run_id) if _has_schema(store) else None
             if run is not None and run.status == "running" and "job" in run.params:
                 return run
             if time.monotonic() >= deadline:
@@ -179,18 +180,15 @@ def wait_for_job(store_url: str, job: str, deadline: float) -> RunRecord:
             time.sleep(POLL_S)
 
 
-def _check_schema(store: Store) -> None:
+def _has_schema(store: Store) -> bool:
+    """False while node 0 has not created the store yet; refuses another schema version."""
     revision = store.schema_revision()
-    if revision is None:
-        raise UsageError(
-            f"there is no driftloop store at {safe_url(store.url)}: point DRIFTLOOP_STORE_URL at "
-            "the store node 0 uses."
-        )
-    if revision != Store.head_revision():
+    if revision is not None and revision != Store.head_revision():
         raise UsageError(
             f"the store at {safe_url(store.url)} is at schema {revision}, this driftloop "
             f"expects {Store.head_revision()}: install the same driftloop version on every node."
         )
+    return revision is not None
 
 
 def _find_run(store: Store, run_id: str) -> RunRecord | None:
