@@ -131,6 +131,9 @@ def test_two_nodes_with_one_worker_each_equal_one_node_with_two_bitwise(shared, 
     assert node0["world_size"] == 2 and node0["epochs_run"] == 2
     _assert_bitwise_equal(node0["run_dir"], baseline)
     assert node0["weights_sha256"] == baseline["weights_sha256"]
+    # node 0 has one core of its own and one worker: one thread per rank, as the baseline
+    result = json.loads(Path(node0["run_dir"], "outputs", "result.json").read_text())
+    assert result["threads_per_worker"] == 1
     assert [h["train_loss"] for h in node0["history"]] == [
         h["train_loss"] for h in baseline["history"]]
     # node 1 fetched the job into its own folder, kept its own checkpoints, wrote no outputs

@@ -1,6 +1,7 @@
 """Checkpoints that resume a run exactly: model, optimiser, LR schedule, scaler, position, RNG.
 
-Layout, one folder per checkpoint under ``RUN/checkpoints/``::
+Layout, one folder per checkpoint under ``RUN/checkpoints/`` (one node; "rank 0" below is the
+node's local rank 0 when there are several, see the end)::
 
     step-00000120/
         model.safetensors        weights (rank 0; DDP replicas are identical)
@@ -49,7 +50,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -62,6 +62,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from driftloop.train.spec import file_sha256
 
 PREFIX = "step-"
 MANIFEST = "manifest.json"
@@ -217,7 +219,7 @@ def _verified(path: Path) -> Checkpoint | None:
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         for name, digest in manifest["files"].items():
-            if _sha256(path / name) != digest:
+            if file_sha256(path / name) != digest:
                 return None
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError):
@@ -226,7 +228,7 @@ def _verified(path: Path) -> Checkpoint | None:
 
 
 def _seal(tmp: Path, final: Path) -> None:
-    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     manifest = tmp / MANIFEST
     with open(manifest, "w", encoding="utf-8") as fh:
         json.dump({"files": files}, fh)
@@ -292,14 +294,6 @@ def _jsonable(value: Any) -> Any:
 
 def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = [

@@ -24,7 +24,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import subprocess
@@ -38,7 +37,7 @@ from driftloop.config import Settings
 from driftloop.errors import NotFoundError, TrainingError, UsageError
 from driftloop.store import ArtifactStore, RunRecord, Store
 from driftloop.store.engine import safe_url
-from driftloop.train.spec import DATA_DIR, LOG_DIR, SPEC_FILE, TrainSpec
+from driftloop.train.spec import DATA_DIR, LOG_DIR, SPEC_FILE, TrainSpec, file_sha256
 from driftloop.train.torchrun import (
     Rendezvous,
     agent_environment,
@@ -223,7 +222,7 @@ def fetch_run(artifacts: ArtifactStore, manifest_sha: str, run_dir: Path) -> lis
     fetched = []
     for name, sha in manifest["files"].items():
         path = _inside(run_dir, name)
-        if path.is_file() and _sha256(path) == sha:
+        if path.is_file() and file_sha256(path) == sha:
             continue
         data = artifacts.get_bytes(sha)  # verified against sha
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,14 +274,6 @@ def run_agent(run_dir: Path, workers: int, max_restarts: int, rendezvous: Rendez
             f"{proc.returncode}); node 0 reports why the job stopped. Workers' output: {log_path}"
         )
     return log_path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 __all__ = [

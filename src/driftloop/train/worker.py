@@ -432,6 +432,7 @@ def _finish(
             "step_seconds_p50": float(np.percentile(times, 50)),
             "step_seconds_p95": float(np.percentile(times, 95)),
             "device": str(device),
+            "threads_per_worker": torch.get_num_threads(),
             "precision": spec.precision,
             "step_seconds_mean": float(times.mean()),
             "checkpoints": len(costs["checkpoint"]),
