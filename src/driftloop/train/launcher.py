@@ -491,7 +491,13 @@ def _launch(
             proc.wait()
             raise
     if proc.returncode != 0:
-        raise TrainingError(_failure_message(run_dir, proc.returncode, log_path))
+        message = _failure_message(run_dir, proc.returncode, log_path)
+        if nodes is not None:
+            message += (
+                f". A rank on another node may have failed first: see RUN/logs/"
+                f"workers-node-K.log in that node's run folder (job '{nodes.job}')"
+            )
+        raise TrainingError(message)
 
 
 def _follow(proc: subprocess.Popen[bytes], progress_file: Path, show: bool) -> None:

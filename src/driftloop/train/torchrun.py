@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -164,7 +165,9 @@ def torchrun_command(
         launch = ["--standalone"]
         worker_args: list[str] = []
     else:
-        conf = f"is_host={int(rendezvous.node_rank == 0)},join_timeout={rendezvous.join_timeout:g}"
+        # torchrun reads whole seconds
+        join_timeout = max(1, math.ceil(rendezvous.join_timeout))
+        conf = f"is_host={int(rendezvous.node_rank == 0)},join_timeout={join_timeout}"
         launch = [
             f"--nnodes={rendezvous.nnodes}", "--rdzv-backend=c10d",
             f"--rdzv-endpoint={rendezvous.endpoint}", f"--rdzv-id={rendezvous.job}",
