@@ -227,8 +227,12 @@ class ServeSettings(BaseModel):
     log_buffer: int = Field(100_000, ge=1, description="rows buffered; past it rows are dropped")
     log_flush_ms: float = Field(500.0, gt=0, description="prediction-log write interval")
     pii_hash_key: str = Field(
-        "", description="key of the HMAC-SHA256 that hashes PII columns in the log; empty: "
-        "plain SHA-256"
+        "", description="key of the HMAC-SHA256 that hashes PII columns and subject ids in "
+        "the log; empty: the store's own generated key (secrets/pii.key in the artifact store)"
+    )
+    previous_pii_hash_keys: list[str] = Field(
+        default_factory=list, description="keys used before a rotation: erasure still finds "
+        "rows hashed under them",
     )
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
     feedback_from_predict_keys: bool = Field(

@@ -41,6 +41,7 @@ from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import RequestInvalid
+from driftloop.store.secrets import pii_key
 
 logger = logging.getLogger("driftloop.serve")
 _INSTANCE = {"type": "object", "additionalProperties": {
@@ -187,7 +188,8 @@ def create_app(
     recent = RecentRequests(cfg.log_buffer)
     bundles: dict[tuple[str, int], Owner] = {}  # classes of versions no longer served here
     log = (PredictionLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
-                         flush_ms=cfg.log_flush_ms, key=cfg.pii_hash_key)
+                         flush_ms=cfg.log_flush_ms,
+                         key=pii_key(cfg.pii_hash_key, registry.artifacts))
            if cfg.log_predictions else None)
 
     @contextlib.asynccontextmanager
