@@ -213,6 +213,10 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     host: str = Field("127.0.0.1", description="loopback by default; elsewhere needs API keys")
+    insecure: bool = Field(
+        False, description="serve beyond loopback with no API key, open to anyone who reaches "
+        "the port (only behind a proxy that authenticates); off, such a server refuses to start",
+    )
     port: int = Field(8000, ge=0, le=65535)
     alias: str = Field("production", description="alias whose holder is served")
     runtime: Literal["torch", "int8", "onnx"] = "torch"

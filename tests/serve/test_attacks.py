@@ -192,3 +192,24 @@ def test_logged_pii_cannot_be_recovered_by_trying_every_value(served_model):
     assert dumped <= {hash_value(c, key) for c in candidates}  # still joins under the key
     where = served_model.registry.artifacts.named_url(PII_KEY_OBJECT)
     assert oct(os.stat(where).st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("insecure,expected", [(False, 401), (True, 200)])
+def test_a_server_built_for_an_exposed_address_is_closed_without_keys(tmp_path, frame, insecure,
+                                                                      expected):
+    """Open by default only on loopback: the app made for 0.0.0.0 refuses predictions while no
+    key exists (the CLI refuses to start it at all) unless --insecure."""
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "serve": {"host": "0.0.0.0", "insecure": insecure}},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    with Registry.open(settings) as registry:
+        registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                          actor="test", reason="test")
+        registry.promote("m", 1, to="production", force=True, reason="test")
+        row = {k: float(v) for k, v in frame.drop(columns="label").iloc[0].items()}
+        app = create_app(registry, ["m"], settings.serve)
+        with BackgroundServer(app) as server:  # reached on loopback, built for 0.0.0.0
+            server.wait_ready()
+            answer = httpx.post(server.url + "/v1/models/m/predict", json={"instances": [row]})
+    assert answer.status_code == expected, answer.text

@@ -181,7 +181,7 @@ def create_app(
              for name in models}
     # open without keys only on loopback, and only until the first key is created
     keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s,
-                      open_without_keys=is_loopback(cfg.host),
+                      open_without_keys=is_loopback(cfg.host) or cfg.insecure,
                       predict_may_feedback=cfg.feedback_from_predict_keys)
     # the requests answered lately, for feedback that comes before the log's write; the log
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
