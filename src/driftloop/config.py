@@ -371,6 +371,16 @@ class LoopSettings(BaseModel):
     cooldown_s: float = Field(3600.0, ge=0, description="no retrain sooner after the last one")
     max_per_day: int = Field(4, ge=0, description="retrains in any 24 hours")
     alias: str = Field("production", description="alias the loop promotes")
+    screen_feedback: bool = Field(
+        True, description="before retraining, test each sender of labels (API key) for more "
+        "disagreement with the champion than its calibration and the other senders explain; "
+        "hold the retrain (alert, audit) when one passes loop.max_suspect_share",
+    )
+    max_suspect_share: float = Field(
+        0.0025, ge=0, lt=1, description="hold when the lower confidence bound of one sender's "
+        "excess disagreements exceeds this share of the window's labelled rows",
+    )
+    screen_confidence: float = Field(0.99, gt=0.5, lt=1, description="of that lower bound")
 
 
 class GovernanceSettings(BaseModel):

@@ -10,6 +10,7 @@ import dataclasses
 import textwrap
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -324,3 +325,43 @@ def test_a_conflicting_label_is_counted_and_held_out_not_a_silent_overwrite(keye
     metrics = httpx.get(url + "/metrics").text
     prefix_b = keys["labeller-b"].split("_")[1]
     assert f'driftloop_feedback_conflicts_total{{source="{prefix_b}"}} 1.0' in metrics
+
+
+@pytest.mark.parametrize("flipped", [0.0, 0.3])
+def test_the_loop_screens_labels_by_sender_and_names_the_one_that_flips(keyed, frame, flipped):
+    """Two labellers send ground truth through the real server; one flips a share of its
+    labels. The loop's screen (what it runs before retraining) names that sender — and
+    nobody when both are honest."""
+    import time
+
+    from driftloop.config import LoopSettings
+    from driftloop.loop.screening import screen_window
+
+    url, registry, keys, _ = keyed
+    features = frame.drop(columns="label")
+    rows = [{k: float(v) for k, v in r.items()} for r in features.to_dict("records")]
+    rids: list[str] = []
+    for start in range(0, len(rows), 200):
+        body = {"instances": rows[start:start + 200]}
+        rids += httpx.post(url + "/v1/models/m/predict", json=body,
+                           headers=_as(keys["client"])).json()["request_ids"]
+    rng = np.random.default_rng(0)
+    truth = frame["label"].to_numpy()
+    for part, name in ((slice(0, None, 2), "labeller-a"), (slice(1, None, 2), "labeller-b")):
+        labels = truth[part].copy()
+        if name == "labeller-b" and flipped:
+            flip = rng.uniform(size=len(labels)) < flipped
+            labels[flip] = 1 - labels[flip]
+        items = [{"request_id": r, "label": int(y)} for r, y in zip(rids[part], labels,
+                                                                     strict=True)]
+        assert httpx.post(url + "/v1/feedback", json=items,
+                          headers=_as(keys[name])).status_code == 202
+    deadline = time.monotonic() + 20
+    while len(registry.store.labelled_rows("m")) < len(rids):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    screen = screen_window(registry, "m", registry.get("m", 1), LoopSettings())
+    assert screen is not None and screen.rows == len(rids)
+    expected = [keys["labeller-b"].split("_")[1]] if flipped else []
+    assert screen.flagged == expected, screen.message()
+    assert screen.held is bool(flipped)

@@ -28,6 +28,8 @@ from driftloop.errors import DriftloopError, UsageError
 from driftloop.evaluate.metrics import primary_metric, watched_metric
 from driftloop.loop.dataset import assemble, count_new_labels
 from driftloop.loop.policy import Trigger, find_trigger, hold_reason
+from driftloop.loop.screening import screen_window
+from driftloop.monitor.alerts import raise_alert
 from driftloop.monitor.windows import MonitorResult, monitor
 from driftloop.registry import Registry
 from driftloop.registry.evidence import evaluations
@@ -157,7 +159,32 @@ def _iterate(
         note("hold", f"not retraining — {why}")
         _audit(registry, "loop_hold", model, {"reason": held, "detail": why})
         return
+    if loop.screen_feedback and _feedback_held(registry, settings, champion, result, note):
+        return
     _retrain_and_decide(registry, settings, champion, result, note, progress)
+
+
+def _feedback_held(registry: Registry, settings: Settings, champion: Any, result: LoopOutcome,
+                   note: Say) -> bool:
+    """Screen the window's labels by sender (:mod:`driftloop.loop.screening`); when one is
+    suspect, hold the retrain with an alert to the webhooks and an audit entry naming it."""
+    screen = screen_window(registry, result.model, champion, settings.loop)
+    if screen is None:
+        return False
+    result.comparison["feedback_screen"] = screen.to_json()
+    note("screen", screen.message())
+    if not screen.held:
+        return False
+    result.outcome = "suspect_feedback"
+    cfg = settings.monitor
+    raise_alert(registry.store, model_name=result.model, kind="suspect_feedback",
+                message=screen.message(), details=screen.to_json(), webhooks=cfg.webhooks,
+                retries=cfg.webhook_retries, backoff_s=cfg.webhook_backoff_s,
+                timeout_s=cfg.webhook_timeout_s, wait_s=cfg.webhook_wait_s)
+    _audit(registry, "loop_hold", result.model, {
+        "reason": "suspect_feedback", "sources": screen.flagged, "detail": screen.message(),
+        "senders": [s.__dict__ for s in screen.senders if s.flagged]})
+    return True
 
 
 def _retrain_and_decide(

@@ -25,7 +25,8 @@ from driftloop.monitor.webhooks import WebhookSender, deliver
 from driftloop.store.database import Store
 from driftloop.store.monitoring import AlertRecord
 
-ALERT_KINDS = ("dataset_drift", "prediction_drift", "performance_drop", "concept_drift")
+ALERT_KINDS = ("dataset_drift", "prediction_drift", "performance_drop", "concept_drift",
+               "suspect_feedback")
 
 
 def raise_alert(
