@@ -365,3 +365,30 @@ def test_the_loop_screens_labels_by_sender_and_names_the_one_that_flips(keyed, f
     expected = [keys["labeller-b"].split("_")[1]] if flipped else []
     assert screen.flagged == expected, screen.message()
     assert screen.held is bool(flipped)
+
+
+@pytest.mark.parametrize("path", ["/v1/models/m/predict", "/v2/models/m/infer", "/v1/feedback",
+                                  "/ui/api/login"])
+def test_an_oversized_body_is_refused_before_it_is_read(keyed, path):
+    """10 MB announced and none of it sent: every route answers 413 at once (it would wait
+    for the body otherwise) — before any work, and on the dashboard's routes too."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from driftloop.ui import mount_dashboard
+
+    url, registry, keys, _ = keyed
+    server = BackgroundServer(create_app(registry, ["m"], registry.settings.serve,
+                                         mount=[mount_dashboard])).start()
+    try:
+        where = urlsplit(server.url)
+        with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+            key = keys["labeller-a" if path == "/v1/feedback" else "client"]
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Authorization: Bearer {key}\r\n"
+                         "Content-Length: 10000000\r\n\r\n".encode())
+            answer = sock.recv(4096).decode()
+    finally:
+        server.stop()
+    assert answer.split("\r\n", 1)[0] in ("HTTP/1.1 413 Request Entity Too Large",
+                                          "HTTP/1.1 413 Content Too Large"), answer
