@@ -103,3 +103,51 @@ def test_cooldown_holds_a_second_retrain(demo) -> None:
     actions = [e.action for e in registry.audit.entries()]
     assert "loop_hold" in actions and "loop_trigger" in actions and "loop_decision" in actions
     assert registry.audit.verify().ok
+
+
+def test_a_labeller_that_flips_labels_holds_the_retrain_with_an_alert_naming_it(demo) -> None:
+    """Issue 15: two feedback keys label the champion's fresh answers through the server; one
+    flips a third of its labels. The loop's iteration holds the retrain (nothing trained), the
+    alert and the audit entry name that key; the audit chain still verifies."""
+    import numpy as np
+
+    from driftloop.serve.auth import create_key
+
+    folder, _ = demo
+    settings = _settings(folder, cooldown_s=0, min_new_labels=100, metric_drop=None)
+    registry = Registry.open(settings)
+    champion = registry.holder(MODEL, "production")
+    logged = registry.store.list_predictions(MODEL, limit=600)
+    truth = registry.store.labels_for([p.request_id for p in logged])
+    rows = [(p.features, truth[p.request_id]) for p in logged if p.request_id in truth]
+    keys = {name: create_key(registry.store, registry.audit, name, role, actor="test").secret
+            for name, role in [("svc", "predict"), ("honest", "feedback"), ("flipper", "feedback")]}
+    app = create_app(registry, [MODEL], settings.serve.model_copy(update={"log_flush_ms": 50.0}))
+    rng = np.random.default_rng(0)
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url) as http:
+        server.wait_ready()
+        answer = http.post(f"/v1/models/{MODEL}/predict", json={"instances": [f for f, _ in rows]},
+                           headers={"Authorization": f"Bearer {keys['svc']}"})
+        assert answer.status_code == 200 and answer.json()["version"] == champion.version
+        rids = answer.json()["request_ids"]
+        classes = sorted({label for _, label in rows})
+        for start, name in ((0, "honest"), (1, "flipper")):
+            items = []
+            for rid, (_, label) in list(zip(rids, rows, strict=True))[start::2]:
+                if name == "flipper" and rng.uniform() < 1 / 3:
+                    label = next(c for c in classes if c != label)
+                items.append({"request_id": rid, "label": label})
+            sent = http.post("/v1/feedback", json=items,
+                             headers={"Authorization": f"Bearer {keys[name]}"})
+            assert sent.status_code == 202, sent.text
+    before = len(registry.versions(MODEL))
+    outcome = run_once(MODEL, settings=settings, registry=registry)
+    flipper = keys["flipper"].split("_")[1]
+    assert outcome.outcome == "suspect_feedback", outcome.steps
+    assert outcome.comparison["feedback_screen"]["flagged"] == [flipper]
+    assert len(registry.versions(MODEL)) == before  # nothing was trained
+    (alert,) = [a for a in registry.store.list_alerts(MODEL) if a.kind == "suspect_feedback"]
+    assert flipper in alert.message
+    hold = registry.audit.entries(action="loop_hold")[-1]
+    assert hold.details["reason"] == "suspect_feedback" and hold.details["sources"] == [flipper]
+    assert registry.audit.verify().ok

@@ -163,7 +163,7 @@ def _sender(source: str, mine: np.ndarray, wrong: np.ndarray, q: np.ndarray,
         source=source, rows=n, disagreements=int(observed), expected=float(expected),
         excess_low=float(excess_low), share_low=float(excess_low / total),
         p_value=float(norm.sf((observed - expected) / sd)),
-        flagged=testable and excess_low / total > max_share,
+        flagged=bool(testable and excess_low / total > max_share),
         beyond_calibration=bool(observed > calibrated),
         cleanlab_issue_share=None if issues is None else float(issues[mine].mean()))
 
@@ -183,12 +183,16 @@ def _cleanlab_issues(y: np.ndarray, p: np.ndarray) -> np.ndarray | None:
 
 def screen_window(registry: Registry, model: str, champion: VersionRecord,
                   loop: LoopSettings) -> FeedbackScreen | None:
-    """Screen the labelled rows of the loop's window (the newest ``loop.window_rows``) with
-    the champion's calibrated probabilities; None for a regression model (no classes to
-    disagree on) or a window without labels."""
+    """Screen the labelled rows the champion answered, of the loop's window (the newest
+    ``loop.window_rows``), with its calibrated probabilities; None for a regression model
+    (no classes to disagree on) or a window without such labels.
+
+    Only the champion's own rows: senders are compared over the same period, since labels
+    from before a drift disagree with a champion trained after it whoever sent them."""
     if champion.task == "regression":
         return None
-    rows = registry.store.labelled_rows(model)[-loop.window_rows:]
+    rows = [r for r in registry.store.labelled_rows(model)[-loop.window_rows:]
+            if r.version == champion.version]
     loaded = registry.load(model, champion.version)
     classes = list(loaded.bundle.classes)
     index = {canonical_json(c): i for i, c in enumerate(classes)}

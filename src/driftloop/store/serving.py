@@ -74,6 +74,7 @@ class LabelledRow:
     label: Any
     source: str | None = None
     subject: str | None = None
+    version: int | None = None  # the model version that answered
 
 
 class ServingQueries(StoreCore):
@@ -306,7 +307,8 @@ class ServingQueries(StoreCore):
         >>> store.close()
         """
         query = (select(PredictionLogEntry.id, PredictionLogEntry.features,
-                        PredictionLogEntry.subject, FeedbackEntry.label, FeedbackEntry.source)
+                        PredictionLogEntry.subject, PredictionLogEntry.version,
+                        FeedbackEntry.label, FeedbackEntry.source)
                  .join(FeedbackEntry, FeedbackEntry.request_id == PredictionLogEntry.request_id)
                  .where(PredictionLogEntry.model_name == model_name)
                  .order_by(PredictionLogEntry.id, FeedbackEntry.id))
@@ -321,7 +323,7 @@ class ServingQueries(StoreCore):
                 continue
             first = labelled[0]
             out.append(LabelledRow(log_id, first.features, first.label, first.source,
-                                   first.subject))
+                                   first.subject, first.version))
         return out
 
     def count_labels(self, model_name: str, *, since: datetime | None = None) -> int:
