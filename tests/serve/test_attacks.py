@@ -437,7 +437,7 @@ def test_erasing_a_served_subject_removes_exactly_their_rows_feedback_and_snapsh
             owners.update(zip(rids, ids or [None] * len(rids), strict=True))
         feedback = [{"request_id": rid, "label": i % 2} for i, rid in enumerate(owners)]
         answer = httpx.post(f"{server.url}/v1/feedback", json=feedback)
-        assert answer.status_code == 202 and answer.json() == {"recorded": 170}, answer.text
+        assert answer.status_code == 202 and answer.json()["recorded"] == 170, answer.text
         # the model never saw the ids: the same instances answer the same without them
         with_ids = httpx.post(f"{server.url}/v1/models/m/predict",
                               json={"instances": _rows(frame, 0, 2), "ids": [1, 2]}).json()
