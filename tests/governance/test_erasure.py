@@ -281,3 +281,120 @@ def test_cli_unknown_column_exits_2_with_a_message(workdir: Path, capsys) -> Non
     assert code == 2 and "client_no" in err and "Traceback" not in err
     code, _, err = _cli(capsys, "erase", "--subject-id", "  ")
     assert code == 2 and "subject id" in err
+
+
+# -- subjects named by a request's "ids" (prediction_log.subject, snapshots' recorded subjects)
+
+
+def _log_subjects(store: Store, rows) -> None:
+    """Log rows of (request id, subject hash or None, x), no id column among the features."""
+    store.add_predictions([
+        {"request_id": rid, "model_name": "credit", "version": 1, "at": utcnow(),
+         "features": {"x": x}, "output": {"predictions": "yes"}, "subject": subject}
+        for rid, subject, x in rows])
+
+
+def _named_snapshot(settings: Settings, name: str, frame: pd.DataFrame, subjects) -> str:
+    from driftloop.data.subjects import with_subjects
+
+    table = with_subjects(pa.Table.from_pandas(frame, preserve_index=False), subjects)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    full = f"loop/snapshots/{name}"
+    ArtifactStore(settings.artifacts_url).write_named(full, buffer.getvalue().to_pybytes())
+    return full
+
+
+def _read_named(settings: Settings, name: str) -> pa.Table:
+    return pq.read_table(pa.BufferReader(ArtifactStore(settings.artifacts_url).read_named(name)))
+
+
+def test_erasure_by_subject_finds_log_and_snapshot_rows_without_any_id_column(
+        tmp_path: Path) -> None:
+    from driftloop.data.subjects import subjects_of
+
+    settings = _settings(tmp_path / "home")
+    artifacts = ArtifactStore(settings.artifacts_url)
+    key = pii_key(settings.serve.pii_hash_key, artifacts)
+    a, b = hash_value("42", key), hash_value("7", key)
+    with Store.open(settings.store_url) as store:
+        _log_subjects(store, [("r1", a, 1.0), ("r2", b, 2.0), ("r3", None, 3.0),
+                              ("r4-0", a, 4.0), ("r4-1", None, 5.0)])
+        store.add_feedback([(rid, "yes") for rid in ("r1", "r2", "r3", "r4-0", "r4-1")])
+    name = _named_snapshot(settings, "credit-1-train.parquet",
+                           pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "label": list("abcd")}),
+                           [a, b, None, a])
+
+    dry = erase_subject(settings, 42, dry_run=True)
+    assert (dry.prediction_log, dry.by_subject, dry.feedback) == (2, 2, 2)
+    result = erase_subject(settings, 42)
+
+    assert (result.prediction_log, result.by_subject, result.feedback) == (2, 2, 2)
+    assert result.snapshots == {artifacts.named_url(name): 2} and not result.skipped_snapshots
+    table = _read_named(settings, name)
+    assert table.column("x").to_pylist() == [2.0, 3.0]
+    assert subjects_of(table.schema, table.num_rows) == [b, None]
+    assert table.schema.pandas_metadata is not None  # the rest of the metadata stays
+    with Store.open(settings.store_url) as store:
+        assert {r.request_id for r in store.list_predictions()} == {"r2", "r3", "r4-1"}
+        assert {f.request_id for f in store.list_feedback()} == {"r2", "r3", "r4-1"}
+        (entry,) = AuditLog(store).entries(action="erase")
+        assert AuditLog(store).verify().ok
+    assert entry.details["prediction_log_by_subject"] == 2
+    assert entry.details["counts"] == {"prediction_log": 2, "feedback": 2, "snapshots": 2}
+
+
+def test_a_row_matched_by_subject_and_id_column_is_erased_once(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home")
+    key = pii_key(settings.serve.pii_hash_key, ArtifactStore(settings.artifacts_url))
+    with Store.open(settings.store_url) as store:
+        store.add_predictions([
+            {"request_id": rid, "model_name": "credit", "version": 1, "at": utcnow(),
+             "features": {"customer_id": cid, "x": 1.0}, "output": {}, "subject": subject}
+            for rid, cid, subject in [("r1", 42, hash_value("42", key)), ("r2", 42, None),
+                                      ("r3", 7, hash_value("42", key)), ("r4", 7, None)]])
+    result = erase_subject(settings, "42")
+    assert (result.prediction_log, result.by_subject) == (3, 2)
+    with Store.open(settings.store_url) as store:
+        assert [r.request_id for r in store.list_predictions()] == ["r4"]
+
+
+def test_subjects_hashed_under_a_previous_pii_key_are_found_after_rotation(
+        tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home", serve={"pii_hash_key": "new-key",
+                                                   "previous_pii_hash_keys": ["old-key"]})
+    with Store.open(settings.store_url) as store:
+        _log_subjects(store, [("r1", hash_value("c-9", "old-key"), 1.0),
+                              ("r2", hash_value("c-9", "new-key"), 2.0),
+                              ("r3", hash_value("c-8", "old-key"), 3.0)])
+    assert erase_subject(settings, "c-9").by_subject == 2
+    with Store.open(settings.store_url) as store:
+        assert [r.request_id for r in store.list_predictions()] == ["r3"]
+
+
+def test_an_unknown_subject_is_audited_with_zero_counts_when_requests_name_subjects(
+        tmp_path: Path) -> None:
+    """With no id column anywhere, finding nothing is a fair answer once requests carry ids."""
+    settings = _settings(tmp_path / "home")
+    with Store.open(settings.store_url) as store:
+        _log_subjects(store, [("r1", "ab" * 32, 1.0)])
+    result = erase_subject(settings, "nobody")
+    assert (result.prediction_log, result.audit_seq) == (0, 1)
+
+
+def test_a_snapshot_with_unreadable_recorded_subjects_stops_the_erasure(tmp_path: Path) -> None:
+    from driftloop.data.subjects import SUBJECTS_KEY
+
+    settings = _settings(tmp_path / "home")
+    key = pii_key(settings.serve.pii_hash_key, ArtifactStore(settings.artifacts_url))
+    with Store.open(settings.store_url) as store:
+        _log_subjects(store, [("r1", hash_value("42", key), 1.0)])
+    table = pa.table({"x": [1.0]}).replace_schema_metadata({SUBJECTS_KEY: b"{not json"})
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    ArtifactStore(settings.artifacts_url).write_named("loop/snapshots/bad.parquet",
+                                                      buffer.getvalue().to_pybytes())
+    with pytest.raises(DataError, match="bad.parquet.*nothing was erased"):
+        erase_subject(settings, "42")
+    with Store.open(settings.store_url) as store:
+        assert store.count_predictions() == 1

@@ -392,3 +392,159 @@ def test_an_oversized_body_is_refused_before_it_is_read(keyed, path):
         server.stop()
     assert answer.split("\r\n", 1)[0] in ("HTTP/1.1 413 Request Entity Too Large",
                                           "HTTP/1.1 413 Content Too Large"), answer
+
+# -- erasure reaches served traffic: subjects named by "ids" (issue 15) ------------------------
+
+SUBJECT_A, SUBJECT_B, LOOKALIKE = 4242424242, "subject-b@example.org", 42424242420
+
+
+def _subject_server(tmp_path, frame):
+    """A registry of one quick model in its own home, and a real server for it on loopback."""
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "serve": {"log_flush_ms": 20.0, "key_cache_s": 0.0}},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    registry = Registry.open(settings)
+    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                      actor="test", reason="test")
+    registry.promote("m", 1, to="production", force=True, reason="test")
+    server = BackgroundServer(create_app(registry, ["m"], settings.serve)).start().wait_ready()
+    return settings, registry, server
+
+
+def _rows(frame, start, n):
+    return [{k: float(v) for k, v in row.items()}
+            for row in frame.drop(columns="label").iloc[start:start + n].to_dict("records")]
+
+
+def _wait_logged(store, n):
+    import time
+
+    deadline = time.monotonic() + 10
+    while store.count_predictions() < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.count_predictions() == n
+
+
+def test_erasing_a_served_subject_removes_exactly_their_rows_feedback_and_snapshot_rows(
+        tmp_path, frame):
+    """Two subjects and anonymous clients predict with ``ids`` and send feedback; the loop
+    snapshots the labelled rows; erasing subject A (from a second opening of the shared store,
+    as another host would) removes A's log rows, feedback and snapshot rows and nothing of B's,
+    the look-alike's or the anonymous ones; no clear id is stored anywhere; the chain verifies."""
+    import io
+    import sqlite3
+
+    import pyarrow.parquet as pq
+
+    from driftloop.data.hashing import hash_value
+    from driftloop.data.subjects import subjects_of
+    from driftloop.governance.erasure import erase_subject
+    from driftloop.loop.dataset import assemble
+    from driftloop.store.secrets import pii_key
+
+    requests = [  # (first row, ids or None): A sends its id as a number and as text
+        (0, [SUBJECT_A] * 30),
+        (30, [str(SUBJECT_A)] * 10 + [SUBJECT_B] * 10),
+        (50, [SUBJECT_B] * 20 + [None] * 20),
+        (90, [LOOKALIKE] * 5 + [None] * 35),
+        (130, None),
+    ]
+    settings, registry, server = _subject_server(tmp_path, frame)
+    owners: dict[str, object] = {}  # request id -> subject id sent (None: anonymous)
+    try:
+        for start, ids in requests:
+            body = {"instances": _rows(frame, start, 40 if ids is None else len(ids))}
+            if ids is not None:
+                body["ids"] = ids
+            answer = httpx.post(f"{server.url}/v1/models/m/predict", json=body)
+            assert answer.status_code == 200, answer.text
+            rids = answer.json()["request_ids"]
+            owners.update(zip(rids, ids or [None] * len(rids), strict=True))
+        feedback = [{"request_id": rid, "label": i % 2} for i, rid in enumerate(owners)]
+        answer = httpx.post(f"{server.url}/v1/feedback", json=feedback)
+        assert answer.status_code == 202 and answer.json()["recorded"] == 170, answer.text
+        # the model never saw the ids: the same instances answer the same without them
+        with_ids = httpx.post(f"{server.url}/v1/models/m/predict",
+                              json={"instances": _rows(frame, 0, 2), "ids": [1, 2]}).json()
+        without = httpx.post(f"{server.url}/v1/models/m/predict",
+                             json={"instances": _rows(frame, 0, 2)}).json()
+        assert with_ids["probabilities"] == without["probabilities"]
+        _wait_logged(registry.store, len(owners) + 4)
+    finally:
+        server.stop()
+
+    key = pii_key(settings.serve.pii_hash_key, registry.artifacts)
+    hash_a, hash_b = hash_value(str(SUBJECT_A), key), hash_value(SUBJECT_B, key)
+    data = assemble(registry.store, "m", target="label", loop=settings.loop,
+                    artifacts=registry.artifacts, tag="t1")
+    names = [data.train_name, data.holdout_name]
+    before = [pq.read_table(io.BytesIO(registry.artifacts.read_named(n))) for n in names]
+    recorded = [s for t in before for s in subjects_of(t.schema, t.num_rows)]
+    assert recorded.count(hash_a) == 40 and recorded.count(hash_b) == 30
+    assert all(c in frame.columns for t in before for c in t.column_names)  # no subject column
+    registry.close()
+
+    result = erase_subject(settings, str(SUBJECT_A), actor="dpo")
+
+    mine = {rid for rid, who in owners.items() if str(who) == str(SUBJECT_A)}
+    assert (result.prediction_log, result.by_subject, result.feedback) == (40, 40, 40)
+    assert sum(result.snapshots.values()) == 40
+    with Registry.open(settings) as registry:
+        store = registry.store
+        kept = store.list_predictions("m", limit=5000)
+        assert {p.request_id for p in kept} == (set(owners) - mine) | set(with_ids["request_ids"]
+                                                                         + without["request_ids"])
+        left = {rid for rid in owners if rid not in mine}
+        assert {f.request_id for f in store.list_feedback(limit=5000)} == left
+        assert [r.request_id for r in store.log_rows_of_subjects([hash_a])] == []
+        assert len(store.log_rows_of_subjects([hash_b])) == 30
+        assert len(store.log_rows_of_subjects([hash_value(str(LOOKALIKE), key)])) == 5
+        files = [registry.artifacts.read_named(n) for n in names]
+        assert registry.audit.verify().ok
+        entry = registry.audit.entries(action="erase")[-1]
+        assert entry.details["prediction_log_by_subject"] == 40
+    after = [pq.read_table(io.BytesIO(data)) for data in files]
+    recorded = [s for t in after for s in subjects_of(t.schema, t.num_rows)]
+    assert hash_a not in recorded and recorded.count(hash_b) == 30
+    assert recorded.count(hash_value(str(LOOKALIKE), key)) == 5
+    features = list(frame.drop(columns="label").columns)
+
+    def rows_of(tables):
+        return {tuple(r[c] for c in features) for t in tables for r in t.to_pylist()}
+
+    a_rows = {tuple(r[c] for c in features) for r in _rows(frame, 0, 40)}
+    assert rows_of(after) == rows_of(before) - a_rows and len(rows_of(before)) == 170
+    with sqlite3.connect(settings.store_url.removeprefix("sqlite:///")) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert hash_b in dump
+    for clear in (str(SUBJECT_A), SUBJECT_B, str(LOOKALIKE)):
+        assert clear not in dump  # the log, the feedback, the audit chain: hashes only
+        assert not any(clear.encode() in data for data in files)
+
+
+BAD_IDS = [
+    [1], [1, 2, 3], "c-1", {"0": 1}, [True, 2], [1.5, 2], [42.0, 1], [[1], 2], [{"a": 1}, 2],
+    ["", 2], ["   ", 2], ["x" * 129, 2], [10 ** 130, 2],
+]
+
+
+def test_malformed_ids_are_a_422_naming_ids_and_nothing_is_logged(tmp_path, frame):
+    settings, registry, server = _subject_server(tmp_path, frame)
+    try:
+        answers = [httpx.post(f"{server.url}/v1/models/m/predict",
+                              json={"instances": _rows(frame, 0, 2), "ids": ids})
+                   for ids in BAD_IDS]
+        ok = [httpx.post(f"{server.url}/v1/models/m/predict",
+                         json={"instances": _rows(frame, 0, 2), "ids": ids})
+              for ids in (["x" * 128, None], [-7, "7"], None)]
+        _wait_logged(registry.store, 6)  # only the accepted requests' rows
+    finally:
+        server.stop()
+        registry.close()
+    for ids, answer in zip(BAD_IDS, answers, strict=True):
+        assert answer.status_code == 422, (ids, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "bad_ids" and error["fields"] == ["ids"], (ids, error)
+        assert "'ids'" in error["message"]
+    assert [a.status_code for a in ok] == [200, 200, 200]

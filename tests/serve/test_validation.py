@@ -74,3 +74,34 @@ def test_a_value_that_would_overflow_the_models_float32_input_is_refused(value):
         validator.columns_from_instances([{"age": value, "member": True, "city": "Oslo"}])
     assert caught.value.code == "out_of_range" and caught.value.fields == ["age"]
     validator.columns_from_instances([{"age": 1e30, "member": True, "city": "Oslo"}])  # fine
+
+
+# -- subject ids beside the instances ("ids")
+
+
+def test_subject_ids_are_the_id_texts_one_per_instance():
+    from driftloop.serve.validation import subject_ids
+
+    assert subject_ids(None, [{}]) is None
+    assert subject_ids([42, "42", None, -3, "é" * 128], [{}] * 5) == ["42", "42", None, "-3",
+                                                                     "é" * 128]
+    assert subject_ids("not a list", {"instances": "bad"}) is None  # the instances error first
+
+
+@pytest.mark.parametrize("ids, words", [
+    ([1, 2], "one subject id per instance (1), got 2 entries"),
+    ({"a": 1}, "got object"),
+    ([True], "entry 0 must be text or a whole number (or null), got bool"),
+    ([4.0], "got float 4.0"),
+    ([[1]], "got list"),
+    ([" "], "1 to 128 characters and not blank"),
+    (["x" * 129], "1 to 128 characters"),
+    ([10 ** 128], "1 to 128 characters"),
+])
+def test_bad_subject_ids_are_refused_naming_ids(ids, words):
+    from driftloop.serve.validation import subject_ids
+
+    with pytest.raises(RequestInvalid) as caught:
+        subject_ids(ids, [{}])
+    assert caught.value.status == 422 and caught.value.code == "bad_ids"
+    assert caught.value.fields == ["ids"] and words in str(caught.value)

@@ -2,17 +2,25 @@
 
 Where a subject's rows live, and how they are found:
 
-- ``prediction_log``: one row per served instance. The subject's id is the feature column
+- ``prediction_log``: one row per served instance, found two ways. 1) Its ``subject``: the
+  request sent the id beside the instances (``"ids"``, see ``driftloop.serve.validation``)
+  and the log stored :func:`driftloop.data.hashing.hash_value` of the id's text under the
+  store's PII key (:func:`driftloop.store.secrets.pii_key`, shared by every host of the
+  store), never the id: the id is hashed here under that key and every key in
+  ``serve.previous_pii_hash_keys`` and looked up (an indexed column). 2) The feature column
   ``governance.id_column`` (``--id-column``) of the row's ``features``, stored as sent or, for
-  a column the data check flagged as personal data, as
-  :func:`driftloop.data.hashing.hash_value` of it under ``serve.pii_hash_key``. Both
-  forms are matched.
+  a column the data check flagged as personal data, hashed under the same keys. Both forms
+  are matched.
 - ``feedback``: the labels of those rows, joined by request id (a request of several instances
   logs ``<rid>-0``, ``<rid>-1``, …, one id per row, so only the subject's own labels go).
 - the loop's dataset snapshots: Parquet named objects ``loop/snapshots/**`` in the artifact
   store (shared by every host that shares the store), and the files an older driftloop wrote
-  under ``<home>/loop/snapshots/**/*.parquet``. Snapshots without the id column are left
-  alone and reported.
+  under ``<home>/loop/snapshots/**/*.parquet``. A row goes when its id column matches, or when
+  the subjects the snapshot records in its Parquet metadata (:mod:`driftloop.data.subjects`:
+  the log's ``subject`` of each row, kept out of the columns so it never becomes a feature)
+  name the subject's hash; the rows and their recorded subjects are rewritten together, in
+  one object. Snapshots with neither the id column nor recorded subjects are left alone and
+  reported.
 
 Ids match as text: a stored value matches when ``str(value)`` is the id, so ``42`` and
 ``"42"`` both match ``--subject-id 42`` and ``420`` does not. An id written as a number
@@ -74,6 +82,7 @@ from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
+from driftloop.data.subjects import drop_rows, subjects_of
 from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
 from driftloop.store import ArtifactStore, AuditRecord, Store
 from driftloop.store.artifacts import LOOP_SNAPSHOTS
@@ -105,9 +114,10 @@ class ErasureResult:
     prediction_log, feedback
         Rows removed from each table.
     snapshots
-        Rows removed per snapshot file that has the id column (0 when the subject was not in it).
+        Rows removed per snapshot file that has the id column or records its rows' subjects
+        (0 when the subject was not in it).
     skipped_snapshots
-        Snapshot files without the id column, left alone.
+        Snapshot files with neither, left alone.
     shared_request_ids
         Request ids of the subject's rows that other rows share (a client reused a V2 ``id``);
         their feedback cannot be told apart and was removed with the subject's.
@@ -115,6 +125,9 @@ class ErasureResult:
         The audit entry that records the erasure (None for a dry run).
     dry_run
         True when nothing was changed.
+    by_subject
+        Of the ``prediction_log`` rows, those found by the ``subject`` their request sent in
+        ``ids`` (the others matched the id column only).
 
     Examples
     --------
@@ -132,6 +145,7 @@ class ErasureResult:
     shared_request_ids: int
     audit_seq: int | None
     dry_run: bool = False
+    by_subject: int = 0
 
     @property
     def erased(self) -> int:
@@ -144,7 +158,7 @@ class ErasureResult:
             "prediction_log": self.prediction_log, "feedback": self.feedback,
             "snapshots": dict(self.snapshots), "skipped_snapshots": list(self.skipped_snapshots),
             "shared_request_ids": self.shared_request_ids, "erased": self.erased,
-            "audit_seq": self.audit_seq, "dry_run": self.dry_run,
+            "audit_seq": self.audit_seq, "dry_run": self.dry_run, "by_subject": self.by_subject,
         }
 
 
@@ -238,12 +252,21 @@ class _Rewrite:
 
 @dataclass
 class _Plan:
-    """The snapshots: those with the id column (to rewrite) and those without (skipped)."""
+    """The snapshots: those with the id column or recorded subjects (to rewrite) and those
+    with neither (skipped). ``targets`` match the id column, ``hashed`` the subjects."""
 
     column: str
     targets: frozenset[str]
+    hashed: frozenset[str] = frozenset()
     rewrites: list[_Rewrite] = field(default_factory=list)
     skipped: list[_Snapshot] = field(default_factory=list)
+
+    def keep(self, values: list[Any] | None, subjects: list[str | None] | None) -> list[bool]:
+        """Per row of a snapshot: True unless its id column or its subject matches."""
+        n = len(values) if values is not None else len(subjects or [])
+        return [not ((values is not None and _matches(values[i], self.targets))
+                     or (subjects is not None and subjects[i] in self.hashed))
+                for i in range(n)]
 
 
 def id_texts(subject_id: str) -> frozenset[str]:
@@ -385,7 +408,8 @@ def erase_subject(
     settings_or_registry
         Settings (the store is opened and closed here) or an open :class:`Registry`.
     subject_id
-        The subject's id as stored in ``id_column`` (matched as text).
+        The subject's id as a request sent it in ``ids`` or as stored in ``id_column``
+        (matched as text).
     id_column
         The feature column holding the id; default ``governance.id_column``.
     actor
@@ -469,13 +493,14 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     texts = id_texts(subject_id)
     keys = [pii_key(settings.serve.pii_hash_key, registry.artifacts),
             *settings.serve.previous_pii_hash_keys]  # rows hashed before a key rotation too
-    targets = texts | {hash_value(t, key) for t in texts for key in keys if key}
+    hashed = frozenset(hash_value(t, key) for t in texts for key in keys if key)
+    targets = texts | hashed
     digest = _hmac(_salt(registry.artifacts, settings.home), subject_id)
     if not dry_run:
         _drop_stale_staging(registry.artifacts)
     snapshots = _snapshots(registry.artifacts, Path(settings.home) / "loop" / "snapshots")
-    plan = _plan_snapshots(snapshots, column, targets)
-    rows, request_ids = _log_matches(store, column, targets)
+    plan = _plan_snapshots(snapshots, column, targets, hashed)
+    rows, request_ids, by_subject = _log_matches(store, column, targets, hashed)
     if not rows and not any(r.removed for r in plan.rewrites):
         _require_known_column(store, column, plan)
     skipped = [s.label for s in plan.skipped]
@@ -483,10 +508,12 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
         return ErasureResult(
             digest, column, len(rows), store.count_feedback(request_ids),
             {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
-            store.count_shared_request_ids(request_ids, excluding=rows), None, dry_run=True)
+            store.count_shared_request_ids(request_ids, excluding=rows), None, dry_run=True,
+            by_subject=by_subject)
 
     def audit(session: Session, erased: ErasedRows) -> AuditRecord:
         details = _audit_details(digest, column, erased.prediction_log, erased.feedback, plan)
+        details["prediction_log_by_subject"] = by_subject
         return registry.audit.append_in(session, actor, "erase", f"subject:{digest}", details)
 
     try:
@@ -498,7 +525,8 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     _replace_all(plan, erased.audit_seq)  # 3) each snapshot replaced atomically
     return ErasureResult(digest, column, erased.prediction_log, erased.feedback,
                          {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
-                         erased.shared_request_ids, erased.audit_seq)
+                         erased.shared_request_ids, erased.audit_seq,
+                         by_subject=by_subject)
 
 
 def _audit_details(digest: str, column: str, logged: int, feedback: int,
@@ -556,21 +584,25 @@ def _json_needles(texts: Iterable[str]) -> list[str] | None:
     return needles
 
 
-def _log_matches(store: Store, column: str, targets: frozenset[str]) -> tuple[list[int], list[str]]:
-    """Ids and request ids of the log rows whose ``column`` matches."""
-    ids: list[int] = []
-    request_ids: dict[str, None] = {}
+def _log_matches(store: Store, column: str, targets: frozenset[str],
+                 hashed: frozenset[str] = frozenset()) -> tuple[list[int], list[str], int]:
+    """Ids and request ids of the log rows whose ``subject`` is one of ``hashed`` or whose
+    ``column`` matches ``targets``, each row once, oldest first; and how many matched by
+    ``subject``."""
+    found = {row.id: row.request_id for row in store.log_rows_of_subjects(hashed)}
+    by_subject = len(found)
     for row in store.iter_log_features(containing=_json_needles(targets)):
         features = row.features if isinstance(row.features, dict) else {}
         if _matches(features.get(column), targets):
-            ids.append(row.id)
-            request_ids[row.request_id] = None
-    return ids, list(request_ids)
+            found[row.id] = row.request_id
+    ids = sorted(found)
+    return ids, list(dict.fromkeys(found[i] for i in ids)), by_subject
 
 
 def _require_known_column(store: Store, column: str, plan: _Plan) -> None:
-    """Raise :class:`UsageError` when data is stored but no row or snapshot has ``column``."""
-    if plan.rewrites:
+    """Raise :class:`UsageError` when data is stored but no row or snapshot has ``column``
+    (and no request ever named a subject: then finding nothing is a fair answer)."""
+    if plan.rewrites or store.has_subjects():
         return
     needles = _json_needles([column])
     if needles is not None:  # only keys are written as "name" (a value's quotes are escaped)
@@ -624,20 +656,24 @@ def _drop_stale_staging(artifacts: ArtifactStore) -> None:
         artifacts.delete_named(name)
 
 
-def _plan_snapshots(snapshots: list[_Snapshot], column: str, targets: frozenset[str]) -> _Plan:
-    plan = _Plan(column, targets)
+def _plan_snapshots(snapshots: list[_Snapshot], column: str, targets: frozenset[str],
+                    hashed: frozenset[str] = frozenset()) -> _Plan:
+    plan = _Plan(column, targets, hashed)
     for snapshot in snapshots:
         try:
             parquet = pq.ParquetFile(io.BytesIO(snapshot.read()))
-            if column not in parquet.schema_arrow.names:
+            schema = parquet.schema_arrow
+            subjects = subjects_of(schema, parquet.metadata.num_rows)
+            if column not in schema.names and subjects is None:
                 plan.skipped.append(snapshot)
                 continue
-            values = parquet.read(columns=[column]).column(column).to_pylist()
-        except (OSError, pa.ArrowException) as exc:
+            values = (parquet.read(columns=[column]).column(column).to_pylist()
+                      if column in schema.names else None)
+        except (OSError, ValueError, pa.ArrowException) as exc:
             raise DataError(f"snapshot {snapshot.label} cannot be read as Parquet ({exc}); "
                             "nothing was erased. Repair or remove it, then run erase "
                             "again.") from None
-        plan.rewrites.append(_Rewrite(snapshot, sum(_matches(v, targets) for v in values)))
+        plan.rewrites.append(_Rewrite(snapshot, plan.keep(values, subjects).count(False)))
     return plan
 
 
@@ -652,11 +688,14 @@ def _stage_all(plan: _Plan) -> None:
         snapshot = rewrite.snapshot
         try:
             table = pq.ParquetFile(io.BytesIO(snapshot.read())).read()
-            keep = [not _matches(v, plan.targets) for v in table.column(plan.column).to_pylist()]
+            values = (table.column(plan.column).to_pylist()
+                      if plan.column in table.column_names else None)
+            keep = plan.keep(values, subjects_of(table.schema, table.num_rows))
             rewrite.removed = keep.count(False)
-            # filter keeps the schema and its metadata (pandas index, field metadata) as it was
-            snapshot.stage(_parquet_bytes(table.filter(pa.array(keep, pa.bool_()))))
-        except (OSError, pa.ArrowException, KeyError) as exc:
+            # keeps the schema and its metadata (pandas index, field metadata) as it was, and
+            # the recorded subjects of the rows that stay: rows and subjects in one object
+            snapshot.stage(_parquet_bytes(drop_rows(table, keep)))
+        except (OSError, ValueError, pa.ArrowException, KeyError) as exc:
             raise DataError(f"snapshot {snapshot.label} cannot be rewritten ({exc}); nothing "
                             "was erased. Check it and where it is stored (permissions), then "
                             "run erase again.") from None

@@ -7,7 +7,11 @@ the holdout on which champion and challenger are compared, the rest is the train
 (``expanding`` adds the champion's original training source when it is still readable).
 Both are written as Parquet snapshots, named objects ``loop/snapshots/<model>-<tag>-train.parquet``
 (and ``-holdout``) in the artifact store, so every host that shares the store can read them
-(training reads them by URL) and ``driftloop erase`` cleans them wherever it runs.
+(training reads them by URL) and ``driftloop erase`` cleans them wherever it runs. Each
+snapshot records which data subject every row came from (the prediction log's ``subject``
+hash, when the request sent ``ids``) in its Parquet metadata, not as a column
+(:mod:`driftloop.data.subjects`): the subject never becomes a feature, and erasure by
+``--subject-id`` finds the rows.
 
 Labels are read as the champion's classes (:func:`driftloop.models.labels.coerce_label`), the
 form ``POST /v1/feedback`` stores them in: feedback stored before that coercion (``"1"`` or
@@ -40,9 +44,12 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from driftloop.config import LoopSettings
 from driftloop.data.read import read_table
+from driftloop.data.subjects import with_subjects
 from driftloop.errors import DataError
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.labels import coerce_label
@@ -51,6 +58,7 @@ from driftloop.store.database import Store
 
 SNAPSHOT_PREFIX = LOOP_SNAPSHOTS
 LOG_ID = "_log_id"
+SUBJECT = "_subject"  # the row's subject hash (None: no subject); never written as a column
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ class LoopData:
 
 def labelled_frame(store: Store, model: str, *, target: str,
                    bundle: ModelBundle | None = None) -> pd.DataFrame:
-    """Every labelled log row of ``model``: features, ``target`` and log id, oldest first.
+    """Every labelled log row of ``model``: features, ``target``, log id (``_log_id``) and
+    subject hash (``_subject``, None when the request named none), oldest first.
 
     ``bundle``: the champion's; labels are read as its classes and rows whose label is none
     of them are left out (counted in ``frame.attrs["unknown_labels"]``). None: labels as
@@ -89,7 +98,7 @@ def labelled_frame(store: Store, model: str, *, target: str,
             if label is None:
                 unknown += 1
                 continue
-        records.append({**r.features, target: label, LOG_ID: r.log_id})
+        records.append({**r.features, target: label, LOG_ID: r.log_id, SUBJECT: r.subject})
     frame = pd.DataFrame.from_records(records)
     frame.attrs["unknown_labels"] = unknown
     return frame
@@ -142,16 +151,15 @@ def assemble(
     parts = [frame.iloc[: n - holdout_rows]]
     source_rows = 0
     if loop.data_window == "expanding" and source:
-        original = _read_source(source, list(frame.columns))
+        original = _read_source(source, [c for c in frame.columns if c not in (LOG_ID, SUBJECT)])
         if original is not None:
             source_rows = len(original)
             parts.insert(0, original)
     train = pd.concat(parts, ignore_index=True)
     train_name = snapshot_name(model, tag, "train")
     holdout_name = snapshot_name(model, tag, "holdout")
-    train_uri = artifacts.write_named(train_name,
-                                      _parquet(train.drop(columns=[LOG_ID], errors="ignore")))
-    holdout_uri = artifacts.write_named(holdout_name, _parquet(holdout.drop(columns=[LOG_ID])))
+    train_uri = artifacts.write_named(train_name, _parquet(train))
+    holdout_uri = artifacts.write_named(holdout_name, _parquet(holdout))
     return LoopData(train_name, holdout_name, train_uri, holdout_uri, len(train), len(holdout),
                     n, source_rows, after_change, unknown)
 
@@ -178,10 +186,15 @@ def _read_source(source: str, columns: list[str]) -> pd.DataFrame | None:
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
+    """The snapshot file: the features and target as columns, the subjects in its metadata."""
+    subjects = ([s if isinstance(s, str) else None for s in frame[SUBJECT]]
+                if SUBJECT in frame.columns else [None] * len(frame))
+    features = frame.drop(columns=[LOG_ID, SUBJECT], errors="ignore")
+    table = with_subjects(pa.Table.from_pandas(features, preserve_index=False), subjects)
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    pq.write_table(table, buffer)
     return buffer.getvalue()
 
 
-__all__ = ["LOG_ID", "SNAPSHOT_PREFIX", "LoopData", "assemble", "count_new_labels",
+__all__ = ["LOG_ID", "SNAPSHOT_PREFIX", "SUBJECT", "LoopData", "assemble", "count_new_labels",
            "labelled_frame", "snapshot_name"]

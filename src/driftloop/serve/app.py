@@ -40,16 +40,23 @@ from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
-from driftloop.serve.validation import RequestInvalid
+from driftloop.serve.validation import MAX_ID_CHARS, RequestInvalid, subject_ids
 from driftloop.store.secrets import pii_key
 
 logger = logging.getLogger("driftloop.serve")
 _INSTANCE = {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
 Mount = Callable[[FastAPI, Registry], object]
+_SUBJECT_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
+                        {"type": "integer"}, {"type": "null"}]}
 _PREDICT_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["instances"],
-    "properties": {"instances": {"type": "array", "items": _INSTANCE}}}}}}
+    "properties": {"instances": {"type": "array", "items": _INSTANCE},
+                   "ids": {"description": "the data subject of each instance (one per "
+                                          "instance, null: none); logged as a keyed hash, "
+                                          "never fed to the model",
+                           "anyOf": [{"type": "array", "items": _SUBJECT_ID},
+                                     {"type": "null"}]}}}}}}
 _TENSOR = {"type": "object", "required": ["name", "data"], "properties": {
     "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
     "datatype": {"type": "string"}, "data": {"type": "array"}}}
@@ -305,19 +312,20 @@ def create_app(
         return served.answer(outputs), len(outputs)
 
     def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
-                 answer: dict[str, list[Any]], n: int, client_ref: str | None = None
-                 ) -> list[str]:
+                 answer: dict[str, list[Any]], n: int, client_ref: str | None = None,
+                 subjects: list[str | None] | None = None) -> list[str]:
         ids = [rid] if n == 1 else [f"{rid}-{i}" for i in range(n)]
         recent.add(rid, n, served.name, served.version)
         if log is not None and columns is not None:
             log.submit(served.name, served.version, ids, columns, answer, served.pii,
-                       client_ref=client_ref)
+                       client_ref=client_ref, subjects=subjects)
         return ids
 
     @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
               tags=["predict"], responses=_PREDICT_ANSWERS)
     async def predict(name: str, request: Request, secret: PresentedKey) -> Response:
-        """Predict for ``{"instances": [{feature: value, ...}, ...]}``."""
+        """Predict for ``{"instances": [{feature: value, ...}, ...], "ids": [...]}`` (``ids``
+        optional: each instance's subject id, logged keyed-hashed, never fed to the model)."""
         await require(secret, "predict")
         slot = slot_of(name)
         body = await read_json(request)
@@ -325,9 +333,10 @@ def create_app(
         served = served_of(slot)
         columns = (served.validator.columns_from_instances(instances)
                    if served.validator is not None else None)
+        subjects = subject_ids(body.get("ids"), instances)
         answer, n = await run(served, columns, instances)
         rid = uuid.uuid4().hex
-        ids = log_rows(served, rid, columns, answer, n)
+        ids = log_rows(served, rid, columns, answer, n, subjects=subjects)
         out: dict[str, Any] = {"model": name, "version": served.version, **answer,
                                "request_id": rid}
         if len(ids) > 1:

@@ -6,6 +6,9 @@ columns flagged as PII, and writes them in one insert every ``flush_ms``. When t
 full, or a write fails (the store is slow or down), rows are dropped and counted in
 ``driftloop_prediction_log_dropped_total`` — serving never waits for the log.
 
+A request's subject ids (``"ids"`` beside the instances) go to the row's ``subject`` column,
+hashed the same way (never in clear): what ``driftloop erase --subject-id`` looks up.
+
 PII hashing: HMAC-SHA256 with ``key`` of the value's text, so equal values still join in
 monitoring while the value itself is not stored. There is no unkeyed hashing: without a
 ``key`` the log uses a random one of its own (the server passes the store's key,
@@ -26,6 +29,12 @@ True
 (30, True)
 >>> rows[1].features["email"] is None, rows[1].output
 (True, {'predictions': 'no'})
+>>> log.submit("m", 1, ["r3", "r4"], {"age": [5, 6]}, {"predictions": [0, 1]},
+...            subjects=["42", None])
+True
+>>> _ = log.flush()
+>>> [r.request_id for r in store.log_rows_of_subjects([hash_value("42", "k")])]
+['r3']
 >>> store.close()
 """
 
@@ -54,6 +63,7 @@ class _Entry:
     outputs: dict[str, list[Any]]
     pii: frozenset[str]
     client_ref: str | None = None
+    subjects: Sequence[str | None] | None = None
 
 
 class PredictionLog:
@@ -89,16 +99,19 @@ class PredictionLog:
 
     def submit(self, model: str, version: int, request_ids: Sequence[str],
                columns: dict[str, list[Any]], outputs: dict[str, list[Any]],
-               pii: frozenset[str] = frozenset(), *, client_ref: str | None = None) -> bool:
+               pii: frozenset[str] = frozenset(), *, client_ref: str | None = None,
+               subjects: Sequence[str | None] | None = None) -> bool:
         """Queue one request's rows (one per request id); False when they were dropped.
-        ``client_ref``: the client's own reference of the request (a V2 ``id``)."""
+        ``client_ref``: the client's own reference of the request (a V2 ``id``);
+        ``subjects``: the subject id text of each row (None: no subject), stored hashed.
+        """
         n = len(request_ids)
         with self._lock:
             if self._rows + n > self.max_rows:
                 self.metrics.log_dropped.labels("buffer_full").inc(n)
                 return False
             self._buffer.append(_Entry(model, version, request_ids, utcnow(), columns, outputs,
-                                       pii, client_ref))
+                                       pii, client_ref, subjects))
             self._rows += n
         return True
 
@@ -145,9 +158,11 @@ class PredictionLog:
             if name in entry.pii else values
             for name, values in entry.columns.items()
         }
+        subjects = [None if s is None else hash_value(s, self.key)
+                    for s in entry.subjects or [None] * len(entry.request_ids)]
         return [
             {"request_id": rid, "model_name": entry.model, "version": entry.version,
-             "at": entry.at,
+             "at": entry.at, "subject": subjects[i],
              "features": {name: values[i] for name, values in columns.items()},
              "output": {name: values[i] for name, values in entry.outputs.items()},
              "client_ref": entry.client_ref}

@@ -9,6 +9,9 @@ each column is checked once with set-of-types and numpy operations:
 - ``categorical``: text, numbers or null; a category never seen in training is mapped to the
   unknown bucket (code 0) and counted, not refused.
 
+A v1 request may also name the data subject of each instance, ``"ids": [...]`` beside
+``"instances"`` (:func:`subject_ids`): never a feature, only logged as a keyed hash.
+
 Every refusal is a :class:`RequestInvalid` with an HTTP status (400 malformed, 413 too large,
 422 against the schema), the fields at fault and what was expected.
 
@@ -253,6 +256,53 @@ class RequestValidator:
             f"{_show(value)}.", code="wrong_type", fields=[name])
 
 
+MAX_ID_CHARS = 128
+
+
+def subject_ids(ids: Any, instances: Any) -> list[str | None] | None:
+    """The subject id text of each instance from a request's ``ids`` (None: none sent).
+
+    ``ids`` is absent (None) or a list of one entry per instance, each a string of 1 to
+    ``MAX_ID_CHARS`` characters (not blank), an integer (its decimal text), or null (this
+    instance names no subject). Booleans and floats are refused: ``42.0`` or ``true`` as an
+    id is more likely a mistake than an id, and a float's text is not stable. When
+    ``instances`` is not a list, its own error comes first: None is returned.
+
+    Examples
+    --------
+    >>> subject_ids([42, "c-7", None], [{}, {}, {}])
+    ['42', 'c-7', None]
+    >>> try:
+    ...     subject_ids([4.5], [{}])
+    ... except RequestInvalid as exc:
+    ...     print(exc.status, exc.code, exc.fields, exc)
+    422 bad_ids ['ids'] 'ids' entry 0 must be text or a whole number (or null), got float 4.5.
+    """
+    if ids is None or not isinstance(instances, list):
+        return None
+    if not isinstance(ids, list) or len(ids) != len(instances):
+        got = f"{len(ids)} entries" if isinstance(ids, list) else _type(ids)
+        raise RequestInvalid(
+            f"'ids' must be a list of one subject id per instance ({len(instances)}), got "
+            f"{got}.", code="bad_ids", fields=["ids"])
+    return [_id_text(i, value) for i, value in enumerate(ids)]
+
+
+def _id_text(i: int, value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) not in (str, int):
+        raise RequestInvalid(
+            f"'ids' entry {i} must be text or a whole number (or null), got {_type(value)} "
+            f"{_show(value)}.", code="bad_ids", fields=["ids"])
+    text = str(value)
+    if not text.strip() or len(text) > MAX_ID_CHARS:
+        raise RequestInvalid(
+            f"'ids' entry {i} must be 1 to {MAX_ID_CHARS} characters and not blank.",
+            code="bad_ids", fields=["ids"])
+    return text
+
+
 _NUMBERS = frozenset({int, float})
 _FLOAT32_MAX = 3.4028234663852886e38
 _ALLOWED: dict[str, set[type]] = {
@@ -294,4 +344,4 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-__all__ = ["RequestInvalid", "RequestValidator"]
+__all__ = ["MAX_ID_CHARS", "RequestInvalid", "RequestValidator", "subject_ids"]

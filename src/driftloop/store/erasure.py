@@ -110,6 +110,52 @@ class ErasureQueries(StoreCore):
             for row in session.execute(query.execution_options(yield_per=2000)):
                 yield LoggedFeatures(row.id, row.request_id, row.features)
 
+    def log_rows_of_subjects(self, subjects: Iterable[str]) -> list[LoggedFeatures]:
+        """The log rows whose ``subject`` (the keyed hash of the id a request sent in
+        ``ids``) is one of ``subjects``, oldest first (an indexed lookup, no scan).
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.add_predictions([{"request_id": rid, "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {}, "output": {}, "subject": s}
+        ...     for rid, s in [("r1", "h1"), ("r2", None), ("r3", "h2"), ("r4", "h1")]])
+        >>> [r.request_id for r in store.log_rows_of_subjects(["h1", "h9"])]
+        ['r1', 'r4']
+        >>> store.close()
+        """
+        wanted = sorted(set(subjects))
+        found: list[LoggedFeatures] = []
+        with self.session(write=False) as session:
+            for chunk in _chunks(wanted):
+                query = select(PredictionLogEntry.id, PredictionLogEntry.request_id,
+                               PredictionLogEntry.features).where(
+                    PredictionLogEntry.subject.in_(chunk))
+                found.extend(LoggedFeatures(r.id, r.request_id, r.features)
+                             for r in session.execute(query))
+        return sorted(found, key=lambda r: r.id)
+
+    def has_subjects(self) -> bool:
+        """True when some log row names a subject (its request sent ``ids``).
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> store.has_subjects()
+        False
+        >>> _ = store.add_predictions([{"request_id": "r1", "model_name": "m", "version": 1,
+        ...     "at": utcnow(), "features": {}, "output": {}, "subject": "h1"}])
+        >>> store.has_subjects()
+        True
+        >>> store.close()
+        """
+        query = select(PredictionLogEntry.id).where(
+            PredictionLogEntry.subject.is_not(None)).limit(1)
+        with self.session(write=False) as session:
+            return session.scalar(query) is not None
+
     def count_feedback(self, request_ids: Sequence[str]) -> int:
         """How many feedback rows these request ids have.
 
