@@ -30,7 +30,7 @@ def store(db_url: str) -> Iterator[Store]:
 def test_upgrade_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert store.schema_revision() == Store.head_revision() == "0006"
+    assert store.schema_revision() == Store.head_revision() == "0007"
 
 
 def test_migrated_database_matches_the_models_exactly(store: Store) -> None:
@@ -108,9 +108,9 @@ def test_new_revision_finds_nothing_to_change(tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("nothing changed", script_location=location)
-    assert path.name == "0007_nothing_changed.py"
+    assert path.name == "0008_nothing_changed.py"
     source = path.read_text()
-    assert "down_revision = '0006'" in source
+    assert "down_revision = '0007'" in source
     upgrade_body = source.split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op." not in upgrade_body
 
@@ -161,7 +161,7 @@ def test_upgrading_0005_keeps_windowed_rows_windowed_and_dedupes(db_url: str) ->
                     "INSERT INTO api_keys (name, prefix, key_sha256, role, created_at) VALUES "
                     f"('{name}', 'p{i}', '{i:064d}', 'predict', '2026-01-01')"))
         store.upgrade()
-        assert store.schema_revision() == "0006"
+        assert store.schema_revision() == Store.head_revision()
         assert [r.id for r in store.unwindowed_predictions("m")] == [6, 7]
         assert [r.id for r in store.window_predictions(1)] == [1, 2, 3, 4, 5]
         assert [w.id for w in store.list_windows("m")] == [1]
