@@ -231,6 +231,10 @@ class ServeSettings(BaseModel):
         "plain SHA-256"
     )
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
+    instance: str = Field(
+        "", max_length=64, description="this replica's name in the prediction log (empty: "
+        "host:pid, distinct per process)"
+    )
 
 
 class DriftSettings(BaseModel):

@@ -49,6 +49,10 @@ class ServeMetrics:
                              ["model"], registry=r)
         self.swaps = Counter("driftloop_model_swaps", "hot swaps to a new version",
                              ["model"], registry=r)
+        self.reloads = Counter("driftloop_model_reloads", "forced reloads: 'admin' (POST "
+                               "/v1/admin/reload here) or 'signal' (a reload on another replica "
+                               "or worker, seen through the store)", ["model", "trigger"],
+                               registry=r)
         self.unknown_categories = Counter(
             "driftloop_unknown_categories", "categorical values never seen in training "
             "(mapped to the unknown bucket)", ["model", "feature"], registry=r)
