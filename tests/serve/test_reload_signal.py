@@ -4,12 +4,9 @@ two real uvicorn servers on loopback; the subprocess replicas behind haproxy are
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 
 from driftloop.registry import Registry
@@ -17,25 +14,9 @@ from driftloop.serve.app import create_app
 from driftloop.serve.auth import create_key
 from driftloop.serve.server import BackgroundServer
 from quick_model import register_quick
+from serve_replicas import counter, table
 
 POLL_S = 0.2
-
-
-def table(rows: int = 300, seed: int = 0) -> pd.DataFrame:
-    """A small two-feature table with target ``label``."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"age": rng.normal(40, 10, rows).round(1),
-                          "city": rng.choice(["Oslo", "Rome", "Lima"], rows)})
-    frame["label"] = np.where(frame["age"] + rng.normal(0, 3, rows) > 40, "yes", "no")
-    return frame
-
-
-def counter(url: str, name: str, **labels: str) -> float:
-    """One sample of a Prometheus counter on ``url``/metrics (0 when absent)."""
-    text = httpx.get(f"{url}/metrics").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    found = re.search(rf"^{name}\{{{wanted}\}} (\S+)$", text, re.M)
-    return float(found.group(1)) if found else 0.0
 
 
 @pytest.fixture
