@@ -111,9 +111,9 @@ def start_haproxy(folder: Path, backends: Sequence[tuple[str, int]]) -> Balancer
                              text=True)
     if checked.returncode != 0:
         raise RuntimeError(f"haproxy refused {config}: {checked.stderr or checked.stdout}")
-    log = (folder / "haproxy.log").open("wb")
-    process = subprocess.Popen([binary, "-f", str(config), "-db"], stdout=log,
-                               stderr=subprocess.STDOUT)
+    with (folder / "haproxy.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen([binary, "-f", str(config), "-db"], stdout=log,
+                                   stderr=subprocess.STDOUT)
     return Balancer(f"http://127.0.0.1:{port}", config, process)
 
 

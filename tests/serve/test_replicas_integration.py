@@ -185,6 +185,7 @@ def traffic(cluster) -> Traffic:
 def test_ten_alias_moves_under_traffic_through_haproxy_fail_no_request(traffic):
     assert traffic.failures == []
     versions = Counter(version for version, _ in traffic.answered)
+    print(f"answered {len(traffic.answered)} requests through haproxy, by version {versions}")
     assert set(versions) == {1, 2} and len(traffic.answered) > 50, versions
     assert traffic.answered[-1][0] == traffic.final_version
 
