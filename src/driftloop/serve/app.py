@@ -196,6 +196,7 @@ def create_app(
     versions: dict[str, int] | None = None,
     metrics: ServeMetrics | None = None,
     mount: Sequence[Mount] = (),
+    load_first: bool = False,
 ) -> FastAPI:
     """Build the app serving ``models`` (each at its alias's version, or ``versions[name]``).
 
@@ -204,7 +205,10 @@ def create_app(
     serving never imports the dashboard.
 
     The models load and warm in the background after start-up; ``/v2/health/ready`` answers
-    200 once every model is served.
+    200 once every model is served. ``load_first``: start-up waits for the first load (or
+    its failure) instead, so the server accepts no connection before it can answer — for
+    uvicorn workers sharing one port, where a worker still loading would answer 503 to the
+    requests the kernel hands it while another worker already reports ready.
     """
     cfg = settings or registry.settings.serve
     metrics = metrics or ServeMetrics()
@@ -225,6 +229,8 @@ def create_app(
         if log is not None:
             log.start()
         tasks = [asyncio.create_task(slot.start()) for slot in slots.values()]
+        if load_first:
+            await asyncio.gather(*tasks, return_exceptions=True)
         pollers = [asyncio.create_task(slot.poll()) for slot in slots.values()]
         try:
             yield
@@ -241,6 +247,7 @@ def create_app(
                   description="Predictions from registered driftloop models.")
     app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
     app.state.replica = replica
+    metrics.replica.labels(replica).set(1)
 
     @app.exception_handler(RequestInvalid)
     async def _invalid(request: Request, exc: RequestInvalid) -> JSONResponse:

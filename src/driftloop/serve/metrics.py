@@ -56,6 +56,9 @@ class ServeMetrics:
         self.unknown_categories = Counter(
             "driftloop_unknown_categories", "categorical values never seen in training "
             "(mapped to the unknown bucket)", ["model", "feature"], registry=r)
+        self.replica = Gauge("driftloop_replica", "1, labelled with this serving process's "
+                             "name in the prediction log (serve.instance or host:pid)",
+                             ["replica"], registry=r)
         self.log_written = Counter("driftloop_prediction_log_written",
                                    "prediction-log rows written", registry=r)
         self.log_dropped = Counter("driftloop_prediction_log_dropped",
