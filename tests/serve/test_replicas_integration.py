@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from driftloop.config import Settings
 from driftloop.registry import Registry
 from driftloop.serve.auth import create_key
 from driftloop.store import Store
-from lb_server import Balancer, start_haproxy
+from lb_server import Balancer, haproxy_config, start_haproxy
 from quick_model import register_quick
 from serve_replicas import Replica, clean_environ, counter, start_replica, table
 
@@ -95,6 +96,11 @@ def cluster(postgres_cluster, tmp_path_factory):
         for replica in replicas:
             replica.stop()
         registry.close()
+
+
+def test_the_documented_haproxy_config_is_the_one_the_tests_run():
+    doc = (Path(__file__).parents[2] / "docs" / "scaling-out.md").read_text()
+    assert haproxy_config(8080, [("127.0.0.1", 8001), ("127.0.0.1", 8002)]) in doc
 
 
 def test_a_promotion_through_the_cli_reaches_both_replicas_within_poll_s(cluster, monkeypatch):
