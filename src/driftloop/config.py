@@ -231,6 +231,10 @@ class ServeSettings(BaseModel):
         "plain SHA-256"
     )
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
+    feedback_from_predict_keys: bool = Field(
+        False, description="let keys of role predict send feedback too (by default labels "
+        "need a key of role feedback or admin, so a client that predicts cannot label)",
+    )
     instance: str = Field(
         "", max_length=64, description="this replica's name in the prediction log (empty: "
         "host:pid, distinct per process)"
@@ -375,6 +379,18 @@ class GovernanceSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """``security:``: what this machine's operator allows a stored version to run."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_factories: list[str] = Field(
+        default_factory=list,
+        description="module prefixes of model factories ('package.module:function') that a "
+        "stored version may import when it loads (e.g. ['acme.models']); the built-in models "
+        "are always allowed; anything else is refused, since importing runs its code",
+    )
+
+
 class Settings(BaseSettings):
     """All driftloop settings; build with :meth:`Settings.load`."""
 
@@ -396,6 +412,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     loop: LoopSettings = Field(default_factory=LoopSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     actor: str = Field(
         "", max_length=128, description="who the audit log records (a role or service id, not a "
         "name); empty: a pseudonymous id of the operating-system user",

@@ -20,16 +20,18 @@ from hypothesis import strategies as st
 from driftloop.cli import main
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
-from driftloop.errors import DataError, UsageError
+from driftloop.errors import ConfigError, DataError, UsageError
 from driftloop.governance.erasure import (
     SALT_FILE,
+    SALT_OBJECT,
     erase_subject,
+    erasure_salt,
     find_erasures,
     id_texts,
     subject_hash,
 )
 from driftloop.serve.prediction_log import PredictionLog
-from driftloop.store import Store
+from driftloop.store import ArtifactStore, Store
 from driftloop.store.audit import AuditLog
 from driftloop.store.clock import utcnow
 
@@ -112,10 +114,11 @@ def test_the_audit_entry_holds_a_salted_hash_never_the_id(populated: Settings) -
     result = erase_subject(populated, subject, actor="dpo:ticket-881")
     assert result.prediction_log == 1
 
-    salt_path = Path(populated.home) / SALT_FILE
+    salt_path = Path(ArtifactStore(populated.artifacts_url).named_url(SALT_OBJECT))
     salt = bytes.fromhex(salt_path.read_text().strip())
     expected = hmac.new(salt, subject.encode(), hashlib.sha256).hexdigest()
-    assert result.subject_hash == expected == subject_hash(populated.home, subject)
+    assert result.subject_hash == expected == subject_hash(populated, subject)
+    assert not (Path(populated.home) / SALT_FILE).exists()  # not on this host's disk alone
     assert stat.S_IMODE(os.stat(salt_path).st_mode) == 0o600
     assert expected != hashlib.sha256(subject.encode()).hexdigest()  # salted, not guessable
     with Store.open(populated.store_url) as store:
@@ -125,6 +128,22 @@ def test_the_audit_entry_holds_a_salted_hash_never_the_id(populated: Settings) -
     # the same id gives the same hash later: an auditor can confirm the erasure
     (entry,) = find_erasures(populated, subject)
     assert entry.actor == "dpo:ticket-881" and find_erasures(populated, subject + ".uk") == []
+
+
+def test_an_older_local_salt_moves_into_the_artifact_store(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home")
+    old = "ab" * 32
+    (Path(settings.home)).mkdir(parents=True)
+    (Path(settings.home) / SALT_FILE).write_text(old + "\n")
+    assert erasure_salt(settings) == bytes.fromhex(old)  # past erasures still confirm
+    shared = ArtifactStore(settings.artifacts_url).read_named(SALT_OBJECT)
+    assert shared.decode().strip() == old
+
+    other = _settings(tmp_path / "other", artifacts_url=settings.artifacts_url)
+    Path(other.home).mkdir(parents=True)
+    (Path(other.home) / SALT_FILE).write_text("cd" * 32 + "\n")  # this host made its own
+    with pytest.raises(ConfigError, match="two erasure salts.*keep a backup"):
+        erasure_salt(other)
 
 
 def test_a_pii_hashed_id_column_is_matched_by_its_plain_value(tmp_path: Path) -> None:

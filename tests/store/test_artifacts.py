@@ -126,3 +126,39 @@ def test_local_store_is_created_on_first_write_with_readable_files(tmp_path: Pat
 def test_unknown_protocol_names_the_missing_package() -> None:
     with pytest.raises(ConfigError, match="needs a package"):
         ArtifactStore("gs://bucket/prefix")
+
+
+def test_named_objects_round_trip_list_and_delete(artifacts: ArtifactStore) -> None:
+    where = artifacts.write_named("loop/snapshots/m-1-train.parquet", b"v1")
+    assert where == artifacts.named_url("loop/snapshots/m-1-train.parquet")
+    artifacts.write_named("loop/snapshots/m-1-train.parquet", b"v2")  # replaced whole
+    artifacts.write_named("loop/other/x", b"o")
+    assert artifacts.read_named("loop/snapshots/m-1-train.parquet") == b"v2"
+    assert artifacts.list_named("loop/snapshots") == ["loop/snapshots/m-1-train.parquet"]
+    assert artifacts.list_named("loop") == ["loop/other/x", "loop/snapshots/m-1-train.parquet"]
+    assert artifacts.list_named("nothing-here") == []
+    assert artifacts.delete_named("loop/other/x") and not artifacts.delete_named("loop/other/x")
+    assert not artifacts.named_exists("loop/other/x")
+    with pytest.raises(NotFoundError, match="no object 'loop/other/x'"):
+        artifacts.read_named("loop/other/x")
+    assert not [p for p in listing(artifacts) if ".tmp-" in p]
+
+
+def test_create_named_writes_only_once(artifacts: ArtifactStore) -> None:
+    assert artifacts.create_named("secrets/salt", b"first", private=True)
+    assert not artifacts.create_named("secrets/salt", b"second", private=True)
+    assert artifacts.read_named("secrets/salt") == b"first"
+    assert not [p for p in listing(artifacts) if ".tmp-" in p]
+
+
+@pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "a/../b", "a/./b", ".hidden",
+                                 "a//b", "a/", "tab\there", "new\nline", "x" * 513])
+def test_unsafe_object_names_are_refused(artifacts: ArtifactStore, bad: str) -> None:
+    with pytest.raises(UsageError, match="not a valid object name"):
+        artifacts.write_named(bad, b"x")
+
+
+def test_a_private_local_object_is_owner_only(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    store.create_named("secrets/salt", b"s", private=True)
+    assert os.stat(store.named_url("secrets/salt")).st_mode & 0o777 == 0o600

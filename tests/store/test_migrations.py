@@ -30,7 +30,7 @@ def store(db_url: str) -> Iterator[Store]:
 def test_upgrade_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert store.schema_revision() == Store.head_revision() == "0007"
+    assert store.schema_revision() == Store.head_revision() == "0008"
 
 
 def test_migrated_database_matches_the_models_exactly(store: Store) -> None:
@@ -108,9 +108,9 @@ def test_new_revision_finds_nothing_to_change(tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("nothing changed", script_location=location)
-    assert path.name == "0008_nothing_changed.py"
+    assert path.name == "0009_nothing_changed.py"
     source = path.read_text()
-    assert "down_revision = '0007'" in source
+    assert "down_revision = '0008'" in source
     upgrade_body = source.split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op." not in upgrade_body
 
@@ -179,3 +179,39 @@ def test_log_ids_are_64_bit(db_url: str, store_backend: str) -> None:
         [row] = store.list_predictions("m")
         assert row.id == (3000000001 if store_backend == "postgresql" else 1)
         assert [r.id for r in store.unwindowed_predictions("m")] == [row.id]
+
+
+def test_upgrading_0006_keeps_keys_and_allows_the_read_and_feedback_roles(db_url: str) -> None:
+    with Store(db_url) as store:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0006")
+        with store.engine.begin() as conn:
+            for i, (name, revoked) in enumerate([("ci", "'2026-01-02'"), ("ci", "NULL")]):
+                conn.execute(text(
+                    "INSERT INTO api_keys (name, prefix, key_sha256, role, created_at, "
+                    f"revoked_at) VALUES ('{name}', 'p{i}', '{i:064d}', 'predict', "
+                    f"'2026-01-01', {revoked})"))
+        store.upgrade()
+        assert [(k.name, k.role, k.active) for k in store.list_api_keys(include_revoked=True)] \
+            == [("ci", "predict", False), ("ci", "predict", True)]
+        store.add_api_key("dash", "read", prefix="r1", key_sha256="a" * 64)
+        store.add_api_key("labels", "feedback", prefix="f1", key_sha256="b" * 64)
+        with pytest.raises(UsageError, match="ci"):  # one active key per name, still enforced
+            store.add_api_key("ci", "admin", prefix="a1", key_sha256="c" * 64)
+        with pytest.raises(UsageError, match="role"):
+            store.add_api_key("x", "root", prefix="x1", key_sha256="d" * 64)
+
+
+def test_upgrading_0007_adds_reload_signals_and_keeps_log_rows_without_a_replica(
+        db_url: str) -> None:
+    with Store(db_url) as store:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO prediction_log (request_id, model_name, version, at, features, "
+                "output) VALUES (:request_id, :model_name, :version, :at, :features, :output)"),
+                [_log_row(1)])
+        store.upgrade()
+        assert [(r.request_id, r.replica) for r in store.list_predictions("m")] == [("r1", None)]
+        assert store.signal_reload(["m"], actor="ops") == {"m": 1}

@@ -42,6 +42,7 @@ import pandas as pd
 import pytest
 
 from driftloop.config import Settings
+from driftloop.http.keys import SESSION_COOKIE
 from driftloop.loop.runner import run_once
 from driftloop.monitor.reference import load_reference, store_reference
 from driftloop.monitor.windows import monitor
@@ -80,6 +81,7 @@ class Dashboard:
     url: str
     admin_key: str
     predict_key: str
+    read_key: str  # keys exist, so reading the dashboard needs one (role read or admin)
     test_accuracy: float  # cancer v1 on its test split
     window_ids: list[int]  # cancer's windows, oldest first
     hook: Hook  # where the alerts were delivered
@@ -143,11 +145,13 @@ def traffic_window(reference: pd.DataFrame, unseen: pd.DataFrame, seed: int,
 
 
 class Traffic:
-    """Predictions and feedback through the server's HTTP API, with a predict key."""
+    """Predictions through the server's HTTP API with a predict key, labels with a feedback key
+    (a predict key may not label)."""
 
-    def __init__(self, url: str, key: str, store: Any) -> None:
+    def __init__(self, url: str, key: str, store: Any, feedback_key: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=60,
                                  headers={"Authorization": f"Bearer {key}"})
+        self.feedback_headers = {"Authorization": f"Bearer {feedback_key}"}
         self.store = store
         self.sent: dict[str, int] = {}
 
@@ -160,7 +164,7 @@ class Traffic:
 
     def feedback(self, ids: list[str], labels: pd.Series) -> None:
         items = [{"request_id": i, "label": int(y)} for i, y in zip(ids, labels, strict=True)]
-        answer = self.http.post("/v1/feedback", json=items)
+        answer = self.http.post("/v1/feedback", json=items, headers=self.feedback_headers)
         assert answer.status_code == 202, answer.text
 
     def logged(self, timeout_s: float = 30.0) -> None:
@@ -214,12 +218,13 @@ def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
     for name in (MODEL, "credit"):
         registry.promote(name, 1, to="production", force=True, reason="test bootstrap")
     keys = {role: create_key(registry.store, registry.audit, f"dashboard-{role}", role,
-                             actor="test").secret for role in ("admin", "predict")}
+                             actor="test").secret
+            for role in ("admin", "predict", "read", "feedback")}
     server = BackgroundServer(create_app(registry, [MODEL, "credit", "spare"], settings.serve,
                                          versions={"spare": 1}, mount=[mount_dashboard]))
     try:
         server.start().wait_ready()
-        traffic = Traffic(server.url, keys["predict"], registry.store)
+        traffic = Traffic(server.url, keys["predict"], registry.store, keys["feedback"])
         for i in range(CALM_WINDOWS):
             rows = traffic_window(reference, unseen, i)
             ids = traffic.predict(MODEL, rows)
@@ -241,7 +246,7 @@ def build(settings: Settings, hook: Hook) -> tuple[Dashboard, BackgroundServer]:
         server.stop()
         registry.store.close()
         raise
-    built = Dashboard(settings, registry, server.url, keys["admin"], keys["predict"],
+    built = Dashboard(settings, registry, server.url, keys["admin"], keys["predict"], keys["read"],
                       registry.get(MODEL, 1).metrics["accuracy"],
                       [w.id for w in registry.store.list_windows(MODEL)], hook)
     return built, server
@@ -333,7 +338,10 @@ class Page:
 
 @pytest.fixture
 def page(browser, dashboard, artifacts_dir):
+    """A page logged in with the read key, as after the login form (tested on its own)."""
     opened = Page(browser, dashboard.url, artifacts_dir)
+    opened.context.add_cookies([{"name": SESSION_COOKIE, "value": dashboard.read_key,
+                                 "url": dashboard.url, "httpOnly": True, "sameSite": "Strict"}])
     yield opened
     opened.close()
 

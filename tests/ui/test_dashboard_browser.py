@@ -244,3 +244,34 @@ def test_admin_action_is_refused_without_an_admin_key_and_audited_with_one(page,
     assert d.registry.holder(MODEL, "production").version == holder
     assert d.registry.audit.entries(action="rollback")[-1].actor.startswith("api_key:")
     assert page.errors == []
+
+
+def test_a_browser_without_a_session_gets_the_login_form_and_then_the_page(browser, dashboard,
+                                                                           artifacts_dir):
+    from .conftest import Page
+
+    d = dashboard
+    page = Page(browser, d.url, artifacts_dir)  # a fresh context: no session cookie
+    try:
+        p = page.page
+        p.goto(d.url + "/")
+        p.wait_for_function("document.body.dataset.ready === 'login'", timeout=30_000)
+        assert "role read" in p.inner_text("main")
+        assert p.evaluate("document.activeElement.id") == "login-key"  # keyboard first
+        assert p.locator("section.model").count() == 0  # nothing of the store shown
+        p.fill("#login-key", d.predict_key)
+        p.click("#login-submit")
+        p.wait_for_function("document.getElementById('login-result').textContent"
+                            ".startsWith('✗')")
+        assert "(403)" in p.inner_text("#login-result")
+        p.fill("#login-key", d.read_key)
+        p.click("#login-submit")
+        p.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+        assert p.locator("section.model").count() == 4
+        assert d.read_key not in p.url
+        assert p.evaluate("document.cookie") == ""  # HttpOnly: no script can read the key
+        page.shot("0-login")
+        expected = re.compile(r"40[13]")  # the refused reads and the refused login
+        assert [e for e in page.errors if not expected.search(e)] == []
+    finally:
+        page.close()

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow  # the session fixture trains and retrains a model
 
 
 def _get(d, path: str, **params) -> httpx.Response:
-    return httpx.get(d.url + path, params=params, timeout=30)
+    """A read with the dashboard's read key (keys exist in this store, so reads need one)."""
+    return httpx.get(d.url + path, params=params, timeout=30,
+                     headers={"Authorization": f"Bearer {d.read_key}"})
 
 
 def _post(d, path: str, body=None, key: str | None = None, raw: bytes | None = None):
@@ -145,7 +147,7 @@ def test_monitoring_has_every_window_the_drift_the_bounds_and_the_alerts(dashboa
     assert all(a["deliveries"] == [{"to": "http://127.0.0.1", "ok": True, "attempts": 1,
                                     "status": 200}] for a in body["alerts"])
     assert HOOK_SECRET in alerts[0].deliveries[0]["url"]  # the store holds the token ...
-    text = httpx.get(d.url + f"/ui/api/models/{MODEL}/monitoring").text
+    text = _get(d, f"/ui/api/models/{MODEL}/monitoring").text
     assert "SECRET" not in text and d.hook.url not in text  # ... the dashboard does not show it
     few = _get(d, f"/ui/api/models/{MODEL}/monitoring", limit=3).json()
     assert [w["id"] for w in few["windows"]] == d.window_ids[-3:]
@@ -201,8 +203,8 @@ def test_loop_and_audit_endpoints(dashboard):
     assert [e["seq"] for e in audit["entries"]] == [e.seq for e in reversed(newest)]
     assert audit["total"] == d.registry.audit.anchor().entries
     keys = _get(d, "/ui/api/audit", action="key_created").json()["entries"]
-    assert {e["details"]["role"] for e in keys} == {"admin", "predict"}
-    verified = _post(d, "/ui/api/audit/verify").json()
+    assert {e["details"]["role"] for e in keys} == {"admin", "predict", "read", "feedback"}
+    verified = _post(d, "/ui/api/audit/verify", key=d.read_key).json()
     assert verified["ok"] is True and verified["entries"] == audit["total"]
 
 
@@ -261,3 +263,68 @@ def test_deactivate_goes_through_the_registry_function(dashboard):
     assert d.registry.holder("credit", "production") is None
     assert d.registry.audit.entries(action="deactivate")[-1].details.get("reason") == (
         "stop serving it")
+
+
+# -- who may read (issue 15): keys exist in this store, so every read needs one -------------
+
+READS = ["/ui/api/models", f"/ui/api/models/{MODEL}/versions/1",
+         f"/ui/api/models/{MODEL}/versions/1/reliability.png",
+         f"/ui/api/models/{MODEL}/monitoring", "/ui/api/windows/1", "/ui/api/loop",
+         "/ui/api/audit"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_every_dashboard_read_needs_a_read_or_admin_key(dashboard, path):
+    d = dashboard
+    anonymous = httpx.get(d.url + path, timeout=30)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json()["error"]["code"] == "unauthorized"
+    assert "role read" in anonymous.json()["error"]["message"]
+    assert MODEL not in anonymous.text  # nothing of the store leaks into the refusal
+    bogus = httpx.get(d.url + path, headers={"X-API-Key": "dl_nope_x"}, timeout=30)
+    assert bogus.status_code == 401
+    predict_only = httpx.get(d.url + path, headers={"X-API-Key": d.predict_key}, timeout=30)
+    assert predict_only.status_code == 403 and "role 'predict'" in predict_only.text
+    for key in (d.read_key, d.admin_key):
+        assert httpx.get(d.url + path, headers={"X-API-Key": key},
+                         timeout=30).status_code == 200
+    verify = httpx.post(d.url + "/ui/api/audit/verify", timeout=30)
+    assert verify.status_code == 401  # recomputing the chain is not free: not for anyone
+
+
+def test_the_page_shells_hold_no_data_and_stay_open(dashboard):
+    shell = httpx.get(dashboard.url + "/", timeout=30)
+    assert shell.status_code == 200 and MODEL not in shell.text
+
+
+def test_login_keeps_the_key_in_an_httponly_cookie_not_the_url(dashboard):
+    d = dashboard
+    with httpx.Client(base_url=d.url, timeout=30) as browser:
+        refused = browser.post("/ui/api/login", json={"key": d.predict_key})
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+        assert browser.post("/ui/api/login", json={"key": "dl_x_y"}).status_code == 401
+        assert browser.post("/ui/api/login", json={}).status_code == 422
+        done = browser.post("/ui/api/login", json={"key": d.read_key})
+        assert done.status_code == 200 and done.json() == {"role": "read"}
+        cookie = done.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+        assert browser.get("/ui/api/models").status_code == 200  # the cookie, no header
+        # the cookie reads; it does not act: admin actions need the key in a header
+        act = browser.post("/ui/api/models/spare/rollback",
+                           json={"alias": "production", "reason": "cookie attack"})
+        assert act.status_code == 401
+        browser.post("/ui/api/logout")
+        assert browser.get("/ui/api/models").status_code == 401
+
+
+def test_an_oversized_login_body_is_refused_before_it_is_read(dashboard):
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(dashboard.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        # announce 10 MB and send none of it: the answer must come anyway
+        sock.sendall(b"POST /ui/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 10000000\r\n\r\n")
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer

@@ -40,7 +40,9 @@ def test_ui_command_serves_the_dashboard_of_the_configured_store(dashboard, tmp_
             time.sleep(0.1)
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "/ui/static/models.js" in page.text
-        models = httpx.get(base + "/ui/api/models").json()["models"]
+        assert httpx.get(base + "/ui/api/models").status_code == 401  # keys exist here
+        models = httpx.get(base + "/ui/api/models",
+                           headers={"X-API-Key": dashboard.read_key}).json()["models"]
         assert {m["name"]: m["health"]["status"] for m in models} == BADGES
         chart = httpx.get(base + "/ui/static/vendor/chart.umd.min.js")
         assert chart.status_code == 200 and "Chart.js v4" in chart.text[:200]

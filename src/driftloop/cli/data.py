@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,11 +20,11 @@ class FailOn(str, Enum):
 
 @app.command("check")
 def data_check_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+    data: Annotated[str, typer.Argument(help="CSV or Parquet file, or its URL (s3://…).")],
     target: Annotated[str, typer.Option(help="Column to predict.")],
     task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
     against: Annotated[
-        Path | None, typer.Option(help="Another table (e.g. the test set) to find leaks in.")
+        str | None, typer.Option(help="Another table (e.g. the test set) to find leaks in.")
     ] = None,
     group_column: Annotated[
         str | None, typer.Option(help="Values of this column must not be in both tables.")

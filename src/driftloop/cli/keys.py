@@ -14,13 +14,17 @@ app = Typer(help="Create, list and revoke API keys of the model server.", no_arg
 
 class KeyRole(str, Enum):
     predict = "predict"
+    feedback = "feedback"
+    read = "read"
     admin = "admin"
 
 
 @app.command("create")
 def keys_create_cmd(
     name: Annotated[str, typer.Argument(help="What the key is for (a service, not a person).")],
-    role: Annotated[KeyRole, typer.Option(help="predict or admin.")] = KeyRole.predict,
+    role: Annotated[KeyRole, typer.Option(
+        help="predict (predict, infer, feedback), feedback (labels only), read (the dashboard) "
+        "or admin (everything).")] = KeyRole.predict,
     actor: Annotated[str | None, typer.Option(help="Audited as this role or service id.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -53,7 +57,8 @@ def keys_list_cmd(
         emit_json([k.__dict__ for k in keys])
         return
     if not keys:
-        out.print("no API keys: predictions need none (admin endpoints are closed).")
+        out.print("no API keys: on loopback, predictions and the dashboard need none until the "
+                  "first key is created (admin endpoints are closed).")
     for k in keys:
         state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
         out.print(f"{k.prefix}  {k.role:7s}  {k.name}  created {k.created_at:%Y-%m-%d %H:%M}"

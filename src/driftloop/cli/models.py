@@ -191,10 +191,12 @@ def models_export_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Write a self-contained edge package: ONNX model, preprocessing and schema JSON."""
+    from driftloop.registry.names import check_model_name
     from driftloop.serve.export import export_edge_package
 
     number = version_number(version)
-    target = out_dir or Path(f"{name}-v{number}-{format.value}")
+    # a name stored before names were checked must not pick the folder (no '/' or '..')
+    target = out_dir or Path(f"{check_model_name(name)}-v{number}-{format.value}")
     with open_registry() as registry:
         package = export_edge_package(registry, name, number, target, int8=int8,
                                       overwrite=overwrite)

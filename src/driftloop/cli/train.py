@@ -1,4 +1,5 @@
-"""``driftloop train`` and ``driftloop evaluate``."""
+"""``driftloop train``, ``driftloop worker`` (the other nodes of a multi-node job) and
+``driftloop evaluate``."""
 
 from __future__ import annotations
 
@@ -50,13 +51,37 @@ def train_cmd(
         list[str] | None,
         typer.Option(help="Keep this column found to hold personal data (repeatable; recorded)."),
     ] = None,
+    nnodes: Annotated[
+        int | None, typer.Option(help="Nodes of a multi-node job (this one is node 0).")
+    ] = None,
+    node_rank: Annotated[
+        int | None, typer.Option(help="This node's rank: 0 (other nodes: driftloop worker).")
+    ] = None,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT where node 0 hosts the rendezvous.")
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option(help="Job name the other nodes join (names the run).")
+    ] = None,
+    join_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for every node to join.")
+    ] = None,
+    local_addr: Annotated[
+        str | None, typer.Option(help="Address other nodes reach this one at.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Train a model data-parallel and register it as a new version.
 
-    DATA is required unless --resume RUN_ID continues a stopped run.
+    DATA is required unless --resume RUN_ID continues a stopped run. With --nnodes N this
+    machine is node 0 of a job that `driftloop worker --job NAME --node-rank K` joins on the
+    other nodes; --workers is per node.
     """
     from driftloop.train.launcher import train
+    from driftloop.train.torchrun import rendezvous_from_flags
+
+    nodes = rendezvous_from_flags(nnodes, node_rank, rdzv_endpoint, job, join_timeout,
+                                  local_addr)
 
     result = train(
         data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
@@ -65,7 +90,7 @@ def train_cmd(
         precision=precision, checkpoint_every=checkpoint_every,
         consistency_every=consistency_every, collective_timeout=collective_timeout,
         max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
-        ignore_checks=ignore_check or (), allow_pii=allow_pii or (),
+        ignore_checks=ignore_check or (), allow_pii=allow_pii or (), nodes=nodes,
     )
     if json_out:
         emit_json(result.to_json())
@@ -73,6 +98,42 @@ def train_cmd(
     for line in result.warnings:
         warn(line)
     print_training(result)
+
+
+def worker_cmd(
+    job: Annotated[str, typer.Option(help="Job name node 0 gave with --job.")],
+    node_rank: Annotated[int, typer.Option(help="This node's rank, 1 to nnodes - 1.")],
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT of node 0 (default: the one it recorded).")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for node 0 to publish the job.")
+    ] = 600.0,
+    local_addr: Annotated[
+        str | None, typer.Option(help="Address other nodes reach this one at.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Join a multi-node training job as node K: fetch its run, start this node's workers.
+
+    Node 0 runs `driftloop train DATA … --nnodes N --node-rank 0 --rdzv-endpoint HOST:PORT
+    --job NAME`; every other node runs this with the same store and artifact settings
+    (DRIFTLOOP_STORE_URL, DRIFTLOOP_ARTIFACTS_URL). It only reads the store; node 0 records
+    the run and the model version.
+    """
+    from driftloop.train.nodes import join
+
+    result = join(job, node_rank, settings(), endpoint=rdzv_endpoint, wait=wait,
+                  local_addr=local_addr)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    out.print(
+        f"node {result.node_rank} of job [bold]{result.job}[/] finished: {result.workers} "
+        f"workers · run {result.run_id} · fetched {len(result.fetched)} files"
+    )
+    out.print(f"run folder {result.run_dir}")
+    out.print(f"workers' output {result.log}")
 
 
 def print_training(result: Any) -> None:

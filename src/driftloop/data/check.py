@@ -205,7 +205,7 @@ def check_data(
     other_info = None
     if against is not None:
         other = read_table(against)
-        other_info = {"fingerprint": fingerprint_frame(other.frame, other.uri),
+        other_info = {"fingerprint": fingerprint_frame(other.frame),
                       "source": other.uri, "rows": len(other.frame)}
         findings += _overlap(frame, other.frame, schema, group_column, other.uri, cfg)
     if schema.task != "regression":
@@ -215,7 +215,7 @@ def check_data(
     findings += _pii(frame, target, cfg)
     report = DataReport(
         source_uri=source.uri,
-        fingerprint=fingerprint_frame(frame, source.uri),
+        fingerprint=fingerprint_frame(frame),
         rows=len(frame),
         task=schema.task,
         target=target,

@@ -9,9 +9,16 @@ happen to store it:
   -0.0 becomes 0.0; integers beyond 2**53 lose precision), ``bool``, ``datetime`` (int64
   nanoseconds since the epoch in UTC, whatever the unit) or ``string`` (everything else, as
   UTF-8 of ``str(value)``, length-prefixed, with a distinct marker for missing values);
-- the row count and the URI are hashed too; the index is not.
+- the row count is hashed too; the index is not, and neither is where the data came from.
 
-Row order matters: shuffled rows are different data for a time split and for lineage.
+Only content counts: the same file read from a folder, from ``s3://`` or copied elsewhere is
+the same dataset for lineage, data checks and the gates. Row order matters: shuffled rows are
+different data for a time split and for lineage.
+
+The encoding's version is hashed first (``driftloop-frame-v2``, ``driftloop-arrays-v2``).
+Version 1 also hashed the source URI, so fingerprints recorded by a driftloop that wrote v1
+never equal v2 ones: evidence stored under them is still found through its run, but a check
+or evaluation made now does not pair with it (the gates then ask for ``--data``).
 """
 
 from __future__ import annotations
@@ -27,22 +34,22 @@ ValueType = Literal["numeric", "bool", "datetime", "string"]
 _CHUNK = 1 << 20  # elements per float64 conversion, so large image arrays are not copied whole
 
 
-def fingerprint_frame(frame: pd.DataFrame, uri: str) -> str:
-    """Return the sha256 hex digest of ``frame``'s content and ``uri``.
+def fingerprint_frame(frame: pd.DataFrame) -> str:
+    """Return the sha256 hex digest of ``frame``'s content (not of where it came from).
 
     Examples
     --------
     >>> import numpy as np, pandas as pd
     >>> frame = pd.DataFrame({"a": np.array([1, 2, 3], dtype="int32"), "b": ["x", None, "z"]})
     >>> wide = frame.astype({"a": "int64"})[["b", "a"]]
-    >>> fingerprint_frame(frame, "file:///t.csv") == fingerprint_frame(wide, "file:///t.csv")
+    >>> fingerprint_frame(frame) == fingerprint_frame(wide)
     True
-    >>> fingerprint_frame(frame, "file:///t.csv") == fingerprint_frame(frame[::-1], "file:///t.csv")
+    >>> fingerprint_frame(frame) == fingerprint_frame(frame[::-1])
     False
-    >>> len(fingerprint_frame(frame, "file:///t.csv"))
-    64
+    >>> fingerprint_frame(frame)[:16]
+    '785cf254e83021f1'
     """
-    digest = hashlib.sha256(b"driftloop-frame-v1\0")
+    digest = hashlib.sha256(b"driftloop-frame-v2\0")
     _update_int(digest, len(frame))
     names = [str(name) for name in frame.columns]
     for position in sorted(range(len(names)), key=lambda i: names[i]):
@@ -51,12 +58,11 @@ def fingerprint_frame(frame: pd.DataFrame, uri: str) -> str:
         _update_text(digest, names[position])
         _update_text(digest, kind)
         _ENCODERS[kind](digest, column)
-    _update_text(digest, uri)
     return digest.hexdigest()
 
 
-def fingerprint_arrays(x: np.ndarray, y: np.ndarray, uri: str) -> str:
-    """Return the sha256 hex digest of arrays ``x`` and ``y`` (shapes and values) and ``uri``.
+def fingerprint_arrays(x: np.ndarray, y: np.ndarray) -> str:
+    """Return the sha256 hex digest of arrays ``x`` and ``y`` (shapes and values).
 
     Numbers are hashed as float64, so float32 and float64 copies of the same values agree.
 
@@ -65,12 +71,12 @@ def fingerprint_arrays(x: np.ndarray, y: np.ndarray, uri: str) -> str:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).random((4, 2, 3))
     >>> y = np.array([0, 1, 0, 1])
-    >>> same = fingerprint_arrays(x, y, "u") == fingerprint_arrays(x.copy(), y.astype("int8"), "u")
-    >>> changed = fingerprint_arrays(x, y[::-1], "u")
-    >>> same, changed == fingerprint_arrays(x, y, "u")
+    >>> same = fingerprint_arrays(x, y) == fingerprint_arrays(x.copy(), y.astype("int8"))
+    >>> changed = fingerprint_arrays(x, y[::-1])
+    >>> same, changed == fingerprint_arrays(x, y)
     (True, False)
     """
-    digest = hashlib.sha256(b"driftloop-arrays-v1\0")
+    digest = hashlib.sha256(b"driftloop-arrays-v2\0")
     for name, values in (("x", np.asarray(x)), ("y", np.asarray(y))):
         _update_text(digest, name)
         _update_int(digest, values.ndim)
@@ -82,7 +88,6 @@ def fingerprint_arrays(x: np.ndarray, y: np.ndarray, uri: str) -> str:
         else:
             _update_text(digest, "string")
             _update_strings(digest, pd.Series(values.reshape(-1), dtype=object))
-    _update_text(digest, uri)
     return digest.hexdigest()
 
 

@@ -235,8 +235,8 @@ def _prepare_table(
         splits=splits,
         source_uri=table.uri,
         fingerprints={
-            "source": fingerprint_frame(frame, table.uri),
-            **{p: fingerprint_frame(frame.iloc[r], f"{table.uri}#{p}") for p, r in rows.items()},
+            "source": fingerprint_frame(frame),
+            **{p: fingerprint_frame(frame.iloc[r]) for p, r in rows.items()},
         },
         row_counts=_row_counts(len(frame), split),
         warnings=warnings,
@@ -285,9 +285,9 @@ def _prepare_arrays(
         splits=splits,
         source_uri=arrays.uri,
         fingerprints={
-            "source": fingerprint_arrays(arrays.x, arrays.y, arrays.uri),
+            "source": fingerprint_arrays(arrays.x, arrays.y),
             **{
-                part: fingerprint_arrays(arrays.x[r], arrays.y[r], f"{arrays.uri}#{part}")
+                part: fingerprint_arrays(arrays.x[r], arrays.y[r])
                 for part, r in rows.items()
             },
         },

@@ -7,8 +7,11 @@ names the file and says what to do; nothing here is loaded with pickle.
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,9 +20,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.core import split_protocol
 
 from driftloop.data.fingerprint import fingerprint_frame
-from driftloop.errors import DataError
+from driftloop.errors import ConfigError, DataError
+from driftloop.store.remote import bucket_message, no_such_bucket, remote_errors, remote_fs
 
 ArrayKind = Literal["image", "sequence"]
 
@@ -75,9 +80,10 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame) -> TableSource:
     Parameters
     ----------
     source
-        A path ending in ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` or ``.pq``, or a
-        DataFrame (copied; its URI is ``dataframe:`` plus the first 16 hex digits of the
-        sha256 of its content).
+        A path ending in ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` or ``.pq``, an fsspec
+        URL of such a file (``s3://bucket/data.csv``: s3fs reads it, honouring
+        ``AWS_ENDPOINT_URL``; the URL is the table's URI), or a DataFrame (copied; its URI
+        is ``dataframe:`` plus the first 16 hex digits of its content fingerprint).
 
     Examples
     --------
@@ -89,18 +95,68 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame) -> TableSource:
     if isinstance(source, pd.DataFrame):
         frame = _frame_copy(source)
         _check_frame(frame, "the DataFrame")
-        digest = fingerprint_frame(frame, "dataframe")[:16]
+        digest = fingerprint_frame(frame)[:16]
         return TableSource(frame=frame, uri=f"dataframe:{digest}")
+    if is_url(source):
+        url = str(source)
+        _table_suffix_of(url)  # refuse an unknown type before downloading anything
+        with _fetched(url) as local:
+            return _read_table_file(local, url, url)
     path = _existing_file(source)
-    suffix = table_suffix(path)
+    return _read_table_file(path, str(path), _file_uri(path))
+
+
+def is_url(source: object) -> bool:
+    """True when ``source`` is a URL of a remote file system (``s3://…``), not a local path.
+
+    Examples
+    --------
+    >>> is_url("s3://bucket/a.csv"), is_url("data/a.csv"), is_url("file:///a.csv")
+    (True, False, False)
+    """
+    if not isinstance(source, str):
+        return False
+    protocol, _ = split_protocol(source)
+    return protocol not in (None, "file", "local")
+
+
+def _table_suffix_of(name: str) -> str:
+    suffix = table_suffix(name)
     if suffix is None:
         raise DataError(
-            f"{path}: unknown file type. Supported table files: {', '.join(TABLE_SUFFIXES)}; "
+            f"{name}: unknown file type. Supported table files: {', '.join(TABLE_SUFFIXES)}; "
             "arrays: .npz. Rename the file or convert it to one of these."
         )
-    frame = _read_csv(path, suffix) if suffix in CSV_SUFFIXES else _read_parquet(path)
-    _check_frame(frame, str(path))
-    return TableSource(frame=frame.reset_index(drop=True), uri=_file_uri(path))
+    return suffix
+
+
+def _read_table_file(path: Path, name: str, uri: str) -> TableSource:
+    suffix = _table_suffix_of(name)
+    if suffix in CSV_SUFFIXES:
+        frame = _read_csv(path, suffix, name)
+    else:
+        frame = _read_parquet(path, name)
+    _check_frame(frame, name)
+    return TableSource(frame=frame.reset_index(drop=True), uri=uri)
+
+
+@contextmanager
+def _fetched(url: str) -> Iterator[Path]:
+    """A local copy of the remote file ``url`` (same file name), deleted afterwards."""
+    fs, remote = remote_fs(url, "the data file")
+    with tempfile.TemporaryDirectory(prefix="driftloop-fetch-") as folder:
+        local = Path(folder) / (remote.rstrip("/").rsplit("/", 1)[-1] or "data")
+        try:
+            with remote_errors(url, "the data file"):
+                if not fs.isfile(remote):
+                    raise FileNotFoundError(remote)
+                fs.get_file(remote, str(local))
+        except FileNotFoundError as exc:
+            if no_such_bucket(exc):
+                raise ConfigError(bucket_message(url, "the data file")) from None
+            raise DataError(f"{url}: file not found. Check the URL (bucket, prefix and "
+                            "name).") from None
+        yield local
 
 
 def read_arrays(path: str | os.PathLike[str], kind: ArrayKind | None = None) -> ArraySource:
@@ -137,7 +193,8 @@ def read_arrays(path: str | os.PathLike[str], kind: ArrayKind | None = None) -> 
 
 
 def _existing_file(source: str | os.PathLike[str]) -> Path:
-    path = Path(source)
+    protocol, local = split_protocol(os.fspath(source))
+    path = Path(local if protocol in ("file", "local") else source)  # a file:// URI is a path
     if not path.exists():
         raise DataError(f"{path}: file not found. Check the path (working dir: {Path.cwd()}).")
     if not path.is_file():
@@ -155,30 +212,30 @@ def _file_uri(path: Path) -> str:
     return "file://" + str(path.resolve())
 
 
-def _read_csv(path: Path, suffix: str) -> pd.DataFrame:
+def _read_csv(path: Path, suffix: str, name: str) -> pd.DataFrame:
     sep = "\t" if suffix == ".tsv" else ","
     try:
         header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
-        _check_unique_names([str(name) for name in header.iloc[0]], str(path))
+        _check_unique_names([str(column) for column in header.iloc[0]], name)
         return pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty. Write a header row and data rows.") from None
+        raise DataError(f"{name}: the file is empty. Write a header row and data rows.") from None
     except _READ_ERRORS as exc:
         raise DataError(
-            f"{path}: cannot be read as {'TSV' if sep == chr(9) else 'CSV'} ({_first_line(exc)}). "
+            f"{name}: cannot be read as {'TSV' if sep == chr(9) else 'CSV'} ({_first_line(exc)}). "
             "Check that the file is a complete, uncompressed-or-gzip text table."
         ) from None
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, name: str) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except _READ_ERRORS as exc:
         raise DataError(
-            f"{path}: cannot be read as Parquet ({_first_line(exc)}). "
+            f"{name}: cannot be read as Parquet ({_first_line(exc)}). "
             "Check that the file is complete and was written as Parquet."
         ) from None
-    _check_unique_names(table.column_names, str(path))
+    _check_unique_names(table.column_names, name)
     return table.to_pandas()
 
 

@@ -361,7 +361,7 @@ def _read_eval_data(data: Any, model: LoadedModel, target: str | None) -> _EvalI
         arrays = read_arrays(data, kind=bundle.input_kind)  # type: ignore[arg-type]
         x, _ = apply_preprocessing(bundle.preprocessor or {}, arrays.x)
         y = encoder.transform(pd.Series(arrays.y))
-        dataset = {"fingerprint": fingerprint_arrays(arrays.x, arrays.y, arrays.uri),
+        dataset = {"fingerprint": fingerprint_arrays(arrays.x, arrays.y),
                    "source": arrays.uri, "rows": len(y), "role": "evaluation"}
         return _EvalInputs(x, None, _original(model, y), None, dataset, None, [])
     table = read_table(data)
@@ -372,7 +372,7 @@ def _read_eval_data(data: Any, model: LoadedModel, target: str | None) -> _EvalI
             f"{table.uri}: target column {target!r} not found. Available columns: "
             f"{', '.join(map(str, frame.columns))}. Pass --target if it is named differently."
         )
-    dataset = {"fingerprint": fingerprint_frame(frame, table.uri), "source": table.uri,
+    dataset = {"fingerprint": fingerprint_frame(frame), "source": table.uri,
                "source_rows": len(frame), "role": "evaluation"}
     warnings = []
     missing = missing_mask(frame[target])

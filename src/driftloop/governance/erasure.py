@@ -9,27 +9,37 @@ Where a subject's rows live, and how they are found:
   forms are matched.
 - ``feedback``: the labels of those rows, joined by request id (a request of several instances
   logs ``<rid>-0``, ``<rid>-1``, …, one id per row, so only the subject's own labels go).
-- ``<home>/loop/snapshots/**/*.parquet``: training sets the closed loop assembled. Files
-  without the id column are left alone and reported.
+- the loop's dataset snapshots: Parquet named objects ``loop/snapshots/**`` in the artifact
+  store (shared by every host that shares the store), and the files an older driftloop wrote
+  under ``<home>/loop/snapshots/**/*.parquet``. Snapshots without the id column are left
+  alone and reported.
 
 Ids match as text: a stored value matches when ``str(value)`` is the id, so ``42`` and
 ``"42"`` both match ``--subject-id 42`` and ``420`` does not. An id written as a number
 (``42``, ``42.0``) also matches the other spelling of the same number, since JSON and Parquet
 may keep 42 as 42.0.
 
-Order of the work, and why. 1) Every affected snapshot is rewritten to a temporary file next
-to it and fsynced: a snapshot that cannot be read or written stops the erasure before anything
-changed. 2) One database transaction deletes the log rows and their feedback and appends the
-audit entry: this is the commit point. 3) The temporary files replace the snapshots
-(``os.replace``, atomic on one file system). Step 3 cannot half-write a file; if it fails at
-all (a permission changed between 1 and 3), the error names the file, whose rows are then
-still there, and running ``driftloop erase`` again removes them (the database part finds
-nothing more and is audited again with zero counts). Rewriting snapshots after the commit
-(rather than before it) means a failed transaction never leaves snapshots already changed.
+Order of the work, and why. 1) Every affected snapshot is rewritten without the subject's rows
+and staged: a local file to a synced temporary file next to it, a named object to a staging
+object ``loop/erase-staging/<token>/…`` in the artifact store. A snapshot that cannot be read
+or staged stops the erasure before anything changed. 2) One database transaction deletes the
+log rows and their feedback and appends the audit entry: this is the commit point. 3) The
+staged content replaces each snapshot: ``os.replace`` for a file (atomic on one file system),
+one PUT of the final key for an object (atomic per object on S3: a reader sees the old or the
+new snapshot, never half of one), then the staging object is deleted. The snapshots are
+replaced one after another, not all at once: a reader between two replacements may see one
+snapshot already without the rows and another still with them, and if step 3 fails or the
+process dies during it, the error names the snapshots whose rows are still there; running
+``driftloop erase`` again removes them (the database part finds nothing more and is audited
+again with zero counts). Each erasure starts by deleting staging objects a dead one left
+behind. Rewriting snapshots after the commit (rather than before it) means a failed
+transaction never leaves snapshots already changed.
 
 The audit entry (action ``erase``) holds the counts and an HMAC-SHA256 of the id keyed with a
-secret salt kept in ``<home>/erasure.salt`` (created with mode 0600 on first use): the same id
-always gives the same hash, so an auditor holding an id can confirm it was erased
+secret salt kept as the named object ``secrets/erasure.salt`` in the artifact store (created
+once, create-only, with 32 random bytes; a local file ``<home>/erasure.salt`` from an older
+driftloop is moved into it), so every host that shares the store uses the same salt: the same
+id always gives the same hash, so an auditor holding an id can confirm it was erased
 (:func:`find_erasures`), but the log never holds the id. An id that matches nothing is audited
 too (counts 0): the request was received and answered. Nothing in the audit chain is edited.
 
@@ -47,6 +57,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import math
 import os
@@ -55,7 +66,7 @@ from collections.abc import Iterable
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,13 +75,17 @@ from sqlalchemy.orm import Session
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
-from driftloop.store import AuditRecord, Store
+from driftloop.store import ArtifactStore, AuditRecord, Store
+from driftloop.store.artifacts import LOOP_SNAPSHOTS
 from driftloop.store.erasure import ErasedRows
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
 
-SALT_FILE = "erasure.salt"
+SALT_OBJECT = "secrets/erasure.salt"
+SALT_FILE = "erasure.salt"  # where an older driftloop kept the salt, in <home>: moved on use
+SNAPSHOT_PREFIX = LOOP_SNAPSHOTS  # the loop's snapshots in the artifact store
+STAGING_PREFIX = "loop/erase-staging"
 SNAPSHOT_SUFFIXES = (".parquet", ".pq")
 _TMP_SUFFIX = ".erase-tmp"
 _KEY_SAMPLE = 200  # rows read to tell whether the id column exists at all
@@ -132,13 +147,92 @@ class ErasureResult:
         }
 
 
+class _Snapshot(Protocol):
+    """One snapshot: its content, and staging and replacing a rewritten version of it."""
+
+    label: str  # results and messages: the file's path or the object's URL
+    relative: str  # the audit entry: the name below the snapshot folder
+
+    @property
+    def staged(self) -> bool: ...
+
+    def read(self) -> bytes: ...
+    def stage(self, data: bytes) -> None: ...
+    def commit(self) -> None: ...
+    def drop(self) -> None: ...
+
+
+class _FileSnapshot:
+    """A snapshot file an older driftloop wrote under ``<home>/loop/snapshots``."""
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path, self.label, self.relative = path, str(path), _relative(path, root)
+        self.tmp: Path | None = None
+
+    @property
+    def staged(self) -> bool:
+        return self.tmp is not None
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+    def stage(self, data: bytes) -> None:
+        self.tmp = self.path.with_name(f".{self.path.name}{_TMP_SUFFIX}")
+        _write_synced(data, self.tmp)
+
+    def commit(self) -> None:
+        assert self.tmp is not None
+        try:
+            os.replace(self.tmp, self.path)
+            _sync_folder(self.path.parent)
+        finally:
+            self.drop()
+
+    def drop(self) -> None:
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
+
+
+class _NamedSnapshot:
+    """A snapshot in the artifact store (named object ``loop/snapshots/…``)."""
+
+    def __init__(self, artifacts: ArtifactStore, name: str, token: str) -> None:
+        self.artifacts, self.name = artifacts, name
+        self.label = artifacts.named_url(name)
+        self.relative = name[len(SNAPSHOT_PREFIX) + 1:]
+        self._staging = f"{STAGING_PREFIX}/{token}/{self.relative}"
+        self._data: bytes | None = None
+
+    @property
+    def staged(self) -> bool:
+        return self._data is not None
+
+    def read(self) -> bytes:
+        return self.artifacts.read_named(self.name)
+
+    def stage(self, data: bytes) -> None:
+        self.artifacts.write_named(self._staging, data)  # proves the store takes the write
+        self._data = data
+
+    def commit(self) -> None:
+        assert self._data is not None
+        self.artifacts.write_named(self.name, self._data)  # one PUT: atomic per object
+        self.drop()
+
+    def drop(self) -> None:
+        if self._data is not None:
+            with suppress(DriftloopError):
+                self.artifacts.delete_named(self._staging)
+            self._data = None
+
+
 @dataclass
 class _Rewrite:
-    """One snapshot file with the id column: rows to remove and the rewritten temp file."""
+    """One snapshot with the id column and the rows to remove from it."""
 
-    path: Path
+    snapshot: _Snapshot
     removed: int
-    tmp: Path | None = None
 
 
 @dataclass
@@ -148,7 +242,7 @@ class _Plan:
     column: str
     targets: frozenset[str]
     rewrites: list[_Rewrite] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[_Snapshot] = field(default_factory=list)
 
 
 def id_texts(subject_id: str) -> frozenset[str]:
@@ -177,73 +271,100 @@ def id_texts(subject_id: str) -> frozenset[str]:
     return frozenset(texts)
 
 
-def erasure_salt(home: str | os.PathLike[str]) -> bytes:
-    """This store's secret erasure salt, from ``<home>/erasure.salt`` (created, mode 0600, with
-    32 random bytes on first use).
+def erasure_salt(settings: Settings) -> bytes:
+    """This store's secret erasure salt: the named object ``secrets/erasure.salt`` in the
+    artifact store, created (create-only, 32 random bytes) on first use, so every host that
+    shares the artifact store gets the same salt.
+
+    A salt file ``<home>/erasure.salt`` left by an older driftloop becomes the shared salt when
+    there is none yet; one that differs from the shared salt is a :class:`ConfigError`.
 
     Examples
     --------
     >>> import tempfile
     >>> home = tempfile.mkdtemp()
-    >>> salt = erasure_salt(home)
-    >>> len(salt), erasure_salt(home) == salt, oct(os.stat(f"{home}/erasure.salt").st_mode & 0o777)
-    (32, True, '0o600')
+    >>> settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
+    >>> salt = erasure_salt(settings)
+    >>> len(salt), erasure_salt(settings) == salt
+    (32, True)
+    >>> path = ArtifactStore(settings.artifacts_url).named_url(SALT_OBJECT)
+    >>> path.endswith("named/secrets/erasure.salt"), oct(os.stat(path).st_mode & 0o777)
+    (True, '0o600')
     """
-    path = Path(home) / SALT_FILE
-    if not path.exists():
-        _create_salt(path)
+    return _salt(ArtifactStore(settings.artifacts_url), settings.home)
+
+
+def _salt(artifacts: ArtifactStore, home: str | os.PathLike[str]) -> bytes:
+    legacy = Path(home) / SALT_FILE
+    local = _read_legacy_salt(legacy)
+    if not artifacts.named_exists(SALT_OBJECT):
+        fresh = local if local is not None else secrets.token_hex(32)
+        artifacts.create_named(SALT_OBJECT, f"{fresh}\n".encode("ascii"), private=True)
+    where = artifacts.named_url(SALT_OBJECT)
     try:
-        text = path.read_text(encoding="ascii").strip()
-        salt = bytes.fromhex(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(_bad_salt(path, str(exc))) from None
-    if len(salt) != 32:
-        raise ConfigError(_bad_salt(path, f"it holds {len(text)} characters, not 64"))
+        text = artifacts.read_named(SALT_OBJECT).decode("ascii").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_bad_salt(where, str(exc))) from None
+    salt = _parse_salt(text, where)
+    if local is not None and local != text:
+        raise ConfigError(
+            f"two erasure salts: {legacy} (this host's, from an older driftloop) differs from "
+            f"the shared {where}. Erasures audited on this host before the upgrade can only be "
+            f"confirmed with the old one: keep a backup of {legacy} with your secrets, then "
+            "delete it from the home folder so this host uses the shared salt."
+        )
     return salt
 
 
-def _create_salt(path: Path) -> None:
-    # written under a private name, then linked into place: os.link fails if another process
-    # created the salt meanwhile, so the first salt wins and nobody reads a half-written one
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    _write_private(tmp, secrets.token_hex(32) + "\n")
+def _read_legacy_salt(path: Path) -> str | None:
+    if not path.exists():
+        return None
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    except OSError:  # a file system without hard links: create it in place, still exclusively
-        with suppress(FileExistsError):
-            _write_private(path, tmp.read_text(encoding="ascii"))
-    finally:
-        tmp.unlink(missing_ok=True)
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(_bad_salt(str(path), str(exc))) from None
+    _parse_salt(text, str(path))
+    return text
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(text)
+def _parse_salt(text: str, where: str) -> bytes:
+    try:
+        salt = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ConfigError(_bad_salt(where, str(exc))) from None
+    if len(salt) != 32:
+        raise ConfigError(_bad_salt(where, f"it holds {len(text)} characters, not 64"))
+    return salt
+
+
+def _write_synced(data: bytes, path: Path) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def _bad_salt(path: Path, why: str) -> str:
-    return (f"the erasure salt {path} cannot be used ({why}). Restore it from a backup: it must "
-            "hold the 64 hexadecimal characters written when it was created, and without it "
-            "past erasures can no longer be confirmed by id. Do not edit it.")
+def _bad_salt(where: str, why: str) -> str:
+    return (f"the erasure salt {where} cannot be used ({why}). Restore it from a backup: it "
+            "must hold the 64 hexadecimal characters written when it was created, and without "
+            "it past erasures can no longer be confirmed by id. Do not edit it.")
 
 
-def subject_hash(home: str | os.PathLike[str], subject_id: str | int) -> str:
+def subject_hash(settings: Settings, subject_id: str | int) -> str:
     """HMAC-SHA256 (hex) of the id's text under the store's erasure salt.
 
     Examples
     --------
     >>> import tempfile
     >>> home = tempfile.mkdtemp()
-    >>> subject_hash(home, 42) == subject_hash(home, "42") != subject_hash(home, "420")
+    >>> settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
+    >>> subject_hash(settings, 42) == subject_hash(settings, "42") != subject_hash(settings, "420")
     True
     """
-    salt = erasure_salt(home)
+    return _hmac(erasure_salt(settings), subject_id)
+
+
+def _hmac(salt: bytes, subject_id: str | int) -> str:
     return hmac.new(salt, _subject_text(subject_id).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -329,11 +450,11 @@ def find_erasures(
     from driftloop.store import AuditLog
 
     if isinstance(settings_or_registry, Settings):
-        digest = subject_hash(settings_or_registry.home, subject_id)
+        digest = subject_hash(settings_or_registry, subject_id)
         with Store.open(settings_or_registry.store_url) as store:
             return AuditLog(store).entries(subject=f"subject:{digest}", action="erase")
     registry = settings_or_registry
-    digest = subject_hash(registry.settings.home, subject_id)
+    digest = _hmac(_salt(registry.artifacts, registry.settings.home), subject_id)
     return registry.audit.entries(subject=f"subject:{digest}", action="erase")
 
 
@@ -346,40 +467,40 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     settings, store = registry.settings, registry.store
     texts = id_texts(subject_id)
     targets = texts | {hash_value(t, settings.serve.pii_hash_key) for t in texts}
-    digest = subject_hash(settings.home, subject_id)
-    root = Path(settings.home) / "loop" / "snapshots"
-
-    plan = _plan_snapshots(root, column, targets)
+    digest = _hmac(_salt(registry.artifacts, settings.home), subject_id)
+    if not dry_run:
+        _drop_stale_staging(registry.artifacts)
+    snapshots = _snapshots(registry.artifacts, Path(settings.home) / "loop" / "snapshots")
+    plan = _plan_snapshots(snapshots, column, targets)
     rows, request_ids = _log_matches(store, column, targets)
     if not rows and not any(r.removed for r in plan.rewrites):
-        _require_known_column(store, column, plan, root)
-    skipped = [str(p) for p in plan.skipped]
+        _require_known_column(store, column, plan)
+    skipped = [s.label for s in plan.skipped]
     if dry_run:
         return ErasureResult(
             digest, column, len(rows), store.count_feedback(request_ids),
-            {str(r.path): r.removed for r in plan.rewrites}, skipped,
+            {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
             store.count_shared_request_ids(request_ids, excluding=rows), None, dry_run=True)
 
     def audit(session: Session, erased: ErasedRows) -> AuditRecord:
-        details = _audit_details(digest, column, erased.prediction_log, erased.feedback, plan,
-                                 root)
+        details = _audit_details(digest, column, erased.prediction_log, erased.feedback, plan)
         return registry.audit.append_in(session, actor, "erase", f"subject:{digest}", details)
 
     try:
-        _write_temps(plan)  # 1) snapshots to synced temp files: nothing changed yet
+        _stage_all(plan)  # 1) rewritten snapshots staged: nothing changed yet
         erased = store.erase_log_rows(rows, request_ids, audit=audit)  # 2) the commit point
     except BaseException:
-        _drop_temps(plan)
+        _drop_staged(plan)
         raise
-    _replace_all(plan, erased.audit_seq)  # 3) atomic renames
+    _replace_all(plan, erased.audit_seq)  # 3) each snapshot replaced atomically
     return ErasureResult(digest, column, erased.prediction_log, erased.feedback,
-                         {str(r.path): r.removed for r in plan.rewrites}, skipped,
+                         {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
                          erased.shared_request_ids, erased.audit_seq)
 
 
-def _audit_details(digest: str, column: str, logged: int, feedback: int, plan: _Plan,
-                   root: Path) -> dict[str, Any]:
-    """What the audit entry holds: the salted hash and counts, never the id (snapshot paths are
+def _audit_details(digest: str, column: str, logged: int, feedback: int,
+                   plan: _Plan) -> dict[str, Any]:
+    """What the audit entry holds: the salted hash and counts, never the id (snapshot names are
     relative to the snapshot folder)."""
     return {
         "subject_hash": digest,
@@ -387,7 +508,7 @@ def _audit_details(digest: str, column: str, logged: int, feedback: int, plan: _
         "id_column": column,
         "counts": {"prediction_log": logged, "feedback": feedback,
                    "snapshots": sum(r.removed for r in plan.rewrites)},
-        "snapshots": {_relative(r.path, root): r.removed for r in plan.rewrites if r.removed},
+        "snapshots": {r.snapshot.relative: r.removed for r in plan.rewrites if r.removed},
         "snapshots_checked": len(plan.rewrites),
         "snapshots_without_column": len(plan.skipped),
     }
@@ -444,7 +565,7 @@ def _log_matches(store: Store, column: str, targets: frozenset[str]) -> tuple[li
     return ids, list(request_ids)
 
 
-def _require_known_column(store: Store, column: str, plan: _Plan, root: Path) -> None:
+def _require_known_column(store: Store, column: str, plan: _Plan) -> None:
     """Raise :class:`UsageError` when data is stored but no row or snapshot has ``column``."""
     if plan.rewrites:
         return
@@ -466,7 +587,7 @@ def _require_known_column(store: Store, column: str, plan: _Plan, root: Path) ->
     if newest is not None:
         where.append(f"the prediction log's features are {', '.join(seen) or 'none'}")
     if plan.skipped:
-        where.append(f"{len(plan.skipped)} snapshot(s) under {root} have other columns")
+        where.append(f"{len(plan.skipped)} loop snapshot(s) have other columns")
     raise UsageError(
         f"no stored row has the id column '{column}' ({'; '.join(where)}). Name the column "
         "that holds the subject's id with --id-column COL (or governance.id_column in "
@@ -477,6 +598,15 @@ def _require_known_column(store: Store, column: str, plan: _Plan, root: Path) ->
 # -- snapshots ---------------------------------------------------------------------------------
 
 
+def _snapshots(artifacts: ArtifactStore, root: Path) -> list[_Snapshot]:
+    """The artifact store's snapshots, then the files an older driftloop wrote in ``root``."""
+    token = secrets.token_hex(8)
+    named: list[_Snapshot] = [
+        _NamedSnapshot(artifacts, name, token) for name in artifacts.list_named(SNAPSHOT_PREFIX)
+        if name.endswith(SNAPSHOT_SUFFIXES)]
+    return named + [_FileSnapshot(path, root) for path in _snapshot_files(root)]
+
+
 def _snapshot_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
@@ -484,69 +614,73 @@ def _snapshot_files(root: Path) -> list[Path]:
                   if p.suffix in SNAPSHOT_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
-def _plan_snapshots(root: Path, column: str, targets: frozenset[str]) -> _Plan:
+def _drop_stale_staging(artifacts: ArtifactStore) -> None:
+    """Delete staging objects an erasure that died in step 3 left (they may hold rows of
+    subjects erased since)."""
+    for name in artifacts.list_named(STAGING_PREFIX):
+        artifacts.delete_named(name)
+
+
+def _plan_snapshots(snapshots: list[_Snapshot], column: str, targets: frozenset[str]) -> _Plan:
     plan = _Plan(column, targets)
-    for path in _snapshot_files(root):
+    for snapshot in snapshots:
         try:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(io.BytesIO(snapshot.read()))
             if column not in parquet.schema_arrow.names:
-                plan.skipped.append(path)
+                plan.skipped.append(snapshot)
                 continue
             values = parquet.read(columns=[column]).column(column).to_pylist()
         except (OSError, pa.ArrowException) as exc:
-            raise DataError(f"snapshot {path} cannot be read as Parquet ({exc}); nothing was "
-                            "erased. Repair or remove the file, then run erase again.") from None
-        plan.rewrites.append(_Rewrite(path, sum(_matches(v, targets) for v in values)))
+            raise DataError(f"snapshot {snapshot.label} cannot be read as Parquet ({exc}); "
+                            "nothing was erased. Repair or remove it, then run erase "
+                            "again.") from None
+        plan.rewrites.append(_Rewrite(snapshot, sum(_matches(v, targets) for v in values)))
     return plan
 
 
-def _write_temps(plan: _Plan) -> None:
-    """Write each affected snapshot, less the subject's rows, to a synced temp file beside it.
+def _stage_all(plan: _Plan) -> None:
+    """Stage each affected snapshot, less the subject's rows (see the module docstring).
 
-    The rows are matched again on the whole file as read now, so the counts are those of the
-    file that is replaced."""
+    The rows are matched again on the whole snapshot as read now, so the counts are those of
+    the content that is replaced."""
     for rewrite in plan.rewrites:
         if not rewrite.removed:
             continue
-        path = rewrite.path
+        snapshot = rewrite.snapshot
         try:
-            table = pq.ParquetFile(path).read()
+            table = pq.ParquetFile(io.BytesIO(snapshot.read())).read()
             keep = [not _matches(v, plan.targets) for v in table.column(plan.column).to_pylist()]
             rewrite.removed = keep.count(False)
-            rewrite.tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
             # filter keeps the schema and its metadata (pandas index, field metadata) as it was
-            _write_table(table.filter(pa.array(keep, pa.bool_())), rewrite.tmp)
+            snapshot.stage(_parquet_bytes(table.filter(pa.array(keep, pa.bool_()))))
         except (OSError, pa.ArrowException, KeyError) as exc:
-            raise DataError(f"snapshot {path} cannot be rewritten ({exc}); nothing was erased. "
-                            "Check the file and its folder's permissions, then run erase "
-                            "again.") from None
+            raise DataError(f"snapshot {snapshot.label} cannot be rewritten ({exc}); nothing "
+                            "was erased. Check it and where it is stored (permissions), then "
+                            "run erase again.") from None
 
 
-def _write_table(table: pa.Table, tmp: Path) -> None:
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+def _parquet_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
 
 
-def _drop_temps(plan: _Plan) -> None:
+def _drop_staged(plan: _Plan) -> None:
     for rewrite in plan.rewrites:
-        if rewrite.tmp is not None:
-            rewrite.tmp.unlink(missing_ok=True)
-            rewrite.tmp = None
+        rewrite.snapshot.drop()
 
 
 def _replace_all(plan: _Plan, audit_seq: int | None) -> None:
     failed = []
     for rewrite in plan.rewrites:
-        if rewrite.tmp is None:
+        if not rewrite.snapshot.staged:
             continue
         try:
-            os.replace(rewrite.tmp, rewrite.path)
-            _sync_folder(rewrite.path.parent)
-        except OSError as exc:
-            rewrite.tmp.unlink(missing_ok=True)
-            failed.append(f"{rewrite.path} ({exc.strerror or exc})")
+            rewrite.snapshot.commit()
+        except (OSError, DriftloopError) as exc:
+            rewrite.snapshot.drop()
+            why = getattr(exc, "strerror", None) or exc
+            failed.append(f"{rewrite.snapshot.label} ({why})")
     if failed:
         raise DriftloopError(
             f"the subject's database rows were erased (audit entry {audit_seq}), but "
@@ -574,6 +708,8 @@ def _relative(path: Path, root: Path) -> str:
 
 __all__ = [
     "SALT_FILE",
+    "SALT_OBJECT",
+    "SNAPSHOT_PREFIX",
     "ErasureResult",
     "erase_subject",
     "erasure_salt",

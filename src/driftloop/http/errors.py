@@ -4,6 +4,10 @@ Every 4xx/5xx body is ``{"error": {"code": ..., "message": ..., "fields": [...]}
 is a stable machine word, ``message`` says what was wrong and what to do, ``fields`` names the
 request fields concerned (may be empty).
 
+What went wrong inside (a store error, an exception while loading a version) is never sent
+to a client: :func:`logged_error` writes the detail to the server's log under a fresh error id
+and gives the client the id, which the operator finds in the log.
+
 Examples
 --------
 >>> response = error_response(Refused(413, "too_large", "the body is over 10 bytes."))
@@ -13,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,4 +58,18 @@ def error_response(refused: Refused) -> JSONResponse:
                         status_code=refused.status, headers=refused.headers or None)
 
 
-__all__ = ["ERROR_SCHEMA", "Refused", "error_body", "error_response"]
+def logged_error(logger: logging.Logger, what: str, exc: BaseException) -> str:
+    """Log ``what`` with the detail of ``exc`` under a fresh error id; return the text a
+    client may see: ``what`` and the id, not the detail.
+
+    >>> text = logged_error(logging.getLogger("doc"), "cannot read the store",
+    ...                     RuntimeError("password authentication failed for user 'dl'"))
+    >>> text.startswith("cannot read the store (error "), "password" in text
+    (True, False)
+    """
+    error_id = secrets.token_hex(6)
+    logger.warning("%s (error %s): %s: %s", what, error_id, type(exc).__name__, exc)
+    return f"{what} (error {error_id}; the detail is in the server's log)"
+
+
+__all__ = ["ERROR_SCHEMA", "Refused", "error_body", "error_response", "logged_error"]

@@ -5,8 +5,9 @@ newest label wins). The data window is the newest ``loop.window_rows`` of them (
 all of them (``expanding``); the newest ``loop.holdout_fraction`` of the window is kept out as
 the holdout on which champion and challenger are compared, the rest is the training set
 (``expanding`` adds the champion's original training source when it is still readable).
-Both are written as Parquet snapshots under
-``<home>/loop/snapshots`` — the files ``driftloop erase`` also cleans.
+Both are written as Parquet snapshots, named objects ``loop/snapshots/<model>-<tag>-train.parquet``
+(and ``-holdout``) in the artifact store, so every host that shares the store can read them
+(training reads them by URL) and ``driftloop erase`` cleans them wherever it runs.
 
 Labels are read as the champion's classes (:func:`driftloop.models.labels.coerce_label`), the
 form ``POST /v1/feedback`` stores them in: feedback stored before that coercion (``"1"`` or
@@ -33,10 +34,9 @@ Examples
 
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,18 +46,22 @@ from driftloop.data.read import read_table
 from driftloop.errors import DataError
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.labels import coerce_label
+from driftloop.store.artifacts import LOOP_SNAPSHOTS, ArtifactStore
 from driftloop.store.database import Store
 
-SNAPSHOT_DIR = Path("loop") / "snapshots"
+SNAPSHOT_PREFIX = LOOP_SNAPSHOTS
 LOG_ID = "_log_id"
 
 
 @dataclass(frozen=True)
 class LoopData:
-    """Where the snapshots went and how many rows each holds."""
+    """Where the snapshots went (object name, and the URL or path that reads it) and how many
+    rows each holds."""
 
-    train_path: Path
-    holdout_path: Path
+    train_name: str
+    holdout_name: str
+    train_uri: str
+    holdout_uri: str
     train_rows: int
     holdout_rows: int
     labelled_rows: int
@@ -104,11 +108,11 @@ def count_new_labels(store: Store, model: str, since: datetime) -> int:
 
 
 def assemble(
-    store: Store, model: str, *, target: str, loop: LoopSettings, home: str | Path,
+    store: Store, model: str, *, target: str, loop: LoopSettings, artifacts: ArtifactStore,
     tag: str, source: str | None = None, since_log_id: int | None = None,
     bundle: ModelBundle | None = None,
 ) -> LoopData:
-    """Write the training and holdout snapshots of one loop iteration.
+    """Write the training and holdout snapshots of one loop iteration into ``artifacts``.
 
     ``since_log_id`` keeps only rows logged from there on (where the change began) when at
     least 100 labelled rows are left; otherwise the whole window is used. ``bundle``: the
@@ -143,14 +147,24 @@ def assemble(
             source_rows = len(original)
             parts.insert(0, original)
     train = pd.concat(parts, ignore_index=True)
-    folder = Path(home) / SNAPSHOT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    train_path = folder / f"{model}-{tag}-train.parquet"
-    holdout_path = folder / f"{model}-{tag}-holdout.parquet"
-    _write(train.drop(columns=[LOG_ID], errors="ignore"), train_path)
-    _write(holdout.drop(columns=[LOG_ID]), holdout_path)
-    return LoopData(train_path, holdout_path, len(train), len(holdout), n, source_rows,
-                    after_change, unknown)
+    train_name = snapshot_name(model, tag, "train")
+    holdout_name = snapshot_name(model, tag, "holdout")
+    train_uri = artifacts.write_named(train_name,
+                                      _parquet(train.drop(columns=[LOG_ID], errors="ignore")))
+    holdout_uri = artifacts.write_named(holdout_name, _parquet(holdout.drop(columns=[LOG_ID])))
+    return LoopData(train_name, holdout_name, train_uri, holdout_uri, len(train), len(holdout),
+                    n, source_rows, after_change, unknown)
+
+
+def snapshot_name(model: str, tag: str, part: str) -> str:
+    """The artifact-store name of one snapshot.
+
+    Examples
+    --------
+    >>> snapshot_name("credit", "loop3", "train")
+    'loop/snapshots/credit-loop3-train.parquet'
+    """
+    return f"{SNAPSHOT_PREFIX}/{model}-{tag}-{part}.parquet"
 
 
 def _read_source(source: str, columns: list[str]) -> pd.DataFrame | None:
@@ -163,13 +177,11 @@ def _read_source(source: str, columns: list[str]) -> pd.DataFrame | None:
     return frame[keep]
 
 
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
-__all__ = ["LOG_ID", "SNAPSHOT_DIR", "LoopData", "assemble", "count_new_labels",
-           "labelled_frame"]
+__all__ = ["LOG_ID", "SNAPSHOT_PREFIX", "LoopData", "assemble", "count_new_labels",
+           "labelled_frame", "snapshot_name"]

@@ -173,20 +173,21 @@ def _retrain_and_decide(
         raise UsageError(f"{model} v{champion.version} has no training run with a target "
                          "column to retrain from.")
     since = None if result.trigger is None else result.trigger.numbers.get("since_log_id")
-    data = assemble(registry.store, model, target=target, loop=loop, home=settings.home,
-                    tag=f"loop{result.loop_run_id}", source=params.get("source"),
-                    since_log_id=since, bundle=registry.bundle(champion))
+    data = assemble(registry.store, model, target=target, loop=loop,
+                    artifacts=registry.artifacts, tag=f"loop{result.loop_run_id}",
+                    source=params.get("source"), since_log_id=since,
+                    bundle=registry.bundle(champion))
     window = (f"labelled rows since the change (log id {since})" if data.after_change
               else f"{loop.data_window} window")
     note("data", f"training set: {data.train_rows} rows ({window}; {data.source_rows} from the "
          f"original source), holdout: {data.holdout_rows} newest labelled rows → "
-         f"{data.train_path.name}")
+         f"{data.train_name.rsplit('/', 1)[-1]}")
     recipe = {k: params[k] for k in TrainSettings.model_fields if k in params}
     train_settings = settings.updated({"train": recipe})
     note("retrain", f"retraining with {recipe.get('workers', settings.train.workers)} workers, "
          f"the champion's recipe (model {params.get('model', 'auto')})")
     trained = train(
-        data.train_path, target, model=params.get("model", "auto"), name=model,
+        data.train_uri, target, model=params.get("model", "auto"), name=model,
         task=params.get("task"), settings=train_settings, progress=progress,
         parent=champion.id,
     )
@@ -200,7 +201,7 @@ def _retrain_and_decide(
         promotion = registry.promote(model, trained.version, to=loop.alias, actor=ACTOR,
                                      reason=f"loop retrain ({trigger}), compared on the newest "
                                      f"{data.holdout_rows} labelled rows",
-                                     data=str(data.holdout_path))
+                                     data=data.holdout_uri)
         report, refused = promotion.gates, None
     except GateRefused as exc:
         report, refused = exc.report, exc

@@ -5,7 +5,10 @@ Every factory takes the model inputs recorded by data preparation and the number
 ``(x_numeric, x_categorical)`` for tables, ``(x,)`` for images and sequences.
 
 A user's own factory is named ``"package.module:function"``; it must be importable by the
-worker processes and have the same signature.
+worker processes and have the same signature. Importing it runs its module's code, so a stored
+version whose bundle names one loads only when the operator allowed it: ``allowed`` holds
+module prefixes (``security.model_factories``; ``"acme.models"`` allows ``acme.models:make``
+and ``acme.models.tabular:make``). The built-in models are always allowed.
 
 Examples
 --------
@@ -22,7 +25,7 @@ torch.Size([5, 2])
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -31,6 +34,7 @@ from torch import nn
 from driftloop.errors import UsageError
 
 ModelFactory = Callable[[dict[str, Any], int], nn.Module]
+_BUILT_IN = __name__  # "driftloop.models.architectures:make_mlp" names a built-in model
 
 
 class TabularMLP(nn.Module):
@@ -142,9 +146,40 @@ def factory_reference(factory: Callable[..., nn.Module]) -> str:
     return f"{module}:{qualname}"
 
 
-def load_factory(reference: str) -> ModelFactory:
-    """Import ``"module:qualname"`` and return the factory."""
+def factory_allowed(reference: str, allowed: Sequence[str]) -> bool:
+    """Whether ``"module:qualname"`` lies under one of the ``allowed`` module prefixes (or is
+    one of them exactly).
+
+    >>> factory_allowed("acme.models.tab:make", ["acme.models"])
+    True
+    >>> factory_allowed("acme.modelsx:make", ["acme.models"]), factory_allowed("os:system", [])
+    (False, False)
+    >>> factory_allowed("acme.models:make", ["acme.models:make"])
+    True
+    >>> factory_allowed("driftloop.models.architectures:make_mlp", [])
+    True
+    """
+    module_name = reference.partition(":")[0]
+    return any(reference == p or module_name == p or module_name.startswith(p + ".")
+               for p in (*allowed, _BUILT_IN) if p)
+
+
+def load_factory(reference: str, allowed: Sequence[str] = ()) -> ModelFactory:
+    """Import ``"module:qualname"`` and return the factory, when ``allowed`` lets it.
+
+    >>> load_factory("os:system")
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: model factory 'os:system' is not allowed: importing it would run code this machine's operator did not approve. If you trust it, add 'os' to security.model_factories (driftloop.yaml, or DRIFTLOOP_SECURITY__MODEL_FACTORIES='["os"]').
+    """  # noqa: E501
     module_name, _, qualname = reference.partition(":")
+    if not factory_allowed(reference, allowed):
+        raise UsageError(
+            f"model factory '{reference}' is not allowed: importing it would run code this "
+            "machine's operator did not approve. If you trust it, add "
+            f"'{module_name}' to security.model_factories (driftloop.yaml, or "
+            f"DRIFTLOOP_SECURITY__MODEL_FACTORIES='[\"{module_name}\"]')."
+        )
     try:
         target: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
@@ -157,9 +192,11 @@ def load_factory(reference: str) -> ModelFactory:
     return target  # type: ignore[no-any-return]
 
 
-def build_model(name: str, inputs: dict[str, Any], n_outputs: int) -> nn.Module:
-    """Build the model called ``name`` (a built-in name or ``"module:function"``)."""
-    factory = MODELS[name] if name in MODELS else load_factory(name)
+def build_model(name: str, inputs: dict[str, Any], n_outputs: int, *,
+                allowed: Sequence[str] = ()) -> nn.Module:
+    """Build the model called ``name``: a built-in name, or ``"module:function"`` under one of
+    the ``allowed`` module prefixes (see :func:`load_factory`)."""
+    factory = MODELS[name] if name in MODELS else load_factory(name, allowed)
     return factory(inputs, n_outputs)
 
 
@@ -169,6 +206,7 @@ __all__ = [
     "SmallCNN",
     "TabularMLP",
     "build_model",
+    "factory_allowed",
     "factory_reference",
     "load_factory",
     "make_cnn",

@@ -27,6 +27,7 @@ A bundle with a fitted temperature calibrates every probability the model produc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,11 +45,17 @@ if TYPE_CHECKING:
 
 
 class LoadedModel:
-    """Build the architecture named in ``bundle`` and load ``weights`` (safetensors bytes)."""
+    """Build the architecture named in ``bundle`` and load ``weights`` (safetensors bytes).
 
-    def __init__(self, bundle: ModelBundle, weights: bytes) -> None:
+    ``allowed_factories``: module prefixes of user factories the bundle may name (a built-in
+    model needs none); any other factory is refused before it is imported.
+    """
+
+    def __init__(self, bundle: ModelBundle, weights: bytes, *,
+                 allowed_factories: Sequence[str] = ()) -> None:
         self.bundle = bundle
-        self.module = build_model(bundle.model, bundle.model_inputs, bundle.n_outputs)
+        self.module = build_model(bundle.model, bundle.model_inputs, bundle.n_outputs,
+                                  allowed=allowed_factories)
         self.module.load_state_dict(load_safetensors(weights), strict=True)
         self.module.eval()
         self.temperature = (
@@ -58,7 +65,8 @@ class LoadedModel:
         )
 
     @classmethod
-    def from_artifacts(cls, artifacts: ArtifactStore, record: VersionRecord) -> LoadedModel:
+    def from_artifacts(cls, artifacts: ArtifactStore, record: VersionRecord, *,
+                       allowed_factories: Sequence[str] = ()) -> LoadedModel:
         """Load a stored version: its bundle and weights, each verified against its sha256.
 
         ``record`` is anything with ``bundle_sha256`` and ``weights_sha256`` (a
@@ -79,7 +87,8 @@ class LoadedModel:
         'binary'
         """
         bundle = ModelBundle.from_json(artifacts.get_json(record.bundle_sha256))
-        return cls(bundle, artifacts.get_bytes(record.weights_sha256))
+        return cls(bundle, artifacts.get_bytes(record.weights_sha256),
+                   allowed_factories=allowed_factories)
 
     @property
     def task(self) -> str:

@@ -41,7 +41,8 @@ def evaluate_version(
 ) -> EvaluationReport:
     """Evaluate a version of ``registry`` on ``data`` (see :func:`driftloop.evaluate`)."""
     record = _resolve(registry, version_or_path)
-    model = LoadedModel.from_artifacts(registry.artifacts, record)
+    model = LoadedModel.from_artifacts(
+        registry.artifacts, record, allowed_factories=registry.settings.security.model_factories)
     report, columns = evaluate_model(
         model, data, slices, target=target, settings=settings or registry.settings,
         model_ref={"name": record.model_name, "version": record.version},

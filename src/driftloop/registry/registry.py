@@ -57,6 +57,7 @@ from driftloop.registry.evaluation import evaluate_version
 from driftloop.registry.evidence import Evaluation, data_checks, evaluations, features
 from driftloop.registry.gates import Evidence, GateRefused, GateReport, run_gates
 from driftloop.registry.lineage import Lineage, lineage
+from driftloop.registry.names import check_model_name
 from driftloop.store import (
     AliasMoved,
     AliasMoveRecord,
@@ -154,6 +155,7 @@ class Registry:
         parent_id: int | None = None,
     ) -> VersionRecord:
         """Store weights and bundle as artifacts and add version N+1 of ``name``, audited."""
+        check_model_name(name)
         weights_sha = self.artifacts.put_bytes(weights)
         bundle_sha = self.artifacts.put_json(bundle.to_json())
         return self.store.add_version(
@@ -178,7 +180,8 @@ class Registry:
     def load(self, name: str, version: int | None = None) -> LoadedModel:
         """Load a version for inference; weights and bundle are verified against their hashes."""
         record = self.get(name, version)
-        return LoadedModel(self.bundle(record), self.artifacts.get_bytes(record.weights_sha256))
+        return LoadedModel(self.bundle(record), self.artifacts.get_bytes(record.weights_sha256),
+                           allowed_factories=self.settings.security.model_factories)
 
     def evaluate(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -32,7 +33,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
-from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response, presented_key
+from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
+from driftloop.http.errors import logged_error
+from driftloop.http.exposure import is_loopback
+from driftloop.http.keys import PresentedKey
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
@@ -41,6 +45,7 @@ from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import RequestInvalid
 
+logger = logging.getLogger("driftloop.serve")
 _INSTANCE = {"type": "object", "additionalProperties": {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]}}
 Mount = Callable[[FastAPI, Registry], object]
@@ -214,7 +219,10 @@ def create_app(
     metrics = metrics or ServeMetrics()
     slots = {name: ModelSlot(name, registry, cfg, metrics, version=(versions or {}).get(name))
              for name in models}
-    keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s)
+    # open without keys only on loopback, and only until the first key is created
+    keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s,
+                      open_without_keys=is_loopback(cfg.host),
+                      predict_may_feedback=cfg.feedback_from_predict_keys)
     # the requests answered lately, for feedback that comes before the log's write; the log
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
     recent = RecentRequests(cfg.log_buffer)
@@ -246,6 +254,7 @@ def create_app(
     app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
                   description="Predictions from registered driftloop models.")
     app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
+    app.state.keys = keys  # the dashboard mounted beside it checks keys the same way
     app.state.replica = replica
     metrics.replica.labels(replica).set(1)
 
@@ -263,9 +272,11 @@ def create_app(
         metrics.rejected.labels(model).inc()
         return _error(503, "overloaded", str(exc), headers={"Retry-After": str(exc.retry_after_s)})
 
-    def require(request: Request, role: str) -> None:
-        secret = presented_key(request.headers)
-        if keys.allows(secret, role):
+    async def require(secret: str | None, role: str) -> None:
+        allowed = keys.decide(secret, role)  # from the cache: no I/O on the event loop
+        if allowed is None:
+            allowed = await asyncio.to_thread(keys.allows, secret, role)
+        if allowed:
             return
         if secret is None:
             hint = ("admin endpoints need an admin key" if role == "admin"
@@ -273,7 +284,7 @@ def create_app(
             raise Refused(401, "unauthorized", f"{hint}: send it as 'Authorization: Bearer "
                            "KEY' (create one with `driftloop keys create NAME --role "
                            f"{role}`).", {"WWW-Authenticate": "Bearer"})
-        if keys.role_of(secret) is None:
+        if await asyncio.to_thread(keys.role_of, secret) is None:  # cached by allows
             raise Refused(401, "unauthorized", "the API key is unknown or revoked.",
                            {"WWW-Authenticate": "Bearer"})
         raise Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
@@ -342,9 +353,9 @@ def create_app(
 
     @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
               tags=["predict"], responses=_PREDICT_ANSWERS)
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(name: str, request: Request, secret: PresentedKey) -> Response:
         """Predict for ``{"instances": [{feature: value, ...}, ...]}``."""
-        require(request, "predict")
+        await require(secret, "predict")
         slot = slot_of(name)
         body = await read_json(request)
         instances = field(body, "instances")
@@ -363,9 +374,9 @@ def create_app(
     @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": _INFER_BODY},
               tags=["predict"], responses=_answers(200, _INFERRED, 400, 401, 403, 404, 413,
                                                    422, 503))
-    async def infer(name: str, request: Request) -> Response:
+    async def infer(name: str, request: Request, secret: PresentedKey) -> Response:
         """Predict in the KServe/Triton V2 JSON shape: one input tensor per feature."""
-        require(request, "predict")
+        await require(secret, "predict")
         slot = slot_of(name)
         body = await read_json(request)
         inputs = field(body, "inputs")
@@ -426,7 +437,7 @@ def create_app(
     @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
               tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 413, 422,
                                                    503, why=_FEEDBACK_WHY))
-    async def feedback(request: Request) -> Response:
+    async def feedback(request: Request, secret: PresentedKey) -> Response:
         """Record ground truth: ``{"request_id", "label"}`` or a list of them.
 
         Each label is stored as one of the classes of the model version that answered its
@@ -434,7 +445,7 @@ def create_app(
         them (or not a finite number, for a regression model) refuses the whole request with
         422, naming the classes, and nothing of it is stored. A request id this server and
         the prediction log do not know is stored as sent."""
-        require(request, "predict")
+        await require(secret, "feedback")
         body = await read_json(request)
         items = body if isinstance(body, list) else [body]
         pairs = []
@@ -460,15 +471,16 @@ def create_app(
         try:
             owners = await owners_of([rid for rid, _ in pairs])
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
-            raise Refused(503, "store_unavailable", f"feedback could not be checked ({exc}); "
-                           "nothing was recorded, retry later.",
-                           {"Retry-After": str(cfg.retry_after_s)}) from None
+            what = logged_error(logger, "feedback could not be checked", exc)
+            raise Refused(503, "store_unavailable", f"{what}; nothing was recorded, retry "
+                           "later.", {"Retry-After": str(cfg.retry_after_s)}) from None
         pairs = coerce_feedback(pairs, owners)  # all or nothing: 422 before anything is stored
         try:
             n = await asyncio.to_thread(registry.store.add_feedback, pairs)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
-            raise Refused(503, "store_unavailable", f"feedback could not be stored ({exc}); "
-                           "retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None
+            what = logged_error(logger, "feedback could not be stored", exc)
+            raise Refused(503, "store_unavailable", f"{what}; retry later.",
+                           {"Retry-After": str(cfg.retry_after_s)}) from None
         return JSONResponse({"recorded": n}, status_code=202)
 
     @app.get("/v2/health/live", tags=["health"])
@@ -508,16 +520,18 @@ def create_app(
         return registry.store.signal_reload(list(slots), actor=actor, audit=audit)
 
     @app.post("/v1/admin/reload", tags=["admin"], responses=_answers(200, _RELOADED, 401, 403))
-    async def reload(request: Request) -> dict[str, Any]:
+    async def reload(secret: PresentedKey) -> dict[str, Any]:
         """Load every model's alias version again now, here, and signal every other replica
         (through the store) to do the same at its next poll."""
-        require(request, "admin")
+        await require(secret, "admin")
         try:
-            generations = await asyncio.to_thread(signal, key_actor(presented_key(
-                request.headers)))
+            generations = await asyncio.to_thread(signal, key_actor(secret))
             replicas = "signalled"
         except Exception as exc:  # noqa: BLE001 - store down: reload here all the same
-            generations, replicas = {}, f"not signalled: {exc}"
+            # clients see the error id only; the detail goes to the log
+            generations = {}
+            replicas = "not signalled: " + logged_error(
+                logger, "the reload could not be written to the store", exc)
         before = {name: None if s.current is None else s.current.version
                   for name, s in slots.items()}
         for name, generation in generations.items():

@@ -19,8 +19,8 @@ True
 >>> checker.allows(None, "predict")
 False
 >>> _ = revoke_key(store, AuditLog(store), "ci", actor="ops")
->>> checker.allows(created.secret, "predict"), checker.allows(None, "predict")
-(False, True)
+>>> checker.allows(created.secret, "predict"), checker.allows(None, "predict")  # still closed
+(False, False)
 >>> store.close()
 """
 
@@ -43,7 +43,8 @@ class CreatedKey:
 
 
 def create_key(store: Store, audit: AuditLog, name: str, role: str, *, actor: str) -> CreatedKey:
-    """Create a key with ``role`` (``predict`` or ``admin``), audited without the secret."""
+    """Create a key with ``role`` (``predict``, ``feedback``, ``read`` or ``admin``), audited
+    without the secret."""
     prefix = secrets.token_hex(4)
     secret = f"dl_{prefix}_{secrets.token_urlsafe(32)}"
     record = store.add_api_key(name, role, prefix=prefix, key_sha256=hash_key(secret))

@@ -37,6 +37,7 @@ import pandas as pd
 from driftloop.config import ServeSettings
 from driftloop.data.prepare import apply_preprocessing
 from driftloop.data.preprocess import TargetEncoder
+from driftloop.http.errors import logged_error
 from driftloop.models.loaded import LoadedModel
 from driftloop.registry import Registry
 from driftloop.registry.aliases import deactivated_message, deactivation
@@ -183,8 +184,8 @@ class ModelSlot:
             state = await asyncio.to_thread(self.registry.store.serving_state, self.name,
                                             self.settings.alias)
         except Exception as exc:  # noqa: BLE001 - the store may be down; keep serving
-            self.error = f"cannot read alias {self.settings.alias!r} of {self.name}: {exc}"
-            logger.warning(self.error)
+            self.error = logged_error(  # clients see the error id only
+                logger, f"cannot read alias {self.settings.alias!r} of {self.name}", exc)
             return False
         seen, self.generation = self.generation, state.generation
         if seen is not None and state.generation > seen:
@@ -215,8 +216,9 @@ class ModelSlot:
                 if record is None:
                     self.error, self.deactivated = await asyncio.to_thread(self.absent)
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep serving
-                self.error = f"cannot read alias {self.settings.alias!r} of {self.name}: {exc}"
-                logger.warning(self.error)
+                # clients see the error id only; the detail goes to the log
+                self.error = logged_error(
+                    logger, f"cannot read alias {self.settings.alias!r} of {self.name}", exc)
                 return False
             if record is None:
                 return self._take_down()
@@ -227,8 +229,8 @@ class ModelSlot:
             try:
                 served = await asyncio.to_thread(self._build, record)
             except Exception as exc:  # noqa: BLE001 - a bad version must not stop the old one
-                self.error = f"cannot load {self.name} v{record.version}: {exc}"
-                logger.warning(self.error)
+                self.error = logged_error(logger, f"cannot load {self.name} v{record.version}",
+                                          exc)
                 return False
             old, self.current = self.current, served  # the swap: one assignment
             self.error = None

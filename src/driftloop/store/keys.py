@@ -28,7 +28,8 @@ from driftloop.store.clock import utcnow
 from driftloop.store.core import StoreCore
 from driftloop.store.tables import ApiKey
 
-API_ROLES = ("predict", "admin")
+# read: the dashboard and its JSON; predict: predict and infer; feedback: labels; admin: all
+API_ROLES = ("predict", "feedback", "read", "admin")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,20 @@ class ApiKeyQueries(StoreCore):
             query = query.where(ApiKey.revoked_at.is_(None))
         with self.session(write=False) as session:
             return [_key_record(r) for r in session.scalars(query)]
+
+    def any_api_key_created(self) -> bool:
+        """Whether a key was ever created here, revoked or not (then nothing is open again).
+
+        >>> from driftloop.store import Store
+        >>> with Store.open("sqlite://") as store:
+        ...     before = store.any_api_key_created()
+        ...     _ = store.add_api_key("ci", "read", prefix="ab12", key_sha256="0" * 64)
+        ...     _ = store.revoke_api_key("ci")
+        ...     before, store.any_api_key_created()
+        (False, True)
+        """
+        with self.session(write=False) as session:
+            return session.scalar(select(ApiKey.id).limit(1)) is not None
 
     def find_api_key(self, key_sha256: str) -> ApiKeyRecord | None:
         """The active key whose secret hashes to ``key_sha256``, or None."""

@@ -285,7 +285,7 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
     __table_args__ = (
-        _one_of("role", ("predict", "admin"), "role"),
+        _one_of("role", ("predict", "feedback", "read", "admin"), "role"),
         # at most one active key per name, kept by the database, not by read-then-insert
         Index("uq_api_keys_active_name", "name", unique=True,
               sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),

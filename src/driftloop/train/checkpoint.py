@@ -1,6 +1,7 @@
 """Checkpoints that resume a run exactly: model, optimiser, LR schedule, scaler, position, RNG.
 
-Layout, one folder per checkpoint under ``RUN/checkpoints/``::
+Layout, one folder per checkpoint under ``RUN/checkpoints/`` (one node; "rank 0" below is the
+node's local rank 0 when there are several, see the end)::
 
     step-00000120/
         model.safetensors        weights (rank 0; DDP replicas are identical)
@@ -16,6 +17,15 @@ Every rank writes into ``step-….tmp``; after a barrier rank 0 hashes the files
 manifest and renames the folder into place, so a checkpoint either exists complete or not at
 all. Loading verifies the manifest's hashes and falls back to the previous checkpoint when the
 newest is torn or corrupt. The newest ``keep`` (2) checkpoints are kept.
+
+Several nodes: every node keeps its own checkpoint folder (:func:`node_folder`; node 0's is
+``RUN/checkpoints/``, node N's ``RUN/checkpoints/node-N/``, so run folders on one shared file
+system do not collide). On each node its local rank 0 creates the ``.tmp`` folder, writes the
+model, optimiser and state files (replicas are identical) and seals the node's manifest over
+the files of that node's ranks; ``best.safetensors`` stays with global rank 0. A node that dies
+between the barriers can leave step S sealed on one node and not on another, so a resumed
+group loads the newest step complete on *every* node (the ranks agree on it with
+:func:`driftloop.train.collectives.newest_common_step`); keeping 2 guarantees one exists.
 
 Nothing is pickled: tensors go to safetensors, everything else to JSON.
 
@@ -40,7 +50,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -54,9 +63,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from driftloop.train.spec import file_sha256
+
 PREFIX = "step-"
 MANIFEST = "manifest.json"
 KEEP = 2
+CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -135,16 +147,20 @@ def write_checkpoint(
     rank_state: dict[str, Any] | None = None,
     barrier: Callable[[], None] = lambda: None,
     keep: int = KEEP,
+    local_rank: int | None = None,
 ) -> None:
-    """Write checkpoint ``step``; every rank calls this (``barrier`` synchronises them)."""
+    """Write checkpoint ``step`` into ``root``, this node's folder; every rank calls this
+    (``barrier`` synchronises them all). ``local_rank`` (default: ``rank``, one node) 0 is the
+    rank that writes and seals its node's folder."""
+    leader = (rank if local_rank is None else local_rank) == 0
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f"{PREFIX}{step:08d}.tmp"
-    if rank == 0:
+    if leader:
         shutil.rmtree(tmp, ignore_errors=True)  # left by an attempt that died mid-write
         tmp.mkdir(parents=True)
     barrier()
     _write_rng(tmp, rank, rank_state)
-    if rank == 0:
+    if leader:
         save_file(_cpu(model.state_dict()), str(tmp / "model.safetensors"))
         if best is not None:
             save_file(_cpu(best), str(tmp / "best.safetensors"))
@@ -160,30 +176,50 @@ def write_checkpoint(
         }
         (tmp / "state.json").write_text(json.dumps(state, allow_nan=False), encoding="utf-8")
     barrier()
-    if rank == 0:
+    if leader:
         _seal(tmp, final)
         _prune(root, keep)
     barrier()
 
 
-def latest_checkpoint(root: Path) -> Checkpoint | None:
-    """The newest complete checkpoint whose files match their manifest, or None."""
+def node_folder(run_dir: Path, node_rank: int) -> Path:
+    """The checkpoint folder of node ``node_rank`` in ``run_dir``.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> node_folder(Path("RUN"), 0).as_posix(), node_folder(Path("RUN"), 1).as_posix()
+    ('RUN/checkpoints', 'RUN/checkpoints/node-1')
+    """
+    root = run_dir / CHECKPOINT_DIR
+    return root if node_rank == 0 else root / f"node-{node_rank}"
+
+
+def complete_checkpoints(root: Path) -> list[Checkpoint]:
+    """Every checkpoint in ``root`` whose files match their manifest, newest first."""
     if not root.is_dir():
-        return None
+        return []
+    found = []
     for path in sorted(root.glob(f"{PREFIX}*"), reverse=True):
         if path.suffix == ".tmp" or not path.is_dir():
             continue
         checkpoint = _verified(path)
         if checkpoint is not None:
-            return checkpoint
-    return None
+            found.append(checkpoint)
+    return found
+
+
+def latest_checkpoint(root: Path) -> Checkpoint | None:
+    """The newest complete checkpoint whose files match their manifest, or None."""
+    found = complete_checkpoints(root)
+    return found[0] if found else None
 
 
 def _verified(path: Path) -> Checkpoint | None:
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         for name, digest in manifest["files"].items():
-            if _sha256(path / name) != digest:
+            if file_sha256(path / name) != digest:
                 return None
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError):
@@ -192,7 +228,7 @@ def _verified(path: Path) -> Checkpoint | None:
 
 
 def _seal(tmp: Path, final: Path) -> None:
-    files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     manifest = tmp / MANIFEST
     with open(manifest, "w", encoding="utf-8") as fh:
         json.dump({"files": files}, fh)
@@ -260,12 +296,11 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-__all__ = ["Checkpoint", "latest_checkpoint", "write_checkpoint"]
+__all__ = [
+    "CHECKPOINT_DIR",
+    "Checkpoint",
+    "complete_checkpoints",
+    "latest_checkpoint",
+    "node_folder",
+    "write_checkpoint",
+]

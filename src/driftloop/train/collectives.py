@@ -58,6 +58,32 @@ def name_missing_ranks(rank: int, world_size: int, where: str, grace_s: float = 
     return f"every rank reached a collective but they did not match ({there})"
 
 
+def newest_common_step(steps: list[int], slots: int = 8) -> int | None:
+    """The newest of ``steps`` (this rank's complete checkpoints) that every rank has, or None.
+
+    Ranks on different nodes read different checkpoint folders; a node that died while the
+    others sealed step S has S-1 as its newest. Each rank all-gathers its newest ``slots``
+    steps (int64, -1 padded) and all agree on the same answer. Without a process group (or
+    with world size 1) it is simply the newest of ``steps``.
+
+    Examples
+    --------
+    >>> newest_common_step([18, 15]), newest_common_step([])
+    (18, None)
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return max(steps) if steps else None
+    newest = sorted(steps, reverse=True)[:slots]
+    mine = torch.full((slots,), -1, dtype=torch.int64)
+    mine[: len(newest)] = torch.tensor(newest, dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        mine = mine.cuda()
+    gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, mine)
+    common = set.intersection(*({int(s) for s in g.tolist() if s >= 0} for g in gathered))
+    return max(common) if common else None
+
+
 def parameter_checksum(model: torch.nn.Module) -> torch.Tensor:
     """Sum and sum of squares of every parameter tensor, in float64 (2 numbers per tensor)."""
     parts = []
@@ -97,5 +123,6 @@ __all__ = [
     "check_consistency",
     "is_timeout",
     "name_missing_ranks",
+    "newest_common_step",
     "parameter_checksum",
 ]

@@ -69,7 +69,8 @@ def calibrate(bundle: ModelBundle, weights: bytes, run_dir: Path) -> ModelBundle
     if bundle.task == "regression":
         return bundle
     *inputs, y = _split(run_dir, "val")
-    proba = LoadedModel(bundle, weights).predict_arrays(*inputs, calibrated=False)
+    model = LoadedModel(bundle, weights, allowed_factories=[bundle.model])
+    proba = model.predict_arrays(*inputs, calibrated=False)
     scaler = TemperatureScaler().fit(proba, y)
     return dataclasses.replace(bundle, calibration=scaler.to_json())
 
@@ -95,7 +96,7 @@ def evaluate_test_split(
     dataset: dict[str, Any],
 ) -> EvaluationReport:
     """Evaluate the (calibrated) model on the run's test split, sliced by feature columns."""
-    loaded = LoadedModel(bundle, weights)
+    loaded = LoadedModel(bundle, weights, allowed_factories=[bundle.model])
     *inputs, y = _split(run_dir, "test")
     outputs = loaded.predict_arrays(*inputs)
     raw = None

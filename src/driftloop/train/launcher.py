@@ -5,8 +5,10 @@ The launcher is the only part of training that touches the store. It
 1. prepares the data (schema, split, preprocessing fitted on the training split) and writes the
    arrays the ranks memory-map into a fresh run folder with the training spec;
 2. starts ``python -m torch.distributed.run --standalone --nproc-per-node N -m
-   driftloop.train.worker --run-dir RUN`` (the engine behind ``torchrun``) with the workers'
-   output going to ``RUN/logs/`` and draws rank 0's progress;
+   driftloop.train.worker --run-dir RUN`` (the engine behind ``torchrun``; several nodes: a
+   c10d rendezvous that node 0 hosts, after :mod:`driftloop.train.nodes` published the run
+   for the other nodes to fetch) with the workers' output going to ``RUN/logs/`` and draws
+   rank 0's progress;
 3. reads rank 0's outputs, fits the temperature that calibrates the best weights on the
    validation split, evaluates the test split fully (metrics with intervals, calibration,
    slices; :mod:`driftloop.train.evaluation`), and records the run
@@ -35,9 +37,14 @@ from torch import nn
 
 from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
-from driftloop.errors import DataError, TrainingError, UsageError
+from driftloop.errors import DataError, NotFoundError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
-from driftloop.models.architectures import factory_reference, resolve_model_name
+from driftloop.models.architectures import (
+    MODELS,
+    factory_allowed,
+    factory_reference,
+    resolve_model_name,
+)
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
 from driftloop.monitor.reference import (
@@ -46,8 +53,10 @@ from driftloop.monitor.reference import (
     write_training_profile,
 )
 from driftloop.registry.evaluation import store_report
+from driftloop.registry.names import check_model_name, model_name_from
 from driftloop.registry.registry import Registry
 from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
+from driftloop.train.nodes import check_port_free, job_run_id, publish_run
 from driftloop.train.precheck import precheck, record_precheck
 from driftloop.train.provenance import git_commit, package_versions
 from driftloop.train.spec import (
@@ -62,6 +71,7 @@ from driftloop.train.spec import (
     TrainSpec,
     write_json_atomic,
 )
+from driftloop.train.torchrun import Rendezvous, agent_environment, cores, torchrun_command
 
 BUNDLE_FILE = "bundle.json"
 
@@ -122,6 +132,7 @@ def train(
     settings: Settings | None = None,
     progress: bool = True,
     parent: int | None = None,
+    nodes: Rendezvous | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -162,6 +173,10 @@ def train(
         Registered model name (default: the data file's stem, or ``"model"``).
     parent
         Id of the version this one retrains (the loop passes the champion's), for lineage.
+    nodes
+        Train on several nodes as node 0 of this rendezvous (``workers`` per node): the run
+        id comes from the job name, the run is published for ``driftloop worker`` on the other
+        nodes (:mod:`driftloop.train.nodes`), and this process records it as usual.
 
     Examples
     --------
@@ -184,7 +199,8 @@ def train(
     cfg = settings.train
     with Registry.open(settings) as registry:  # closed once the run is recorded or failed
         if resume is not None:
-            return _resume_run(registry, resume, workers, cfg.max_restarts, progress)
+            return _resume_run(registry, resume, workers, cfg.max_restarts, progress, nodes)
+        run_id = _new_run_id(registry, nodes)
         if data is None:
             raise UsageError("pass the data to train on, or resume=RUN_ID to continue a run.")
         if cfg.precision == "fp16" and not torch.cuda.is_available():
@@ -198,8 +214,9 @@ def train(
             test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
             input_kind=input_kind,
         )
-        _check_enough_rows(prepared, cfg.workers, cfg.batch_size)
-        model_name = name or _default_name(data)
+        world_size = cfg.workers * (nodes.nnodes if nodes is not None else 1)
+        _check_enough_rows(prepared, world_size, cfg.batch_size)
+        model_name = check_model_name(name) if name else _default_name(data)
         model_ref = resolve_model_name(model_ref, prepared.input_kind)
         # bad input is reported first (above, exit 2); then the data check refuses errors not
         # ignored (exit 1) and names the columns holding personal data, which are left out
@@ -221,10 +238,15 @@ def train(
             "name": model_name,
             "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
         }
-        run_id = uuid.uuid4().hex
         run_dir = (settings.runs_dir / run_id).resolve()
+        # the folder the ranks read is written (and, for other nodes, published) before the run
+        # is recorded, so that the record can say where the other nodes find it
+        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
+        if nodes is not None:
+            params["job"] = publish_run(run_dir, spec, registry.artifacts, nodes, cfg.workers,
+                                        cfg.max_restarts)
         registry.store.create_run(
-            model_name=model_name, params=params, world_size=cfg.workers, run_dir=str(run_dir),
+            model_name=model_name, params=params, world_size=world_size, run_dir=str(run_dir),
             package_versions=package_versions(), git_commit=git_commit(Path.cwd()), run_id=run_id,
         )
         try:
@@ -233,17 +255,41 @@ def train(
             record_precheck(checked, registry, run_id)
             write_slice_rows(run_dir, data, prepared, settings.evaluate.max_slice_columns)
             write_training_profile(run_dir / DATA_DIR, data, prepared, settings.drift)
-            spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
         except BaseException as exc:
             registry.store.finish_run(run_id, "failed", error=str(exc))
             raise
+        warnings = list(prepared.warnings) + _factory_warning(
+            model_ref, settings.security.model_factories)
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
-                                  model_name, progress, warnings=list(prepared.warnings),
-                                  parent=parent)
+                                  model_name, progress, warnings=warnings, parent=parent,
+                                  nodes=nodes)
+
+
+def _new_run_id(registry: Registry, nodes: Rendezvous | None) -> str:
+    """A fresh uuid4, or the job's id; refuses a job name already used in this store."""
+    if nodes is None:
+        return uuid.uuid4().hex
+    if nodes.node_rank != 0:
+        raise UsageError(
+            f"--node-rank {nodes.node_rank}: only node 0 runs `driftloop train` (it prepares "
+            f"and records the run); start the other nodes with `driftloop worker --job "
+            f"{nodes.job} --node-rank {nodes.node_rank}`."
+        )
+    run_id = job_run_id(nodes.job)
+    try:
+        run = registry.store.get_run(run_id)
+    except NotFoundError:
+        check_port_free(nodes.endpoint)
+        return run_id
+    raise UsageError(
+        f"job '{nodes.job}' already exists (run {run_id}, {run.status}): resume it with "
+        f"`driftloop train --resume {run_id}`, or choose another --job name."
+    )
 
 
 def _resume_run(
-    registry: Registry, run_id: str, workers: int | None, max_restarts: int, progress: bool
+    registry: Registry, run_id: str, workers: int | None, max_restarts: int, progress: bool,
+    nodes: Rendezvous | None = None,
 ) -> TrainResult:
     run = registry.store.get_run(run_id)
     run_dir = Path(run.run_dir)
@@ -252,25 +298,58 @@ def _resume_run(
             f"run '{run_id}' has no run folder at {run_dir} (it was never launched or the "
             "folder was removed); train it again instead."
         )
-    world_size = workers or run.world_size
+    rendezvous = _resumed_rendezvous(run.params.get("job"), run_id, nodes)
+    if rendezvous is not None:
+        job = run.params["job"]
+        if workers not in (None, job["workers_per_node"]):
+            raise UsageError(
+                f"run '{run_id}' is job '{job['name']}' with {job['workers_per_node']} workers "
+                f"on each of {job['nnodes']} nodes; resume it with the same --workers."
+            )
+        workers, world_size = job["workers_per_node"], job["workers_per_node"] * job["nnodes"]
+    else:
+        world_size = workers = workers or run.world_size
     registry.store.resume_run(run_id, world_size)
     spec = TrainSpec.read(run_dir)
     spec = dataclasses.replace(
-        spec, threads_per_worker=max(1, _cores() // world_size), progress=progress
+        spec, threads_per_worker=max(1, cores() // workers), progress=progress
     )
     spec.write(run_dir)
-    return _launch_and_record(registry, run_id, run_dir, spec, world_size, max_restarts,
-                              run.model_name, progress, warnings=[])
+    return _launch_and_record(registry, run_id, run_dir, spec, workers, max_restarts,
+                              run.model_name, progress, warnings=[], nodes=rendezvous)
+
+
+def _resumed_rendezvous(
+    job: dict[str, Any] | None, run_id: str, nodes: Rendezvous | None
+) -> Rendezvous | None:
+    """The rendezvous a resumed run joins: the job's, with this call's endpoint and address."""
+    if job is None:
+        if nodes is not None:
+            raise UsageError(
+                f"run '{run_id}' ran on one node; resume it without --nnodes / --rdzv-endpoint."
+            )
+        return None
+    if nodes is not None and (nodes.nnodes, nodes.job) != (job["nnodes"], job["name"]):
+        raise UsageError(
+            f"run '{run_id}' is job '{job['name']}' on {job['nnodes']} nodes; resume it with "
+            "that --job and --nnodes (or leave both out)."
+        )
+    return Rendezvous(
+        nnodes=int(job["nnodes"]), node_rank=0, job=job["name"],
+        endpoint=nodes.endpoint if nodes is not None else job["endpoint"],
+        join_timeout=nodes.join_timeout if nodes is not None else float(job["join_timeout"]),
+        local_addr=nodes.local_addr if nodes is not None else None,
+    )
 
 
 def _launch_and_record(
     registry: Registry, run_id: str, run_dir: Path, spec: TrainSpec, workers: int,
     max_restarts: int, model_name: str, progress: bool, warnings: list[str],
-    parent: int | None = None,
+    parent: int | None = None, nodes: Rendezvous | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     try:
-        _launch(run_dir, spec, workers, max_restarts, show_progress=progress)
+        _launch(run_dir, workers, max_restarts, show_progress=progress, nodes=nodes)
         outputs = _read_outputs(run_dir)
         for epoch in outputs["history"]:
             registry.store.add_run_metrics(
@@ -326,7 +405,7 @@ def _store_reference_profile(
         return
     *inputs, y = (np.load(run_dir / DATA_DIR / f) for f in TrainSpec.read(run_dir).array_files(
         "val"))
-    model = LoadedModel(bundle, weights)
+    model = LoadedModel(bundle, weights, allowed_factories=[bundle.model])
     outputs = model.to_original_scale(model.predict_arrays(*inputs))
     store_training_reference(registry, version, run_id, path, outputs, bundle.classes, labels=y)
 
@@ -356,9 +435,19 @@ def _check_enough_rows(prepared: PreparedData, workers: int, batch_size: int) ->
 
 def _default_name(data: object) -> str:
     if isinstance(data, (str, os.PathLike)):
-        stem = Path(data).name.split(".")[0]
-        return stem or "model"
+        return model_name_from(Path(data).name.split(".")[0])
     return "model"
+
+
+def _factory_warning(model_ref: str, allowed: list[str]) -> list[str]:
+    """This run trusts the factory its operator named; a stored version is loaded elsewhere
+    (serve, evaluate, monitor) only where ``security.model_factories`` allows it."""
+    if model_ref in MODELS or factory_allowed(model_ref, allowed):
+        return []
+    module = model_ref.partition(":")[0]
+    return [f"the model factory '{model_ref}' is not in security.model_factories: serving, "
+            f"evaluating or monitoring this version refuses to import it until '{module}' is "
+            "added there on that machine."]
 
 
 def _write_run_folder(
@@ -370,7 +459,7 @@ def _write_run_folder(
         model_inputs=prepared.model_inputs, n_outputs=_n_outputs(prepared), epochs=cfg.epochs,
         batch_size=cfg.batch_size, lr=cfg.lr, reference_batch=cfg.reference_batch,
         warmup_epochs=cfg.warmup_epochs, weight_decay=cfg.weight_decay, patience=cfg.patience,
-        seed=cfg.seed, threads_per_worker=max(1, _cores() // workers), progress=progress,
+        seed=cfg.seed, threads_per_worker=max(1, cores() // workers), progress=progress,
         accumulate=cfg.accumulate, precision=cfg.precision,
         checkpoint_every=cfg.checkpoint_every, consistency_every=cfg.consistency_every,
         collective_timeout_s=cfg.collective_timeout,
@@ -396,36 +485,22 @@ def _n_outputs(prepared: PreparedData) -> int:
     return 1 if prepared.task == "regression" else prepared.n_classes
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def worker_command(run_dir: Path, workers: int, max_restarts: int = 0) -> list[str]:
     """The torchrun command line that starts ``workers`` ranks on this machine."""
-    return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc-per-node={workers}", f"--max-restarts={max_restarts}",
-        "-m", "driftloop.train.worker", "--run-dir", str(run_dir),
-    ]
+    return torchrun_command(run_dir, workers, max_restarts)
 
 
 def _launch(
-    run_dir: Path, spec: TrainSpec, workers: int, max_restarts: int, show_progress: bool
+    run_dir: Path, workers: int, max_restarts: int, show_progress: bool,
+    nodes: Rendezvous | None = None,
 ) -> None:
-    env = dict(os.environ)
-    # torchrun would otherwise force 1 thread per rank (and print a warning about it)
-    env["OMP_NUM_THREADS"] = str(spec.threads_per_worker)
-    # a user's model factory must be importable in the workers exactly as it is here
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
     (run_dir / LOG_DIR).mkdir(parents=True, exist_ok=True)
     log_path = run_dir / LOG_DIR / "workers.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            worker_command(run_dir, workers, max_restarts), stdout=log,
-            stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL,
+            torchrun_command(run_dir, workers, max_restarts, nodes), stdout=log,
+            stderr=subprocess.STDOUT, env=agent_environment(workers, nodes),
+            stdin=subprocess.DEVNULL,
         )
         try:
             _follow(proc, run_dir / OUTPUTS_DIR / PROGRESS_FILE, show_progress)
@@ -434,7 +509,13 @@ def _launch(
             proc.wait()
             raise
     if proc.returncode != 0:
-        raise TrainingError(_failure_message(run_dir, proc.returncode, log_path))
+        message = _failure_message(run_dir, proc.returncode, log_path)
+        if nodes is not None:
+            message += (
+                f". A rank on another node may have failed first: see RUN/logs/"
+                f"workers-node-K.log in that node's run folder (job '{nodes.job}')"
+            )
+        raise TrainingError(message)
 
 
 def _follow(proc: subprocess.Popen[bytes], progress_file: Path, show: bool) -> None:

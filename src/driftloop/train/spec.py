@@ -26,6 +26,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -105,4 +106,22 @@ def write_json_atomic(path: Path, data: Any, durable: bool = True) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["TrainSpec", "write_json_atomic"]
+def file_sha256(path: Path) -> str:
+    """The sha256 of the file at ``path``, read in 1 MiB chunks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+    ...     _ = f.write(b"hello")
+    >>> file_sha256(Path(f.name))[:12]
+    '2cf24dba5fb0'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+__all__ = ["TrainSpec", "file_sha256", "write_json_atomic"]

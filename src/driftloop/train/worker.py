@@ -10,16 +10,21 @@
     torchrun --standalone --nproc-per-node 2 --max-restarts 3 \
         -m driftloop.train.worker --run-dir RUN
 
-    # two nodes with 4 GPUs each; RUN on storage both nodes see (see docs/scaling-out.md)
+    # two nodes with 4 GPUs each, each with its own copy of RUN (driftloop train --nnodes 2
+    # and driftloop worker do this for you, see docs/scaling-out.md); --node-rank numbers the
+    # ranks from the node, so global rank 0 is on node 0 whatever order the agents join in
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\
-        --rdzv-endpoint HOST0:29500 --rdzv-id job42 -m driftloop.train.worker --run-dir RUN
+        --rdzv-endpoint HOST0:29500 --rdzv-id job42 -m driftloop.train.worker --run-dir RUN \\
+        --node-rank K
 
     # no torchrun: a single process, world size 1
     python -m driftloop.train.worker --run-dir RUN
 
 The worker reads ``RUN/spec.json``, memory-maps ``RUN/data/*.npy``, trains with
-DistributedDataParallel, checkpoints into ``RUN/checkpoints/``, and rank 0 (the "master"
-process) writes ``RUN/outputs/``. It never touches the database.
+DistributedDataParallel, checkpoints into ``RUN/checkpoints/`` (node N > 0:
+``RUN/checkpoints/node-N/``), and rank 0 (the "master" process) writes ``RUN/outputs/``. It
+never touches the database. It uses ``OMP_NUM_THREADS`` threads when set (the launcher sets it
+from the cores of the node it runs on), else the spec's ``threads_per_worker``.
 """
 
 from __future__ import annotations
@@ -43,12 +48,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from driftloop.models.architectures import build_model
-from driftloop.train.checkpoint import Checkpoint, latest_checkpoint, write_checkpoint
+from driftloop.train.checkpoint import (
+    Checkpoint,
+    complete_checkpoints,
+    node_folder,
+    write_checkpoint,
+)
 from driftloop.train.collectives import (
     CollectiveTimeout,
     check_consistency,
     is_timeout,
     name_missing_ranks,
+    newest_common_step,
 )
 from driftloop.train.faults import Faults, Ledger
 from driftloop.train.loader import ShardedLoader, eval_shard
@@ -64,7 +75,6 @@ from driftloop.train.spec import (
     write_json_atomic,
 )
 
-CHECKPOINT_DIR = "checkpoints"
 # loop state that differs between ranks: each rank checkpoints and restores its own
 RANK_LOCAL = ("loss_sum", "rows")
 
@@ -72,27 +82,61 @@ RANK_LOCAL = ("loss_sum", "rows")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--node-rank", type=int, default=None,
+                        help="this node's rank in a multi-node job (ranks are numbered from it)")
     args = parser.parse_args(argv)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = ranks(args.node_rank)[0]
     (args.run_dir / OUTPUTS_DIR / f"error-rank{rank}.json").unlink(missing_ok=True)
     try:
-        run(args.run_dir)
+        run(args.run_dir, args.node_rank)
     except BaseException as exc:  # record why this rank died, for the launcher's message
         _write_error(args.run_dir, rank, exc)
         raise
     return 0
 
 
-def run(run_dir: Path) -> None:
+def ranks(node_rank: int | None = None, environ: Any = None) -> tuple[int, int, int]:
+    """This process's (rank, local rank, world size) from torchrun's environment.
+
+    DDP is on when torchrun set ``RANK``; a plain ``python -m`` run is world size 1. With a
+    ``node_rank`` the rank is ``node_rank × LOCAL_WORLD_SIZE + LOCAL_RANK`` instead of the
+    agent's: the c10d rendezvous numbers nodes in the order of their host names and process
+    ids, so only this keeps rank 0 (outputs, the recorded run) on node 0 and each rank's
+    checkpoint files on the node that wrote them, across restarts.
+
+    Examples
+    --------
+    >>> ranks(environ={})
+    (0, 0, 1)
+    >>> env = {"RANK": "0", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "4"}
+    >>> ranks(1, env)
+    (3, 1, 4)
+    """
+    environ = os.environ if environ is None else environ
+    local_rank = int(environ.get("LOCAL_RANK", "0"))
+    world_size = int(environ.get("WORLD_SIZE", "1"))
+    if node_rank is None:
+        return int(environ.get("RANK", "0")), local_rank, world_size
+    local_world = int(environ.get("LOCAL_WORLD_SIZE", "1"))
+    rank = node_rank * local_world + local_rank
+    if world_size % local_world or rank >= world_size:
+        raise ValueError(
+            f"--node-rank {node_rank} with {local_world} workers per node does not fit a world "
+            f"of {world_size}: every node must run the same number of workers"
+        )
+    return rank, local_rank, world_size
+
+
+def run(run_dir: Path, node_rank: int | None = None) -> None:
     spec = TrainSpec.read(run_dir)
-    # DDP is on when torchrun set RANK; a plain `python -m` run is world size 1
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank, world_size = ranks(node_rank)
     ddp = world_size > 1
     master = rank == 0
     device = _pick_device(spec.device, local_rank)
-    torch.set_num_threads(max(1, spec.threads_per_worker))
+    # the node that runs this rank chose the threads (OMP_NUM_THREADS), not the one that
+    # prepared the spec
+    threads = os.environ.get("OMP_NUM_THREADS") or spec.threads_per_worker
+    torch.set_num_threads(max(1, int(threads)))
     if ddp:
         _init_process_group(device, rank, world_size, spec.collective_timeout_s)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
@@ -100,7 +144,9 @@ def run(run_dir: Path) -> None:
 
     # same seed on every rank for the weights (DDP also broadcasts rank 0's on wrap) ...
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, spec.model_inputs, spec.n_outputs).to(device)
+    # the launcher wrote spec.model from its operator's own --model: this run may build it
+    model = build_model(spec.model, spec.model_inputs, spec.n_outputs,
+                        allowed=[spec.model]).to(device)
     # ... then offset by rank so dropout masks differ between ranks
     torch.manual_seed(spec.seed + 1000 * rank)
 
@@ -133,7 +179,9 @@ def run(run_dir: Path) -> None:
         return loss
 
     loop = _fresh_loop_state()
-    checkpoint = latest_checkpoint(run_dir / CHECKPOINT_DIR)
+    node = int(os.environ.get("GROUP_RANK", "0")) if node_rank is None else node_rank
+    checkpoints = node_folder(run_dir, node)
+    checkpoint = _agreed_checkpoint(checkpoints)
     best_state = None
     if checkpoint is not None:
         best_state = _resume(checkpoint, loop, model, optimizer, schedule, scaler, rank,
@@ -157,7 +205,7 @@ def run(run_dir: Path) -> None:
 
     def _write() -> None:
         write_checkpoint(
-            run_dir / CHECKPOINT_DIR, loop["opt_step"], rank, world_size, model=model,
+            checkpoints, loop["opt_step"], rank, world_size, local_rank=local_rank, model=model,
             optimizer=optimizer, scheduler=schedule, scaler=scaler, best=best_state,
             loop={**{k: v for k, v in loop.items() if k not in RANK_LOCAL},
                   "world_size": world_size},
@@ -271,16 +319,29 @@ def _init_process_group(
 ) -> None:
     # a short timeout: a stalled rank fails the job in a minute, not in half an hour
     timeout = datetime.timedelta(seconds=timeout_s)
-    store, _, _ = next(dist.rendezvous("env://", rank, world_size, timeout=timeout))
+    # the store is hosted at MASTER_ADDR, the address of torchrun's rank 0, which is not
+    # always driftloop's rank 0 (see ranks()): torchrun's rank decides who hosts it
+    agent_rank = int(os.environ.get("RANK", str(rank)))
+    store, _, _ = next(dist.rendezvous("env://", agent_rank, world_size, timeout=timeout))
     # torchrun keeps one store across restarts of the group; without a prefix per attempt a
     # restarted rank can read a dead rank's address from the previous attempt and fail to
-    # connect (pytorch/pytorch#167288)
-    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    # connect (pytorch/pytorch#167288). A multi-node agent gives each attempt a fresh store
+    # instead (its nodes count restarts separately, see driftloop.train.torchrun), so the
+    # prefix is only for the agent's shared store, where one agent numbers every attempt.
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True):
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"driftloop/attempt-{attempt}/", store)
     dist.init_process_group(
-        backend="nccl" if device.type == "cuda" else "gloo",
-        store=dist.PrefixStore(f"driftloop/attempt-{attempt}/", store),
+        backend="nccl" if device.type == "cuda" else "gloo", store=store,
         rank=rank, world_size=world_size, timeout=timeout,
     )
+
+
+def _agreed_checkpoint(root: Path) -> Checkpoint | None:
+    """The newest checkpoint complete in this node's folder and in every other node's."""
+    found = complete_checkpoints(root)
+    step = newest_common_step([c.step for c in found])
+    return next((c for c in found if c.step == step), None)
 
 
 def _fresh_loop_state() -> dict[str, Any]:
@@ -373,6 +434,7 @@ def _finish(
             "step_seconds_p50": float(np.percentile(times, 50)),
             "step_seconds_p95": float(np.percentile(times, 95)),
             "device": str(device),
+            "threads_per_worker": torch.get_num_threads(),
             "precision": spec.precision,
             "step_seconds_mean": float(times.mean()),
             "checkpoints": len(costs["checkpoint"]),

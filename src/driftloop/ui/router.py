@@ -9,7 +9,9 @@ Chart.js, so nothing is loaded from the internet)::
     GET  /ui/loop                                  retrain events: triggers and gates
     GET  /ui/audit                                 the audit log and its verification
 
-JSON (read-only, open like ``/metrics``)::
+JSON (read-only; a key with role ``read`` or ``admin`` once any key was ever created, or
+always when the server is bound beyond loopback — sent as a header, or kept by the browser
+in an HttpOnly session cookie after ``POST /ui/api/login``)::
 
     GET  /ui/api/models
     GET  /ui/api/models/{name}/versions/{version}
@@ -19,6 +21,8 @@ JSON (read-only, open like ``/metrics``)::
     GET  /ui/api/loop?model=NAME&limit=200
     GET  /ui/api/audit?limit=200&action=promote&subject=churn:v3
     POST /ui/api/audit/verify
+    POST /ui/api/login      {"key": "dl_…"}: sets the session cookie (never put in a URL)
+    POST /ui/api/logout
 
 Admin actions (``Authorization: Bearer KEY`` of a key with role ``admin``; body
 ``{"alias", "reason", "version"?, "force"?}``)::
@@ -38,13 +42,15 @@ from pathlib import Path as FilePath
 from string import Template
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
-from driftloop.http import ERROR_SCHEMA, Refused, error_response, presented_key
+from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
+from driftloop.http.exposure import is_loopback
+from driftloop.http.keys import SESSION_COOKIE, PresentedKey, grants
 from driftloop.registry import Registry
 from driftloop.ui import views
 from driftloop.ui.admin import ACTIONS, admin_actor
@@ -58,11 +64,13 @@ PAGES = {
     "audit": "Audit log",
 }
 _MAX_BODY = 16_384
+_SESSION_S = 8 * 3600  # the session cookie's lifetime; the key's revocation ends it sooner
 _MAX_ID = 2**31 - 1  # beyond any stored id, and within every database's integer
 Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 
-_WHY = {401: "No API key, or an unknown or revoked one.", 403: "The key is not an admin key.",
+_WHY = {400: "The body is not a JSON object.", 401: "No API key, or an unknown or revoked one.",
+        403: "The key's role does not allow this (read needs read or admin; actions admin).",
         404: "No such model, version, window or action.", 409: "Refused (a gate failed).",
         413: "The body is over the limit.", 422: "Bad input (e.g. no reason given)."}
 
@@ -72,7 +80,7 @@ def _documented(*statuses: int, png: bool = False) -> dict[int | str, Any]:
     media = "image/png" if png else "application/json"
     schema = {"type": "string", "format": "binary"} if png else {"type": "object"}
     out: dict[int | str, Any] = {200: {"content": {media: {"schema": schema}}}}
-    for status in statuses:
+    for status in sorted({401, 403, *statuses}):  # every route may need a key
         out[status] = {"description": _WHY[status],
                        "content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return out
@@ -111,9 +119,14 @@ def page_html(page: str) -> str:
     return shell.substitute(page=page, title=PAGES[page])
 
 
-def create_router(registry: Registry) -> APIRouter:
-    """The dashboard's routes, reading and acting through ``registry``."""
-    router = APIRouter(tags=["dashboard"])
+def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRouter:
+    """The dashboard's routes, reading and acting through ``registry``; ``keys`` decides who
+    may read (None: a checker that is open only on a loopback ``serve.host``)."""
+    cfg = registry.settings.serve
+    keys = keys or KeyChecker(registry.store, cache_s=cfg.key_cache_s,
+                              open_without_keys=is_loopback(cfg.host))
+    router = APIRouter(tags=["dashboard"])  # pages' data: a read key unless open
+    login = APIRouter(tags=["dashboard"])  # page shells (no data), login, admin (own check)
     shells = {page: page_html(page) for page in PAGES}
 
     def page(name: str) -> Callable[..., HTMLResponse]:
@@ -121,13 +134,13 @@ def create_router(registry: Registry) -> APIRouter:
             return HTMLResponse(shells[name], headers={"Cache-Control": "no-cache"})
         return handler
 
-    router.add_api_route("/", page("models"), methods=["GET"], include_in_schema=False)
-    router.add_api_route("/ui/models/{name}/versions/{version}", page("version"),
+    login.add_api_route("/", page("models"), methods=["GET"], include_in_schema=False)
+    login.add_api_route("/ui/models/{name}/versions/{version}", page("version"),
                          methods=["GET"], include_in_schema=False)
-    router.add_api_route("/ui/models/{name}/monitoring", page("monitoring"), methods=["GET"],
+    login.add_api_route("/ui/models/{name}/monitoring", page("monitoring"), methods=["GET"],
                          include_in_schema=False)
-    router.add_api_route("/ui/loop", page("loop"), methods=["GET"], include_in_schema=False)
-    router.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
+    login.add_api_route("/ui/loop", page("loop"), methods=["GET"], include_in_schema=False)
+    login.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
 
     @router.get("/ui/api/models", responses=_documented())
     def api_models() -> Response:
@@ -176,15 +189,41 @@ def create_router(registry: Registry) -> APIRouter:
         """Recompute the audit chain and say whether it holds."""
         return _answer(lambda: views.verify_view(registry))
 
-    @router.post("/ui/api/models/{name}/{action}",
-                 responses=_documented(401, 403, 404, 409, 413, 422))
-    async def api_admin(name: str, action: str, request: Request) -> Response:
+    @login.post("/ui/api/login", responses=_documented(400, 413, 422))
+    async def api_login(request: Request) -> Response:
+        """Check a key (role read or admin) and keep it in an HttpOnly session cookie."""
+        raw = await _read_body(request)
+
+        def work() -> Any:
+            secret = _body(raw).get("key")
+            if not isinstance(secret, str) or not secret.strip():
+                raise Refused(422, "key_required", "paste an API key with role read or admin.")
+            role = keys.role_of(secret.strip())
+            _require_role(role, "read")
+            response = JSONResponse({"role": role})
+            response.set_cookie(SESSION_COOKIE, secret.strip(), max_age=_SESSION_S,
+                                httponly=True, samesite="strict", path="/",
+                                secure=request.url.scheme == "https")
+            return response
+
+        return await run_in_threadpool(_answer, work)
+
+    @login.post("/ui/api/logout", responses=_documented())
+    def api_logout() -> Response:
+        """Forget the session cookie."""
+        response = JSONResponse({"logged_out": True})
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @login.post("/ui/api/models/{name}/{action}",
+                responses=_documented(400, 404, 409, 413, 422))
+    async def api_admin(name: str, action: str, request: Request,
+                        secret: PresentedKey) -> Response:
         """Promote, roll back or deactivate (admin key, reason required; audited)."""
         if action not in ACTIONS:
             return _error(404, "not_found", f"no admin action '{action}'; actions: "
                           f"{', '.join(ACTIONS)}.")
-        raw = await request.body()
-        secret = presented_key(request.headers)
+        raw = await _read_body(request)  # secret: a header only, the session cookie cannot act
 
         def work() -> Any:
             actor = admin_actor(registry.store, secret)
@@ -193,14 +232,64 @@ def create_router(registry: Registry) -> APIRouter:
         # the registry blocks (database, gates): run it off the event loop
         return await run_in_threadpool(_answer, work)
 
-    return router
+    outer = APIRouter()
+    outer.include_router(router, dependencies=[Depends(_reader(keys))])
+    outer.include_router(login)
+    return outer
 
 
 def mount_dashboard(app: FastAPI, registry: Registry) -> FastAPI:
-    """Add the dashboard's pages, JSON and static files to ``app`` (``/`` and ``/ui/...``)."""
-    app.include_router(create_router(registry))
+    """Add the dashboard's pages, JSON and static files to ``app`` (``/`` and ``/ui/...``),
+    checking keys with the model server's checker when ``app`` is one."""
+    app.include_router(create_router(registry, getattr(app.state, "keys", None)))
+    if Refused not in app.exception_handlers:  # the dashboard alone (`driftloop ui`)
+        app.add_exception_handler(Refused, _refused)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="dashboard-static")
     return app
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return error_response(exc)
+
+
+def _reader(keys: KeyChecker) -> Callable[[Request], Any]:
+    """The dependency of every read route: a read (or admin) key unless the server is open.
+
+    The check may query the store, so it runs in FastAPI's thread pool (a sync dependency),
+    not on the event loop."""
+    def require_read(request: Request, presented: PresentedKey) -> None:
+        secret = presented or request.cookies.get(SESSION_COOKIE) or None
+        if keys.allows(secret, "read"):
+            return
+        if secret is None:
+            raise Refused(401, "unauthorized", "the dashboard needs an API key with role read "
+                          "or admin: log in with one (create it with `driftloop keys create "
+                          "NAME --role read`).", {"WWW-Authenticate": "Bearer"})
+        _require_role(keys.role_of(secret), "read")
+    return require_read
+
+
+def _require_role(role: str | None, needed: str) -> None:
+    if role is None:
+        raise Refused(401, "unauthorized", "the API key is unknown or revoked.",
+                      {"WWW-Authenticate": "Bearer"})
+    if not grants(role, needed):
+        raise Refused(403, "forbidden", f"this API key has role '{role}'; the dashboard needs "
+                      "a key with role read or admin.")
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused (413) as soon as it passes the limit — before it is all read."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_BODY:
+        raise Refused(413, "too_large", f"the body is over {_MAX_BODY} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            raise Refused(413, "too_large", f"the body is over {_MAX_BODY} bytes.")
+    return bytes(body)
 
 
 def _body(raw: bytes) -> dict[str, Any]:

@@ -122,6 +122,42 @@ const DL = (() => {
     return decodeURIComponent(window.location.pathname).split("/").filter(Boolean);
   }
 
+  /* Keys exist, so reading needs a key with role read or admin: a login form. The key goes
+     to POST /ui/api/login, which keeps it in an HttpOnly cookie (never in the URL, never
+     readable by scripts). */
+  function showLogin(error) {
+    const main = document.getElementById("main");
+    const input = el("input", { id: "login-key", name: "key", type: "password",
+                                autocomplete: "off", spellcheck: "false", required: true,
+                                placeholder: "dl_…" });
+    const result = el("p", { id: "login-result", role: "alert" });
+    const form = el("form", { id: "login-form", class: "panel" },
+      el("label", {}, "API key (role read or admin)", input),
+      el("p", { class: "hint" }, "Create one with ",
+         el("code", {}, "driftloop keys create NAME --role read"),
+         ". It is kept in an HttpOnly session cookie for 8 hours, never in the address."),
+      result,
+      el("div", { class: "buttons" }, el("button", { id: "login-submit", type: "submit" },
+                                         "Log in")));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      result.className = "";
+      result.textContent = "Checking…";
+      try {
+        await api("/ui/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
+                                     body: JSON.stringify({ key: input.value.trim() }) });
+        document.body.dataset.ready = "0";
+        await refresh();
+      } catch (failure) {
+        result.className = "error";
+        result.textContent = `✗ refused (${failure.status}): ${failure.message}`;
+      }
+    });
+    main.replaceChildren(el("h1", {}, "Log in to the dashboard"),
+      el("p", {}, error.message || String(error)), form);
+    input.focus();
+  }
+
   function showError(error) {
     const main = document.getElementById("main");
     main.replaceChildren(el("h1", {}, "Could not load this page"),
@@ -145,6 +181,11 @@ const DL = (() => {
       if (draw) await draw();
       document.body.dataset.ready = "1";
     } catch (error) {
+      if (error.status === 401 || error.status === 403) {
+        showLogin(error);
+        document.body.dataset.ready = "login";
+        return;
+      }
       showError(error);
       document.body.dataset.ready = "error";
     }

@@ -1,0 +1,158 @@
+"""Attacks on a real server on loopback (issue 15), one test per way in.
+
+Each test plays the attacker against what driftloop really stores and serves: a bundle that
+names code to import, names that try to become paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+
+import httpx
+import pandas as pd
+import pytest
+
+from driftloop.config import Settings
+from driftloop.errors import UsageError
+from driftloop.registry import Registry
+from driftloop.serve.app import create_app
+from driftloop.serve.server import BackgroundServer
+from quick_model import quick_version
+
+EVIL = textwrap.dedent("""
+    import pathlib, os
+    pathlib.Path(os.environ["DRIFTLOOP_TEST_MARKER"]).write_text("imported")  # the payload
+    from driftloop.models.architectures import make_mlp
+    def make(inputs, n_outputs):
+        return make_mlp(inputs, n_outputs)
+""")
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "label"})
+    return data.iloc[:, list(range(5)) + [data.shape[1] - 1]]
+
+
+def _register_with_factory(settings: Settings, frame: pd.DataFrame, factory: str) -> None:
+    """A version whose bundle names ``factory`` — what anyone who can write the store (or
+    register a model) can do."""
+    _, weights, bundle = quick_version(frame, steps=5)
+    with Registry.open(settings) as registry:
+        registry.register("victim", run_id=None, bundle=dataclasses.replace(bundle, model=factory),
+                          weights=weights, metrics={}, actor="attacker", reason="plant a factory")
+        registry.promote("victim", 1, to="production", force=True, reason="test")
+
+
+def _ready(settings: Settings) -> httpx.Response:
+    registry = Registry.open(settings)
+    server = BackgroundServer(create_app(registry, ["victim"], settings.serve)).start()
+    try:
+        for _ in range(100):
+            answer = httpx.get(server.url + "/v2/health/ready")
+            if answer.status_code == 200 or "errors" in answer.json():
+                return answer
+            import time
+
+            time.sleep(0.05)
+        return answer
+    finally:
+        server.stop()
+        registry.close()
+
+
+def test_a_stored_version_naming_an_unlisted_factory_is_refused_before_its_module_runs(
+        tmp_path, monkeypatch, frame, caplog):
+    (tmp_path / "evil_factory.py").write_text(EVIL)
+    marker = tmp_path / "payload-ran"
+    monkeypatch.setenv("DRIFTLOOP_TEST_MARKER", str(marker))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = Settings.load(overrides={"home": str(tmp_path / "home")}, environ={}, cwd=tmp_path)
+    _register_with_factory(settings, frame, "evil_factory:make")
+
+    answer = _ready(settings)
+
+    assert answer.status_code == 503
+    error = answer.json()["errors"]["victim"]
+    assert error.startswith("cannot load victim v1 (error ") and "evil" not in error
+    error_id = error.split("(error ")[1].split(";")[0]
+    logged = [r.getMessage() for r in caplog.records if error_id in r.getMessage()]
+    assert len(logged) == 1 and "evil_factory:make" in logged[0]  # the detail: in the log
+    assert "security.model_factories" in logged[0]
+    assert not marker.exists()  # the module was never imported
+    with Registry.open(settings) as registry, pytest.raises(UsageError, match="not allowed"):
+        registry.load("victim", 1)
+    assert not marker.exists()
+
+
+def test_a_factory_the_operator_listed_loads_and_serves(tmp_path, monkeypatch, frame):
+    (tmp_path / "evil_factory.py").write_text(EVIL)
+    marker = tmp_path / "payload-ran"
+    monkeypatch.setenv("DRIFTLOOP_TEST_MARKER", str(marker))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "security": {"model_factories": ["evil_factory"]}},
+                             environ={}, cwd=tmp_path)
+    _register_with_factory(settings, frame, "evil_factory:make")
+
+    answer = _ready(settings)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["models"] == {"victim": 1}
+    assert marker.exists()  # allowed: the operator's choice
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "x\ny", "..", ".hidden", "a..b", "", "é"])
+def test_path_like_model_names_are_refused_before_anything_is_stored(tmp_path, frame, name):
+    settings = Settings.load(overrides={"home": str(tmp_path / "home")}, environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=1)
+    with Registry.open(settings) as registry:
+        with pytest.raises(UsageError, match="model name"):
+            registry.register(name, run_id=None, bundle=bundle, weights=weights, metrics={},
+                              actor="attacker", reason="path in a name")
+        assert registry.versions() == []
+
+
+def test_store_errors_reach_the_log_not_the_client(tmp_path, frame, caplog):
+    """The store breaks under a running server (its tables dropped by someone else): the
+    clients get an error id, never the database's words."""
+    import sqlite3
+
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "serve": {"poll_s": 0.1, "key_cache_s": 0.0}},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    registry = Registry.open(settings)
+    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                      actor="test", reason="test")
+    registry.promote("m", 1, to="production", force=True, reason="test")
+    row = {k: float(v) for k, v in frame.drop(columns="label").iloc[0].items()}
+    server = BackgroundServer(create_app(registry, ["m"], settings.serve)).start().wait_ready()
+    try:
+        rid = httpx.post(server.url + "/v1/models/m/predict",
+                         json={"instances": [row]}).json()["request_id"]
+        with sqlite3.connect(settings.store_url.removeprefix("sqlite:///")) as conn:
+            for table in ("feedback", "prediction_log", "alias_moves"):
+                conn.execute(f"DROP TABLE {table}")
+        answers = [httpx.post(server.url + "/v1/feedback",
+                              json={"request_id": "unknown-id", "label": 1})]
+        import time
+
+        time.sleep(0.5)  # a few alias polls fail
+        answers.append(httpx.get(server.url + "/v2/health/ready"))
+        answers.append(httpx.post(server.url + "/v1/models/m/predict", json={"instances": [row]}))
+        answers.append(httpx.post(server.url + "/v1/feedback", json={"request_id": rid,
+                                                                    "label": 1}))
+    finally:
+        server.stop()
+        registry.close()
+    assert answers[0].status_code == 503
+    for answer in answers:
+        text = answer.text.lower()
+        assert "no such table" not in text and "sqlite" not in text and "select" not in text
+    assert "error " in answers[0].json()["error"]["message"]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "no such table" in logged  # the operator still learns what broke
