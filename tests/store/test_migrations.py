@@ -127,6 +127,11 @@ def test_the_comparison_does_notice_a_difference(store: Store) -> None:
     assert [(d[0], d[3].name) for d in diffs] == [("add_column", "owner")]
 
 
+_INSERT_LOG_ROW = text(  # a row as the releases before 0008 wrote it (no replica)
+    "INSERT INTO prediction_log (request_id, model_name, version, at, features, output) "
+    "VALUES (:request_id, :model_name, :version, :at, :features, :output)")
+
+
 def _log_row(i: int, model: str = "m") -> dict:
     return {"request_id": f"r{i}", "model_name": model, "version": 1,
             "at": "2026-01-01 00:00:00", "features": "{}", "output": "{}"}
@@ -140,10 +145,7 @@ def test_upgrading_0005_keeps_windowed_rows_windowed_and_dedupes(db_url: str) ->
         with store.engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0005")
         with store.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO prediction_log (request_id, model_name, version, at, features, "
-                "output) VALUES (:request_id, :model_name, :version, :at, :features, :output)"),
-                [_log_row(i) for i in range(1, 8)])
+            conn.execute(_INSERT_LOG_ROW, [_log_row(i) for i in range(1, 8)])
             window = ("INSERT INTO monitor_windows (model_name, version, first_log_id, "
                       "last_log_id, start_at, end_at, rows, status, drift_detected, "
                       "prediction_drift, report, estimated, created_at) VALUES ('m', 1, 1, 5, "
@@ -208,10 +210,7 @@ def test_upgrading_0007_adds_reload_signals_and_keeps_log_rows_without_a_replica
         with store.engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0007")
         with store.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO prediction_log (request_id, model_name, version, at, features, "
-                "output) VALUES (:request_id, :model_name, :version, :at, :features, :output)"),
-                [_log_row(1)])
+            conn.execute(_INSERT_LOG_ROW, [_log_row(1)])
         store.upgrade()
         assert [(r.request_id, r.replica) for r in store.list_predictions("m")] == [("r1", None)]
         assert store.signal_reload(["m"], actor="ops") == {"m": 1}
