@@ -296,3 +296,35 @@ def test_an_error_quoting_markup_like_input_is_printed_as_it_is(workdir, capsys)
     code, out, err = _run(capsys, "models", "show", "a[/b][x]:1")
     assert code == 2, err
     assert "a[/b][x]" in err and "Traceback" not in out + err
+
+
+def test_a_kept_anchor_catches_a_cut_off_tail_in_verify_and_on_the_dashboard(workdir, capsys):
+    """Issue 15: `audit anchor` keeps its anchor in the artifact store; `audit verify` and the
+    dashboard's verify check against it — a tail cut off after it fails both."""
+    from sqlalchemy import delete
+
+    from driftloop.config import Settings
+    from driftloop.registry import Registry
+    from driftloop.store.tables import AuditEntry
+    from driftloop.ui.views import verify_view
+
+    for name in ("a", "b", "c"):
+        assert _run(capsys, "keys", "create", name, "--role", "read")[0] == 0
+    settings = Settings.load(cwd=workdir)
+    with Registry.open(settings) as registry:
+        unanchored = verify_view(registry)
+    assert unanchored["ok"] and unanchored["anchor"] is None
+    assert "no anchor kept yet" in unanchored["anchor_note"]
+    code, _, err = _run(capsys, "audit", "verify")
+    assert code == 0 and "no anchor kept yet" in err
+    code, out, _ = _run(capsys, "audit", "anchor")
+    assert code == 0 and json.loads(out)["seq"] == 3
+    with Registry.open(settings) as registry:
+        assert verify_view(registry)["anchor"]["seq"] == 3
+        with registry.store.session() as session:  # someone deletes the newest entry
+            session.execute(delete(AuditEntry).where(AuditEntry.seq == 3))
+        cut = verify_view(registry)
+        assert registry.audit.verify().ok  # without the anchor the cut is invisible
+    assert not cut["ok"] and "entry 3" in cut["anchor_note"]
+    code, _, err = _run(capsys, "audit", "verify")
+    assert code == 1 and "verification failed" in err

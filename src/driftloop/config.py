@@ -213,6 +213,10 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     host: str = Field("127.0.0.1", description="loopback by default; elsewhere needs API keys")
+    insecure: bool = Field(
+        False, description="serve beyond loopback with no API key, open to anyone who reaches "
+        "the port (only behind a proxy that authenticates); off, such a server refuses to start",
+    )
     port: int = Field(8000, ge=0, le=65535)
     alias: str = Field("production", description="alias whose holder is served")
     runtime: Literal["torch", "int8", "onnx"] = "torch"
@@ -227,8 +231,12 @@ class ServeSettings(BaseModel):
     log_buffer: int = Field(100_000, ge=1, description="rows buffered; past it rows are dropped")
     log_flush_ms: float = Field(500.0, gt=0, description="prediction-log write interval")
     pii_hash_key: str = Field(
-        "", description="key of the HMAC-SHA256 that hashes PII columns in the log; empty: "
-        "plain SHA-256"
+        "", description="key of the HMAC-SHA256 that hashes PII columns and subject ids in "
+        "the log; empty: the store's own generated key (secrets/pii.key in the artifact store)"
+    )
+    previous_pii_hash_keys: list[str] = Field(
+        default_factory=list, description="keys used before a rotation: erasure still finds "
+        "rows hashed under them",
     )
     key_cache_s: float = Field(2.0, ge=0, description="how long a checked API key is trusted")
     feedback_from_predict_keys: bool = Field(

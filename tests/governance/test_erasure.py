@@ -34,6 +34,7 @@ from driftloop.serve.prediction_log import PredictionLog
 from driftloop.store import ArtifactStore, Store
 from driftloop.store.audit import AuditLog
 from driftloop.store.clock import utcnow
+from driftloop.store.secrets import pii_key
 
 # (request id, customer id, feature x): 42 has look-alikes that must survive
 ROWS = [
@@ -169,7 +170,8 @@ def test_a_pii_hashed_id_column_is_matched_by_its_plain_value(tmp_path: Path) ->
 
 def test_a_hashed_snapshot_column_is_matched_too(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "home")
-    hashed = [hash_value(v, "") for v in ("ana@x.org", "bo@x.org")]
+    key = pii_key("", ArtifactStore(settings.artifacts_url))  # the store's generated key
+    hashed = [hash_value(v, key) for v in ("ana@x.org", "bo@x.org")]
     path = _snapshot(Path(settings.home), "nested/credit-2-train.parquet",
                      pd.DataFrame({"email": hashed, "x": [1, 2]}))
     result = erase_subject(settings, "ana@x.org", id_column="email")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from driftloop.data.hashing import hash_value
+from driftloop.store.secrets import pii_key
 
 from .conftest import MODEL, Served, instances, start_server
 
@@ -183,7 +185,10 @@ def test_prediction_log_hashes_pii_and_feedback_is_recorded(server, served_model
                   if p.request_id in ids}
     assert len(logged) == 3
     first = logged[ids[0]]
-    assert first.features["contact"] == hash_value(rows["contact"].iloc[0], "")
+    key = pii_key("", served_model.registry.artifacts)  # the store's own, never unkeyed
+    assert first.features["contact"] == hash_value(rows["contact"].iloc[0], key)
+    assert first.features["contact"] != hashlib.sha256(
+        rows["contact"].iloc[0].encode()).hexdigest()
     assert "@" not in json.dumps([p.features for p in logged.values()])
     assert first.features["band"] == rows["band"].iloc[0]  # not PII: kept as sent
     assert first.output["predictions"] == r.json()["predictions"][0]

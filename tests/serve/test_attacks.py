@@ -156,3 +156,60 @@ def test_store_errors_reach_the_log_not_the_client(tmp_path, frame, caplog):
     assert "error " in answers[0].json()["error"]["message"]
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "no such table" in logged  # the operator still learns what broke
+
+
+def test_logged_pii_cannot_be_recovered_by_trying_every_value(served_model):
+    """The attacker holds the prediction log (a database dump) and the list of every possible
+    e-mail: an unkeyed hash would give each one back; the store's secret key does not."""
+    import hashlib
+    import os
+    import time
+
+    from driftloop.data.hashing import hash_value
+    from driftloop.store.secrets import PII_KEY_OBJECT, pii_key
+
+    from .conftest import MODEL, instances, start_server
+
+    rows = served_model.frame.iloc[200:210]
+    server = start_server(served_model)
+    try:
+        answer = httpx.post(f"{server.url}/v1/models/{MODEL}/predict",
+                            json={"instances": instances(rows)})
+        ids = set(answer.json()["request_ids"])
+        deadline = time.monotonic() + 10
+        logged: list = []
+        while len(logged) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            logged = [p for p in served_model.registry.store.list_predictions(MODEL, limit=5000)
+                      if p.request_id in ids]
+    finally:
+        server.stop()
+    dumped = {p.features["contact"] for p in logged}
+    candidates = [f"user{i}@example.com" for i in range(100)]
+    assert not dumped & {hashlib.sha256(c.encode()).hexdigest() for c in candidates}
+    assert not dumped & set(candidates)
+    key = pii_key("", served_model.registry.artifacts)
+    assert dumped <= {hash_value(c, key) for c in candidates}  # still joins under the key
+    where = served_model.registry.artifacts.named_url(PII_KEY_OBJECT)
+    assert oct(os.stat(where).st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("insecure,expected", [(False, 401), (True, 200)])
+def test_a_server_built_for_an_exposed_address_is_closed_without_keys(tmp_path, frame, insecure,
+                                                                      expected):
+    """Open by default only on loopback: the app made for 0.0.0.0 refuses predictions while no
+    key exists (the CLI refuses to start it at all) unless --insecure."""
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "serve": {"host": "0.0.0.0", "insecure": insecure}},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    with Registry.open(settings) as registry:
+        registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                          actor="test", reason="test")
+        registry.promote("m", 1, to="production", force=True, reason="test")
+        row = {k: float(v) for k, v in frame.drop(columns="label").iloc[0].items()}
+        app = create_app(registry, ["m"], settings.serve)
+        with BackgroundServer(app) as server:  # reached on loopback, built for 0.0.0.0
+            server.wait_ready()
+            answer = httpx.post(server.url + "/v1/models/m/predict", json={"instances": [row]})
+    assert answer.status_code == expected, answer.text

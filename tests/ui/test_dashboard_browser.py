@@ -185,6 +185,7 @@ def test_audit_page_lists_entries_and_verifies_the_chain(page, dashboard):
     p.wait_for_function("document.getElementById('verify-result').dataset.ok !== undefined")
     result = p.inner_text("#verify-result")
     assert result.startswith("✓ chain intact") and f"all {total} entries" in result
+    assert "no anchor kept yet" in result  # and it says what that leaves unchecked
     assert page.errors == []
     page.shot("5-audit")
     p.fill('input[name="action"]', "register")

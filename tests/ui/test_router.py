@@ -206,6 +206,7 @@ def test_loop_and_audit_endpoints(dashboard):
     assert {e["details"]["role"] for e in keys} == {"admin", "predict", "read", "feedback"}
     verified = _post(d, "/ui/api/audit/verify", key=d.read_key).json()
     assert verified["ok"] is True and verified["entries"] == audit["total"]
+    assert verified["anchor"] is None and "driftloop audit anchor" in verified["anchor_note"]
 
 
 def test_admin_actions_need_an_admin_key_and_a_reason(dashboard):

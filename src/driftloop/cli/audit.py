@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from driftloop.cli.output import JsonFlag, Typer, emit_json, open_registry, out, table
+from driftloop.cli.output import JsonFlag, Typer, emit_json, err, open_registry, out, table
 from driftloop.errors import CheckFailed
 
 app = Typer(help="Read and verify the hash-chained audit log.", no_args_is_help=True)
@@ -41,11 +41,17 @@ def audit_verify_cmd(
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Recompute the hash chain; with --anchor also detect a truncated tail (exit 1 if bad)."""
+    """Recompute the hash chain and check it against an anchor — --anchor FILE, else the
+    newest one kept in the artifact store — to detect a truncated tail (exit 1 if bad)."""
     from driftloop.store import Anchor
-    kept = Anchor.read(anchor) if anchor is not None else None
+    from driftloop.store.audit_anchors import newest_anchor
+
     with open_registry() as registry:
+        kept = Anchor.read(anchor) if anchor is not None else newest_anchor(registry.artifacts)
         report = registry.audit.verify(kept)
+    if kept is None and not json_out:
+        err.print("no anchor kept yet: a cut-off tail of the log cannot be seen; take one with "
+                  "`driftloop audit anchor`.")
     if json_out:
         emit_json(report.__dict__)
     elif report.ok:
@@ -57,6 +63,9 @@ def audit_verify_cmd(
 
 @app.command("anchor")
 def audit_anchor_cmd() -> None:
-    """Print the newest entry's seq and hash as JSON; keep it elsewhere for `verify --anchor`."""
+    """Print the newest entry's seq and hash as JSON (keep it elsewhere for `verify --anchor`)
+    and keep it in the artifact store, where `verify` and the dashboard check against it."""
+    from driftloop.store.audit_anchors import keep_anchor
+
     with open_registry() as registry:
-        emit_json(registry.audit.anchor().to_json())
+        emit_json(keep_anchor(registry.artifacts, registry.audit.anchor()).to_json())

@@ -28,6 +28,9 @@ def serve_cmd(
         help="Samples per batch; 1 turns batching off.")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(
         help="How long a batch waits for more requests.")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Beyond loopback with no API key, start anyway, open to anyone who "
+        "reaches the port (only behind a proxy that authenticates).")] = False,
     workers: Annotated[int, typer.Option(
         help="Server processes on the port (uvicorn workers), each with its own models, "
         "batchers and log writer; about one per core.")] = 1,
@@ -40,7 +43,8 @@ def serve_cmd(
 
     flags = {"alias": alias, "host": host, "port": port, "max_batch_size": max_batch_size,
              "max_latency_ms": max_latency_ms,
-             "runtime": None if runtime is None else runtime.value}
+             "runtime": None if runtime is None else runtime.value,
+             "insecure": insecure or None}
     current = settings(serve={k: v for k, v in flags.items() if v is not None})
     cfg = current.serve
     err.print(f"serving on http://{cfg.host}:{cfg.port} (alias {cfg.alias}, runtime "

@@ -78,6 +78,7 @@ from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
 from driftloop.store import ArtifactStore, AuditRecord, Store
 from driftloop.store.artifacts import LOOP_SNAPSHOTS
 from driftloop.store.erasure import ErasedRows
+from driftloop.store.secrets import pii_key
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
@@ -466,7 +467,9 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
 
     settings, store = registry.settings, registry.store
     texts = id_texts(subject_id)
-    targets = texts | {hash_value(t, settings.serve.pii_hash_key) for t in texts}
+    keys = [pii_key(settings.serve.pii_hash_key, registry.artifacts),
+            *settings.serve.previous_pii_hash_keys]  # rows hashed before a key rotation too
+    targets = texts | {hash_value(t, key) for t in texts for key in keys if key}
     digest = _hmac(_salt(registry.artifacts, settings.home), subject_id)
     if not dry_run:
         _drop_stale_staging(registry.artifacts)

@@ -36,6 +36,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from driftloop.store.clock import utcnow
+from driftloop.store.secrets import PII_KEY_OBJECT
 
 if TYPE_CHECKING:
     from driftloop.registry import Registry
@@ -458,17 +459,17 @@ def _measure_2_10(c: _Context) -> Found:
         allowed = [p for p in used if p in c.settings.gates.allow_pii]
         lines.append(f"used as features: {', '.join(used)} (allowed by gates.allow_pii: "
                      f"{', '.join(allowed) or 'none'}); the prediction log stores them hashed")
-        keyed = bool(c.settings.serve.pii_hash_key)
-        lines.append("prediction-log hashing: HMAC-SHA256 with serve.pii_hash_key" if keyed else
-                     "prediction-log hashing: plain SHA-256 (serve.pii_hash_key is empty, so "
-                     "guessable values such as e-mails can be recovered by trying them)")
-        problem = not keyed
+        lines.append("prediction-log hashing: HMAC-SHA256 with serve.pii_hash_key"
+                     if c.settings.serve.pii_hash_key else
+                     "prediction-log hashing: HMAC-SHA256 with the store's generated key "
+                     f"({PII_KEY_OBJECT} in the artifact store; keep a backup of it)")
     erasures = c.audit("erase")
     rows = sum(sum((e.details.get("counts") or {}).values()) for e in erasures)
     lines.append(f"{len(erasures)} erasure request(s) audited in this store ({rows} rows "
                  "removed), each under a salted hash of the id" if erasures else
                  "no erasure request audited yet (`driftloop erase --subject-id ID`)")
-    return _found(lines, "set serve.pii_hash_key in driftloop.yaml", problem=problem)
+    return _found(lines, "keep the PII key backed up; rotate it with serve.pii_hash_key and "
+                  "serve.previous_pii_hash_keys", problem=problem)
 
 
 def _measure_2_11(c: _Context) -> Found:

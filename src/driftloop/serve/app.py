@@ -44,6 +44,7 @@ from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import RequestInvalid
+from driftloop.store.secrets import pii_key
 
 logger = logging.getLogger("driftloop.serve")
 _INSTANCE = {"type": "object", "additionalProperties": {
@@ -221,7 +222,7 @@ def create_app(
              for name in models}
     # open without keys only on loopback, and only until the first key is created
     keys = KeyChecker(registry.store, cache_s=cfg.key_cache_s,
-                      open_without_keys=is_loopback(cfg.host),
+                      open_without_keys=is_loopback(cfg.host) or cfg.insecure,
                       predict_may_feedback=cfg.feedback_from_predict_keys)
     # the requests answered lately, for feedback that comes before the log's write; the log
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
@@ -229,7 +230,8 @@ def create_app(
     bundles: dict[tuple[str, int], Owner] = {}  # classes of versions no longer served here
     replica = replica_name(cfg.instance)
     log = (PredictionLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
-                         flush_ms=cfg.log_flush_ms, key=cfg.pii_hash_key, replica=replica)
+                         flush_ms=cfg.log_flush_ms, replica=replica,
+                         key=pii_key(cfg.pii_hash_key, registry.artifacts))
            if cfg.log_predictions else None)
 
     @contextlib.asynccontextmanager

@@ -6,21 +6,23 @@ columns flagged as PII, and writes them in one insert every ``flush_ms``. When t
 full, or a write fails (the store is slow or down), rows are dropped and counted in
 ``driftloop_prediction_log_dropped_total`` — serving never waits for the log.
 
-PII hashing: HMAC-SHA256 with ``key`` (plain SHA-256 when the key is empty) of the value's
-text, so equal values still join in monitoring while the value itself is not stored.
+PII hashing: HMAC-SHA256 with ``key`` of the value's text, so equal values still join in
+monitoring while the value itself is not stored. There is no unkeyed hashing: without a
+``key`` the log uses a random one of its own (the server passes the store's key,
+:func:`driftloop.store.secrets.pii_key`, so hashes join across restarts and replicas).
 
 Examples
 --------
 >>> from driftloop.store import Store
 >>> store = Store.open("sqlite://")
->>> log = PredictionLog(store, flush_ms=10)
+>>> log = PredictionLog(store, flush_ms=10, key="k")
 >>> log.start()
 >>> log.submit("m", 1, ["r1", "r2"], {"email": ["a@x.org", None], "age": [30, 41]},
 ...            {"predictions": ["yes", "no"]}, pii=frozenset({"email"}))
 True
 >>> log.stop()
 >>> rows = store.list_predictions("m")
->>> rows[0].features["age"], rows[0].features["email"] == hash_value("a@x.org", "")
+>>> rows[0].features["age"], rows[0].features["email"] == hash_value("a@x.org", "k")
 (30, True)
 >>> rows[1].features["email"] is None, rows[1].output
 (True, {'predictions': 'no'})
@@ -30,6 +32,7 @@ True
 from __future__ import annotations
 
 import collections
+import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,21 +69,21 @@ class PredictionLog:
     flush_ms
         How often the writer thread writes.
     key
-        HMAC key for PII columns.
+        HMAC key for PII columns; None or empty: a random key of this log's own.
     replica
         The serving process's name, written in every row (``prediction_log.replica``), so the
         rows of several replicas sharing one log can be told apart.
     """
 
     def __init__(self, store: Store, *, metrics: ServeMetrics | None = None,
-                 max_rows: int = 100_000, flush_ms: float = 500.0, key: str = "",
-                 replica: str | None = None) -> None:
+                 max_rows: int = 100_000, flush_ms: float = 500.0,
+                 key: str | None = None, replica: str | None = None) -> None:
         self.store = store
         self.replica = replica
         self.metrics = metrics or ServeMetrics()
         self.max_rows = max_rows
         self.flush_s = flush_ms / 1000.0
-        self.key = key
+        self.key = key or secrets.token_hex(32)
         self._buffer: collections.deque[_Entry] = collections.deque()
         self._rows = 0
         self._lock = threading.Lock()

@@ -2,7 +2,9 @@
 N`` uvicorn worker processes built by :func:`worker_app`), :class:`BackgroundServer` for tests
 and benchmarks (a real server on a loopback port, in a thread).
 
-Binding anywhere but loopback with no API key warns: anyone who reaches the port can predict.
+Binding anywhere but loopback fails closed: with no active API key the server refuses to start
+(nobody could call it, and an open server there would serve anyone), unless ``--insecure`` says
+a proxy in front authenticates — then it starts open and warns.
 """
 
 from __future__ import annotations
@@ -40,12 +42,21 @@ def served_models(registry: Registry, alias: str, models: Sequence[str] | None) 
     return names
 
 
-def exposure_warning(registry: Registry, host: str) -> str | None:
-    """The warning to print when ``host`` is not loopback and no API key exists."""
+def exposure_warning(registry: Registry, host: str, *, insecure: bool = False) -> str | None:
+    """The warning to print when ``host`` is not loopback and no API key exists (``insecure``),
+    or :class:`UsageError` when that server would start without ``insecure``."""
     if is_loopback(host) or registry.store.list_api_keys():
         return None
-    return (f"serving on {host} with no API key: anyone who reaches this port can predict. "
-            "Create keys with `driftloop keys create NAME --role predict`.")
+    if not insecure:
+        raise UsageError(
+            f"refusing to serve on {host} with no API key: the server fails closed beyond "
+            "loopback. Create a key first (`driftloop keys create NAME --role predict`), bind "
+            "to 127.0.0.1, or pass --insecure if a proxy in front of it authenticates (then "
+            "predictions and the dashboard are open to whoever reaches the port)."
+        )
+    return (f"--insecure: serving on {host} with no API key; anyone who reaches this port can "
+            "predict and read the dashboard until the first key is created "
+            "(`driftloop keys create NAME --role predict`).")
 
 
 WORKER_SPEC_ENV = "_DRIFTLOOP_SERVE_WORKER"
@@ -89,7 +100,7 @@ def serve(settings: Settings, models: Sequence[str] | None = None, *,
     cfg = settings.serve
     registry = Registry.open(settings)
     names = served_models(registry, cfg.alias, models)
-    message = exposure_warning(registry, cfg.host)
+    message = exposure_warning(registry, cfg.host, insecure=cfg.insecure)
     if message is not None:
         (warn or logger.warning)(message)
     run = {"host": cfg.host, "port": cfg.port, "log_level": "warning", "access_log": False}

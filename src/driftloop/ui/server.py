@@ -46,15 +46,16 @@ def create_ui_app(registry: Registry) -> FastAPI:
 
 
 def exposure_warning(host: str) -> str | None:
-    """The warning to print when the dashboard binds beyond loopback.
+    """The note to print when the dashboard binds beyond loopback (where it fails closed).
 
     >>> exposure_warning("127.0.0.1") is None, exposure_warning("0.0.0.0")[:40]
-    (True, 'the dashboard on 0.0.0.0 shows models, m')
+    (True, 'the dashboard on 0.0.0.0 needs an API ke')
     """
     return http_exposure_warning(
-        host, f"the dashboard on {host} shows models, metrics, alerts and the audit log to "
-        "anyone who reaches this port (admin actions still need an admin key); bind to "
-        "127.0.0.1 or put it behind a proxy that authenticates.")
+        host, f"the dashboard on {host} needs an API key of role read or admin for every "
+        "read (beyond loopback it is never open); create one with `driftloop keys create "
+        "NAME --role read`, and serve it over HTTPS (a proxy) so the key is not sent in "
+        "clear.")
 
 
 def serve_ui(settings: Settings, *, warn: Callable[[str], object] | None = None) -> None:

@@ -44,6 +44,7 @@ from driftloop.evaluate.metrics import drop_bound, primary_metric, watched_metri
 from driftloop.registry import Registry
 from driftloop.registry.evidence import data_checks, evaluations
 from driftloop.store import VersionRecord
+from driftloop.store.audit_anchors import newest_anchor
 from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
 from driftloop.ui.health import health
 
@@ -241,8 +242,16 @@ def audit_view(
 
 
 def verify_view(registry: Registry) -> dict[str, Any]:
-    """Recompute the audit chain (:meth:`~driftloop.store.audit.AuditLog.verify`)."""
-    return plain(registry.audit.verify())
+    """Recompute the audit chain (:meth:`~driftloop.store.audit.AuditLog.verify`) against the
+    newest anchor kept in the artifact store, and say which one (or that there is none)."""
+    anchor = newest_anchor(registry.artifacts)
+    report = plain(registry.audit.verify(anchor))
+    report["anchor"] = None if anchor is None else anchor.to_json()
+    report["anchor_note"] = (
+        "no anchor kept yet: a cut-off tail of the log cannot be detected; take one with "
+        "`driftloop audit anchor`." if anchor is None else
+        f"checked against the anchor of entry {anchor.seq} taken {anchor.taken_at}.")
+    return report
 
 
 def _version_fields(v: VersionRecord) -> dict[str, Any]:

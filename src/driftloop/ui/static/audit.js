@@ -12,8 +12,9 @@
       const r = await api("/ui/api/audit/verify", { method: "POST" });
       out.className = r.ok ? "good" : "error";
       out.dataset.ok = r.ok ? "1" : "0";
-      out.textContent = r.ok ? `✓ chain intact: ${r.reason} Head ${r.head.slice(0, 16)}…`
-        : `✗ chain broken at entry ${r.first_bad_seq}: ${r.reason}`;
+      out.dataset.anchored = r.anchor ? "1" : "0";
+      out.textContent = (r.ok ? `✓ chain intact: ${r.reason} Head ${r.head.slice(0, 16)}…`
+        : `✗ chain broken at entry ${r.first_bad_seq}: ${r.reason}`) + ` ${r.anchor_note}`;
     } catch (error) {
       out.className = "error";
       out.textContent = `✗ could not verify: ${error.message}`;
