@@ -193,7 +193,7 @@ def test_prediction_log_hashes_pii_and_feedback_is_recorded(server, served_model
     assert first.features["band"] == rows["band"].iloc[0]  # not PII: kept as sent
     assert first.output["predictions"] == r.json()["predictions"][0]
     f = httpx.post(server + "/v1/feedback", json=[{"request_id": i, "label": 1} for i in ids])
-    assert f.status_code == 202 and f.json() == {"recorded": 3}
+    assert f.status_code == 202 and f.json() == {"recorded": 3, "conflicts": []}
     assert {x.request_id for x in served_model.registry.store.list_feedback()} >= set(ids)
     bad = httpx.post(server + "/v1/feedback", json={"request_id": ids[0]})
     assert bad.status_code == 422 and "label" in bad.json()["error"]["fields"]

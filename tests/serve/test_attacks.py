@@ -213,3 +213,114 @@ def test_a_server_built_for_an_exposed_address_is_closed_without_keys(tmp_path, 
             server.wait_ready()
             answer = httpx.post(server.url + "/v1/models/m/predict", json={"instances": [row]})
     assert answer.status_code == expected, answer.text
+
+
+# -- feedback cannot poison retraining (issue 15) --------------------------------------------
+
+@pytest.fixture
+def keyed(tmp_path, frame):
+    """A served quick model in a store of its own, with keys for two labellers and a client."""
+    from driftloop.serve.auth import create_key
+
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
+                                        "serve": {"key_cache_s": 0.0, "log_flush_ms": 50.0}},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    registry = Registry.open(settings)
+    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                      actor="test", reason="test")
+    registry.promote("m", 1, to="production", force=True, reason="test")
+    keys = {name: create_key(registry.store, registry.audit, name, role, actor="test")
+            for name, role in [("client", "predict"), ("other-client", "predict"),
+                               ("labeller-a", "feedback"), ("labeller-b", "feedback")]}
+    server = BackgroundServer(create_app(registry, ["m"], settings.serve)).start().wait_ready()
+    rows = [{k: float(v) for k, v in r.items()}
+            for r in frame.drop(columns="label").iloc[:4].to_dict("records")]
+    yield server.url, registry, {n: k.secret for n, k in keys.items()}, rows
+    server.stop()
+    registry.close()
+
+
+def _as(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_forged_feedback_for_a_request_no_one_answered_is_a_404(keyed):
+    url, registry, keys, rows = keyed
+    rid = httpx.post(url + "/v1/models/m/predict", json={"instances": rows[:1]},
+                     headers=_as(keys["client"])).json()["request_id"]
+    forged = httpx.post(url + "/v1/feedback", headers=_as(keys["labeller-a"]),
+                        json=[{"request_id": rid, "label": 1},
+                              {"request_id": "f" * 32, "label": 1}])
+    assert forged.status_code == 404 and forged.json()["error"]["code"] == "unknown_request"
+    assert registry.store.feedback_of([rid, "f" * 32]) == {}  # all or nothing
+
+
+def test_a_predict_key_cannot_label_what_it_predicted(keyed):
+    url, registry, keys, rows = keyed
+    rid = httpx.post(url + "/v1/models/m/predict", json={"instances": rows[:1]},
+                     headers=_as(keys["client"])).json()["request_id"]
+    answer = httpx.post(url + "/v1/feedback", json={"request_id": rid, "label": 1},
+                        headers=_as(keys["client"]))
+    assert answer.status_code == 403
+    assert registry.store.feedback_of([rid]) == {}
+
+
+def test_v2_clients_choosing_one_id_never_collide(keyed):
+    url, registry, keys, rows = keyed
+    inputs = [{"name": k, "shape": [1], "datatype": "FP64", "data": [v]}
+              for k, v in rows[0].items()]
+    answers = [httpx.post(url + "/v2/models/m/infer", json={"id": "order-1", "inputs": inputs},
+                          headers=_as(keys[name])).json()
+               for name in ("client", "other-client")]
+    assert [a["id"] for a in answers] == ["order-1", "order-1"]  # echoed, as V2 says
+    server_ids = [a["parameters"]["request_id"] for a in answers]
+    assert len(set(server_ids)) == 2 and "order-1" not in server_ids
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(registry.store.models_of_requests(server_ids)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    from sqlalchemy import select
+
+    from driftloop.store.tables import PredictionLogEntry
+
+    with registry.store.session(write=False) as session:
+        refs = dict(session.execute(select(PredictionLogEntry.request_id,
+                                           PredictionLogEntry.client_ref)
+                                    .where(PredictionLogEntry.request_id.in_(server_ids))).all())
+    prefixes = [keys[n].split("_")[1] for n in ("client", "other-client")]
+    assert [refs[i] for i in server_ids] == [f"{p}:order-1" for p in prefixes]
+    labelled = httpx.post(url + "/v1/feedback", headers=_as(keys["labeller-a"]),
+                          json={"request_id": server_ids[0], "label": 1})
+    assert labelled.status_code == 202
+    assert registry.store.feedback_of(server_ids) == {
+        server_ids[0]: [(1, keys["labeller-a"].split("_")[1])]}  # the other one untouched
+
+
+def test_a_conflicting_label_is_counted_and_held_out_not_a_silent_overwrite(keyed):
+    url, registry, keys, rows = keyed
+    rids = httpx.post(url + "/v1/models/m/predict", json={"instances": rows[:2]},
+                      headers=_as(keys["client"])).json()["request_ids"]
+    first = httpx.post(url + "/v1/feedback", headers=_as(keys["labeller-a"]),
+                       json=[{"request_id": r, "label": 1} for r in rids])
+    assert first.json() == {"recorded": 2, "conflicts": []}
+    again = httpx.post(url + "/v1/feedback", headers=_as(keys["labeller-a"]),
+                       json={"request_id": rids[1], "label": 1})  # the same label: fine
+    assert again.json()["conflicts"] == []
+    flipped = httpx.post(url + "/v1/feedback", headers=_as(keys["labeller-b"]),
+                         json={"request_id": rids[0], "label": 0})
+    assert flipped.status_code == 202 and flipped.json()["conflicts"] == [rids[0]]
+    assert registry.store.labels_for(rids) == {rids[1]: 1}  # held out, not overwritten
+    sources = {label: source for label, source in registry.store.feedback_of([rids[0]])[rids[0]]}
+    assert sources == {1: keys["labeller-a"].split("_")[1], 0: keys["labeller-b"].split("_")[1]}
+    import time
+
+    deadline = time.monotonic() + 10
+    while {r.label for r in registry.store.labelled_rows("m")} != {1}:
+        assert time.monotonic() < deadline  # the log row of rids[1] arrives; rids[0] never
+        time.sleep(0.05)
+    metrics = httpx.get(url + "/metrics").text
+    prefix_b = keys["labeller-b"].split("_")[1]
+    assert f'driftloop_feedback_conflicts_total{{source="{prefix_b}"}} 1.0' in metrics

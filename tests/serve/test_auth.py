@@ -75,6 +75,9 @@ def _status(url: str, call: tuple[str, str, object], key: str | None) -> int:
 def test_auth_matrix(server: str, own_store: Served):
     registry = own_store.registry
     calls = _calls(own_store.frame)
+    # feedback needs a request id a prediction returned (an unknown one is a 404)
+    rid = httpx.post(server + calls["predict"][1], json=calls["predict"][2]).json()["request_id"]
+    calls["feedback"] = ("POST", "/v1/feedback", {"request_id": rid, "label": 1})
     # no key exists yet: predictions are open, admin is not
     for name, call in calls.items():
         expected = 401 if NEEDS[name] == ADMIN else (202 if name == "feedback" else 200)

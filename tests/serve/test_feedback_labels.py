@@ -121,7 +121,7 @@ def test_1_and_1_0_and_text_1_are_stored_as_one_class_with_identical_realised_me
     for form, cast in forms.items():
         r = _feedback(own.url, [{"request_id": rid, "label": cast(y)}
                                 for rid, y in zip(ids[form], truth, strict=True)])
-        assert r.status_code == 202 and r.json() == {"recorded": n}, r.text
+        assert r.status_code == 202 and r.json() == {"recorded": n, "conflicts": []}, r.text
     for form in forms:
         stored = store.labels_for(ids[form])
         assert [stored[rid] for rid in ids[form]] == truth
@@ -177,11 +177,12 @@ def test_feedback_before_the_log_is_written_and_on_another_replica_is_checked_to
                                         {"request_id": ids[1], "label": 0.0}])
             assert r.status_code == 202, r.text
             assert own.registry.store.labels_for(ids) == {ids[0]: 1, ids[1]: 0}
-        # an id no one answered is stored as sent (another issue makes it a 404)
-        r = _feedback(replica.url, [{"request_id": "answered-nowhere", "label": "maybe"}])
-        assert r.status_code == 202
-        assert own.registry.store.labels_for(["answered-nowhere"]) == {"answered-nowhere":
-                                                                       "maybe"}
+        # an id no prediction returned is refused with its name, and nothing is stored
+        r = _feedback(replica.url, [{"request_id": fresh[0], "label": 1},
+                                    {"request_id": "answered-nowhere", "label": "maybe"}])
+        assert r.status_code == 404 and "'answered-nowhere'" in r.text, r.text
+        assert r.json()["error"]["code"] == "unknown_request"
+        assert own.registry.store.feedback_of(["answered-nowhere"]) == {}
     finally:
         replica.stop()
 

@@ -60,3 +60,17 @@ def test_v2_inputs_are_columns(v):
     with pytest.raises(RequestInvalid, match="shape"):
         v.columns_from_v2([{"name": "age", "shape": [3], "data": [1]},
                            {"name": "member", "data": [True]}, {"name": "city", "data": ["a"]}])
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300, 2e36])
+def test_a_value_that_would_overflow_the_models_float32_input_is_refused(value):
+    """Found by hypothesis on the real server: 1e300 passed as finite, then overflowed the
+    float32 input after standardising, failing the whole batch (every request in it) with a
+    500. It is refused per request now, before batching."""
+    pre = {**PRE, "numeric": [{"name": "age", "median": 40.0, "mean": 40.0, "std": 0.01,
+                               "indicator": False}]}
+    validator = RequestValidator(SCHEMA, pre)
+    with pytest.raises(RequestInvalid) as caught:
+        validator.columns_from_instances([{"age": value, "member": True, "city": "Oslo"}])
+    assert caught.value.code == "out_of_range" and caught.value.fields == ["age"]
+    validator.columns_from_instances([{"age": 1e30, "member": True, "city": "Oslo"}])  # fine

@@ -79,6 +79,20 @@ PresentedKey = Annotated[str | None, Depends(request_key)]
 """A route parameter holding the presented key (and declaring the security schemes)."""
 
 
+def key_source(secret: str | None) -> str:
+    """Who a request is from, as stored beside what it sent: the key's public prefix (the
+    ``<prefix>`` of ``dl_<prefix>_<secret>``, what ``driftloop keys list`` shows), or
+    ``"open"`` without a key. Call it only after the key was checked.
+
+    >>> key_source("dl_ab12cd34_s3cr3t"), key_source(None)
+    ('ab12cd34', 'open')
+    """
+    if secret is None:
+        return "open"
+    parts = secret.split("_", 2)
+    return parts[1][:32] if len(parts) == 3 and parts[0] == "dl" else "key"
+
+
 def grants(role: str | None, needed: str, *, predict_may_feedback: bool = False) -> bool:
     """Whether a key with ``role`` may call an endpoint that needs ``needed``; a predict key
     sends labels only when ``predict_may_feedback`` (``serve.feedback_from_predict_keys``).
@@ -180,5 +194,6 @@ class KeyChecker:
         return grants(role, needed, predict_may_feedback=self.predict_may_feedback)
 
 
-__all__ = ["SESSION_COOKIE", "KeyChecker", "PresentedKey", "grants", "hash_key", "presented_key",
+__all__ = ["SESSION_COOKIE", "KeyChecker", "PresentedKey", "grants", "hash_key", "key_source",
+           "presented_key",
            "request_key"]

@@ -36,7 +36,7 @@ from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.errors import logged_error
 from driftloop.http.exposure import is_loopback
-from driftloop.http.keys import PresentedKey
+from driftloop.http.keys import PresentedKey, key_source
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
@@ -73,6 +73,8 @@ _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or r
         422: "The body does not match the model's schema (the fields at fault are named).",
         503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
 _FEEDBACK_WHY = {
+    404: "A request id that no prediction returned (code unknown_request; the message names "
+         "it). Nothing of the request is recorded.",
     422: "An item is not {request_id, label}, or a label is not one of the classes of the model "
          "that answered its request (code unknown_label; the message names the allowed "
          "classes) or, for a regression model, not a finite number. Nothing of the request is "
@@ -103,8 +105,11 @@ _INFERRED = {"type": "object", "required": ["model_name", "model_version", "id",
              "properties": {
                  "model_name": {"type": "string"}, "model_version": {"type": "string"},
                  "id": {"type": "string"}, "outputs": {"type": "array", "items": _TENSOR}}}
-_RECORDED = {"type": "object", "required": ["recorded"],
-             "properties": {"recorded": {"type": "integer"}}}
+_RECORDED = {"type": "object", "required": ["recorded", "conflicts"], "properties": {
+    "recorded": {"type": "integer"},
+    "conflicts": {"type": "array", "items": {"type": "string"},
+                  "description": "request ids that now have two different labels: both kept, "
+                                 "held out of monitoring and retraining"}}}
 _READY = {"type": "object", "required": ["ready", "models"], "properties": {
     "ready": {"type": "boolean"},
     "models": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
@@ -346,11 +351,13 @@ def create_app(
         return served.answer(outputs), len(outputs)
 
     def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
-                 answer: dict[str, list[Any]], n: int) -> list[str]:
+                 answer: dict[str, list[Any]], n: int, client_ref: str | None = None
+                 ) -> list[str]:
         ids = [rid] if n == 1 else [f"{rid}-{i}" for i in range(n)]
         recent.add(rid, n, served.name, served.version)
         if log is not None and columns is not None:
-            log.submit(served.name, served.version, ids, columns, answer, served.pii)
+            log.submit(served.name, served.version, ids, columns, answer, served.pii,
+                       client_ref=client_ref)
         return ids
 
     @app.post("/v1/models/{name}/predict", openapi_extra={"requestBody": _PREDICT_BODY},
@@ -388,9 +395,12 @@ def create_app(
                                  code="unsupported", fields=["inputs"])
         columns = served.validator.columns_from_v2(inputs)
         answer, n = await run(served, columns, None)
-        rid = body.get("id") if isinstance(body.get("id"), str) else uuid.uuid4().hex
-        rid = rid[:48]
-        log_rows(served, rid, columns, answer, n)
+        # the request id is the server's, so two clients can never collide; the client's own
+        # id is echoed (the V2 protocol) and kept in the log as its reference, under its key
+        client_id = body.get("id") if isinstance(body.get("id"), str) else None
+        rid = uuid.uuid4().hex
+        ref = None if client_id is None else f"{key_source(secret)}:{client_id[:64]}"
+        log_rows(served, rid, columns, answer, n, client_ref=ref)
         preds = answer["predictions"]
         kind = "BYTES" if preds and isinstance(preds[0], str) else "FP64"
         outputs = [{"name": "predictions", "shape": [len(preds)], "datatype": kind,
@@ -399,8 +409,9 @@ def create_app(
             probs = answer["probabilities"]
             outputs.append({"name": "probabilities", "shape": [len(probs), len(probs[0])],
                             "datatype": "FP64", "data": [p for row in probs for p in row]})
-        out = {"model_name": name, "model_version": str(served.version), "id": rid,
-               "outputs": outputs}
+        out = {"model_name": name, "model_version": str(served.version),
+               "id": rid if client_id is None else client_id,
+               "parameters": {"request_id": rid}, "outputs": outputs}
         return Response(json.dumps(out), media_type="application/json")
 
     def owner_of(model: str, version: int) -> Owner | None:
@@ -437,16 +448,19 @@ def create_app(
                 if (owner := owners[key]) is not None}
 
     @app.post("/v1/feedback", status_code=202, openapi_extra={"requestBody": _FEEDBACK_BODY},
-              tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 413, 422,
-                                                   503, why=_FEEDBACK_WHY))
+              tags=["monitor"], responses=_answers(202, _RECORDED, 400, 401, 403, 404, 413,
+                                                   422, 503, why=_FEEDBACK_WHY))
     async def feedback(request: Request, secret: PresentedKey) -> Response:
         """Record ground truth: ``{"request_id", "label"}`` or a list of them.
 
         Each label is stored as one of the classes of the model version that answered its
         request (``1``, ``1.0`` and ``"1"`` are one integer class); a label that is none of
         them (or not a finite number, for a regression model) refuses the whole request with
-        422, naming the classes, and nothing of it is stored. A request id this server and
-        the prediction log do not know is stored as sent."""
+        422, naming the classes, and nothing of it is stored. A request id that neither this
+        server nor the prediction log knows (after waiting one log flush, for a replica's
+        fresh answer) refuses the whole request with 404. Each label records its sender (the
+        key's prefix); a second, different label for a request is a conflict: stored,
+        counted, named in ``conflicts`` and held out of monitoring and retraining."""
         await require(secret, "feedback")
         body = await read_json(request)
         items = body if isinstance(body, list) else [body]
@@ -470,20 +484,44 @@ def create_app(
         if not pairs:
             raise RequestInvalid("no feedback items; send at least one.", code="empty",
                                  fields=["request_id"])
+        ids = [rid for rid, _ in pairs]
         try:
-            owners = await owners_of([rid for rid, _ in pairs])
+            owners = await known_owners(ids)
+        except Refused:
+            raise
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
             what = logged_error(logger, "feedback could not be checked", exc)
             raise Refused(503, "store_unavailable", f"{what}; nothing was recorded, retry "
                            "later.", {"Retry-After": str(cfg.retry_after_s)}) from None
         pairs = coerce_feedback(pairs, owners)  # all or nothing: 422 before anything is stored
+        source = key_source(secret)
         try:
-            n = await asyncio.to_thread(registry.store.add_feedback, pairs)
+            n = await asyncio.to_thread(registry.store.add_feedback, pairs, source=source)
+            conflicts = await asyncio.to_thread(registry.store.conflicting, ids)
         except Exception as exc:  # noqa: BLE001 - store down: tell the client to retry
             what = logged_error(logger, "feedback could not be stored", exc)
             raise Refused(503, "store_unavailable", f"{what}; retry later.",
                            {"Retry-After": str(cfg.retry_after_s)}) from None
-        return JSONResponse({"recorded": n}, status_code=202)
+        if conflicts:
+            metrics.feedback_conflicts.labels(source).inc(len(conflicts))
+        return JSONResponse({"recorded": n, "conflicts": conflicts}, status_code=202)
+
+    async def known_owners(ids: Sequence[str]) -> dict[str, Owner]:
+        """The owner of every id, or 404 naming those no prediction returned. An id another
+        replica answered a moment ago may not be in the log yet: unknown ids are looked up
+        once more after one log flush."""
+        owners = await owners_of(ids)
+        unknown = [rid for rid in dict.fromkeys(ids) if rid not in owners]
+        if unknown:
+            await asyncio.sleep(min(2 * cfg.log_flush_ms / 1000.0, 2.0))
+            owners.update(await owners_of(unknown))
+            unknown = [rid for rid in unknown if rid not in owners]
+        if unknown:
+            shown = ", ".join(repr(r) for r in unknown[:3]) + (" …" if len(unknown) > 3 else "")
+            raise Refused(404, "unknown_request", f"no prediction returned the request id(s) "
+                          f"{shown}: send feedback only with a request_id a prediction "
+                          "answered. Nothing was recorded.", fields=["request_id"])
+        return owners
 
     @app.get("/v2/health/live", tags=["health"])
     async def live() -> dict[str, bool]:

@@ -61,6 +61,9 @@ class ServeMetrics:
                              ["replica"], registry=r)
         self.log_written = Counter("driftloop_prediction_log_written",
                                    "prediction-log rows written", registry=r)
+        self.feedback_conflicts = Counter(
+            "driftloop_feedback_conflicts", "requests that got a second, different label (held "
+            "out of monitoring and retraining)", ["source"], registry=r)
         self.log_dropped = Counter("driftloop_prediction_log_dropped",
                                    "prediction-log rows dropped (buffer full or store down)",
                                    ["reason"], registry=r)

@@ -53,6 +53,7 @@ class _Entry:
     columns: dict[str, list[Any]]
     outputs: dict[str, list[Any]]
     pii: frozenset[str]
+    client_ref: str | None = None
 
 
 class PredictionLog:
@@ -92,15 +93,16 @@ class PredictionLog:
 
     def submit(self, model: str, version: int, request_ids: Sequence[str],
                columns: dict[str, list[Any]], outputs: dict[str, list[Any]],
-               pii: frozenset[str] = frozenset()) -> bool:
-        """Queue one request's rows (one per request id); False when they were dropped."""
+               pii: frozenset[str] = frozenset(), *, client_ref: str | None = None) -> bool:
+        """Queue one request's rows (one per request id); False when they were dropped.
+        ``client_ref``: the client's own reference of the request (a V2 ``id``)."""
         n = len(request_ids)
         with self._lock:
             if self._rows + n > self.max_rows:
                 self.metrics.log_dropped.labels("buffer_full").inc(n)
                 return False
             self._buffer.append(_Entry(model, version, request_ids, utcnow(), columns, outputs,
-                                       pii))
+                                       pii, client_ref))
             self._rows += n
         return True
 
@@ -151,7 +153,8 @@ class PredictionLog:
             {"request_id": rid, "model_name": entry.model, "version": entry.version,
              "at": entry.at, "replica": self.replica,
              "features": {name: values[i] for name, values in columns.items()},
-             "output": {name: values[i] for name, values in entry.outputs.items()}}
+             "output": {name: values[i] for name, values in entry.outputs.items()},
+             "client_ref": entry.client_ref}
             for i, rid in enumerate(entry.request_ids)
         ]
 

@@ -88,6 +88,12 @@ class RequestValidator:
             for c in (preprocessor or {}).get("categorical", [])
         }
         self.max_instances = max_instances
+        # past this a value standardised at training's scale overflows float32 (the model's
+        # input): refused per request, so it cannot fail the other requests of its batch
+        self.bounds: dict[str, float] = {
+            c["name"]: 0.5 * _FLOAT32_MAX * max(float(c["std"]), 1e-12)
+            for c in (preprocessor or {}).get("numeric", []) if "std" in c
+        }
 
     def _check_count(self, n: int) -> None:
         if n == 0:
@@ -215,6 +221,18 @@ class RequestValidator:
                         f"{where(j, name)}: feature '{name}' is {_show(values[j])}, which is not "
                         "allowed; send a finite number, or null for a missing value.",
                         code="not_finite", fields=[name])
+            if types & _NUMBERS and name in self.bounds:
+                self._check_range(name, values, where)
+
+    def _check_range(self, name: str, values: list[Any], where: Any) -> None:
+        bound = self.bounds[name]
+        j = next((j for j, v in enumerate(values)
+                  if type(v) in _NUMBERS and not -bound <= v <= bound), None)
+        if j is not None:
+            raise RequestInvalid(
+                f"{where(j, name)}: feature '{name}' is {_show(values[j])}, too large for the "
+                f"model's input (at most {bound:.3g} in size for this feature); send a value "
+                "on the scale it was trained on.", code="out_of_range", fields=[name])
 
     def _check_booleans(self, name: str, values: list[Any], types: set[type],
                         where: Any) -> None:
@@ -236,6 +254,7 @@ class RequestValidator:
 
 
 _NUMBERS = frozenset({int, float})
+_FLOAT32_MAX = 3.4028234663852886e38
 _ALLOWED: dict[str, set[type]] = {
     "numeric": {int, float, type(None)},
     "boolean": {bool, int, float, str, type(None)},

@@ -4,7 +4,9 @@ and what serving replicas poll (the alias holder and the reload generation, in o
 :class:`ServingQueries` is the :class:`~driftloop.store.Store` mixin behind them; the server's
 writes (many small batches from a background thread) read as one concept, each method is one
 transaction and hands out frozen records, never ORM objects. Feedback joins the log by request
-id; the newest label of a request wins.
+id and records who sent it; a request that got two *different* labels is a conflict: both are
+kept (and counted) but the request is held out of what monitoring and the loop read as ground
+truth, so nobody can silently overwrite a label.
 
 Examples
 --------
@@ -34,6 +36,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from driftloop.store.canonical import canonical_json
 from driftloop.store.clock import utcnow
 from driftloop.store.core import StoreCore, _require_text
 from driftloop.store.records import AuditRecord
@@ -61,7 +64,7 @@ class PredictionRow:
     at: datetime
     features: dict[str, Any]
     output: dict[str, Any]
-    replica: str | None = None  # the serving process that answered (None: before 0007)
+    replica: str | None = None  # the serving process that answered (None: before 0009)
 
 
 @dataclass(frozen=True)
@@ -76,21 +79,25 @@ class ServingState:
 
 @dataclass(frozen=True)
 class FeedbackRow:
-    """Ground truth recorded for a request."""
+    """Ground truth recorded for a request, and who sent it (an API key's prefix, "open")."""
 
     id: int
     request_id: str
     label: Any
     at: datetime
+    source: str | None = None
 
 
 @dataclass(frozen=True)
 class LabelledRow:
-    """A prediction-log row whose request got feedback: its features and the newest label."""
+    """A prediction-log row whose request got feedback without conflict: its features, the
+    label, who sent it, and the row's subject hash (None when the request named none)."""
 
     log_id: int
     features: dict[str, Any]
     label: Any
+    source: str | None = None
+    subject: str | None = None
 
 
 class ServingQueries(StoreCore):
@@ -317,10 +324,13 @@ class ServingQueries(StoreCore):
 
     # -- feedback --------------------------------------------------------------------------
 
-    def add_feedback(self, items: Iterable[tuple[str, Any]]) -> int:
-        """Record ``(request_id, label)`` pairs of ground truth; returns how many."""
+    def add_feedback(self, items: Iterable[tuple[str, Any]], *, source: str | None = None
+                     ) -> int:
+        """Record ``(request_id, label)`` pairs of ground truth sent by ``source``; returns how
+        many."""
         now = utcnow()
-        rows = [{"request_id": rid, "label": label, "at": now} for rid, label in items]
+        rows = [{"request_id": rid, "label": label, "at": now, "source": source}
+                for rid, label in items]
         if rows:
             with self.session() as session:
                 session.execute(FeedbackEntry.__table__.insert(), rows)
@@ -331,35 +341,47 @@ class ServingQueries(StoreCore):
         with self.session(write=False) as session:
             rows = list(session.scalars(
                 select(FeedbackEntry).order_by(FeedbackEntry.id.desc()).limit(limit)))
-        return [FeedbackRow(r.id, r.request_id, r.label, r.at) for r in reversed(rows)]
+        return [FeedbackRow(r.id, r.request_id, r.label, r.at, r.source) for r in reversed(rows)]
+
+    def feedback_of(self, request_ids: Sequence[str]) -> dict[str, list[tuple[Any, str | None]]]:
+        """Every ``(label, source)`` recorded for each of ``request_ids`` that has any, oldest
+        first."""
+        out: dict[str, list[tuple[Any, str | None]]] = {}
+        ids = list(dict.fromkeys(request_ids))
+        with self.session(write=False) as session:
+            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                rows = session.execute(
+                    select(FeedbackEntry.request_id, FeedbackEntry.label, FeedbackEntry.source)
+                    .where(FeedbackEntry.request_id.in_(ids[start:start + 900]))
+                    .order_by(FeedbackEntry.id))
+                for request_id, label, source in rows:
+                    out.setdefault(request_id, []).append((label, source))
+        return out
 
     def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
-        """The newest feedback label of each request id that has one.
+        """The label of each request id that has feedback without conflict (a request given
+        two different labels is left out; the same label twice is one label).
 
         Examples
         --------
         >>> from driftloop.store import Store
         >>> store = Store.open("sqlite://")
-        >>> _ = store.add_feedback([("a", 1), ("b", 0), ("a", 0)])
-        >>> store.labels_for(["a", "b", "c"])
-        {'a': 0, 'b': 0}
+        >>> _ = store.add_feedback([("a", 1), ("b", 0), ("a", 0), ("b", 0)])
+        >>> store.labels_for(["a", "b", "c"]), store.conflicting(["a", "b", "c"])
+        ({'b': 0}, ['a'])
         >>> store.close()
         """
-        out: dict[str, Any] = {}
-        ids = list(request_ids)
-        with self.session(write=False) as session:
-            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-                chunk = ids[start:start + 900]
-                rows = session.execute(
-                    select(FeedbackEntry.request_id, FeedbackEntry.label)
-                    .where(FeedbackEntry.request_id.in_(chunk)).order_by(FeedbackEntry.id))
-                for request_id, label in rows:
-                    out[request_id] = label
-        return out
+        return {rid: labels[0][0] for rid, labels in self.feedback_of(request_ids).items()
+                if not _in_conflict(labels)}
+
+    def conflicting(self, request_ids: Sequence[str]) -> list[str]:
+        """Those of ``request_ids`` that got two or more different labels."""
+        return [rid for rid, labels in self.feedback_of(request_ids).items()
+                if _in_conflict(labels)]
 
     def labelled_rows(self, model_name: str) -> list[LabelledRow]:
-        """Every log row of ``model_name`` whose request got feedback, with the newest label,
-        oldest first (the closed loop's training data).
+        """Every log row of ``model_name`` whose request got feedback without conflict, oldest
+        first (the closed loop's training data).
 
         Examples
         --------
@@ -367,21 +389,30 @@ class ServingQueries(StoreCore):
         >>> store = Store.open("sqlite://")
         >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m", "version": 1,
         ...     "at": utcnow(), "features": {"x": i}, "output": {}} for i in range(4)])
-        >>> _ = store.add_feedback([("r1", "no"), ("r3", "no"), ("r1", "yes")])
-        >>> [(r.log_id, r.features["x"], r.label) for r in store.labelled_rows("m")]
-        [(2, 1, 'yes'), (4, 3, 'no')]
+        >>> _ = store.add_feedback([("r1", "no"), ("r3", "no")], source="k1")
+        >>> _ = store.add_feedback([("r1", "yes"), ("r3", "no")], source="k2")
+        >>> [(r.log_id, r.features["x"], r.label, r.source) for r in store.labelled_rows("m")]
+        [(4, 3, 'no', 'k1')]
         >>> store.close()
         """
-        newest = (select(FeedbackEntry.request_id, func.max(FeedbackEntry.id).label("fid"))
-                  .group_by(FeedbackEntry.request_id).subquery())
-        query = (select(PredictionLogEntry.id, PredictionLogEntry.features, FeedbackEntry.label)
-                 .join(newest, newest.c.request_id == PredictionLogEntry.request_id)
-                 .join(FeedbackEntry, FeedbackEntry.id == newest.c.fid)
+        query = (select(PredictionLogEntry.id, PredictionLogEntry.features,
+                        PredictionLogEntry.subject, FeedbackEntry.label, FeedbackEntry.source)
+                 .join(FeedbackEntry, FeedbackEntry.request_id == PredictionLogEntry.request_id)
                  .where(PredictionLogEntry.model_name == model_name)
-                 .order_by(PredictionLogEntry.id))
+                 .order_by(PredictionLogEntry.id, FeedbackEntry.id))
         with self.session(write=False) as session:
             rows = session.execute(query).all()
-        return [LabelledRow(log_id, features, label) for log_id, features, label in rows]
+        grouped: dict[int, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row.id, []).append(row)
+        out = []
+        for log_id, labelled in grouped.items():
+            if _in_conflict([(r.label, r.source) for r in labelled]):
+                continue
+            first = labelled[0]
+            out.append(LabelledRow(log_id, first.features, first.label, first.source,
+                                   first.subject))
+        return out
 
     def count_labels(self, model_name: str, *, since: datetime | None = None) -> int:
         """Feedback labels received for ``model_name``'s predictions (that arrived after
@@ -406,6 +437,12 @@ class ServingQueries(StoreCore):
             query = query.where(FeedbackEntry.at > since)
         with self.session(write=False) as session:
             return int(session.scalar(query) or 0)
+
+
+def _in_conflict(labels: Sequence[tuple[Any, str | None]]) -> bool:
+    """Two or more different labels (compared as canonical JSON: 1 and 1.0 differ only when
+    the feedback path did not coerce them to the model's classes)."""
+    return len({canonical_json(label) for label, _ in labels}) > 1
 
 
 def _prediction(r: PredictionLogEntry) -> PredictionRow:

@@ -253,6 +253,12 @@ class PredictionLogEntry(Base):
     # transaction commits after a row with a higher id is still unclaimed, so it is windowed
     # by the next monitor run instead of skipped for good
     window_id: Mapped[int | None] = mapped_column(Integer)
+    # the data subject the request named (``"ids"`` beside the instances), keyed-hashed with
+    # the store's PII key: what `driftloop erase --subject-id` finds; NULL when none was sent
+    subject: Mapped[str | None] = mapped_column(String(64), index=True)
+    # a KServe V2 client's own ``id``, as ``<key prefix>:<id>``: kept as its reference only,
+    # never as the request id (which the server issues, so clients cannot collide)
+    client_ref: Mapped[str | None] = mapped_column(String(96))
     # the serving replica (process) that answered: ``host:pid`` or ``serve.instance``
     replica: Mapped[str | None] = mapped_column(String(64))
 
@@ -278,6 +284,8 @@ class FeedbackEntry(Base):
     request_id: Mapped[str] = mapped_column(String(64), index=True)
     label: Mapped[Any] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # who sent it: the API key's prefix, "open" on a server without keys; NULL before 0008
+    source: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class ApiKey(Base):
