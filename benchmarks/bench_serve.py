@@ -43,11 +43,21 @@ Runtimes (``--runtimes``)
     their size on disk (ONNX fp32 vs ONNX int8) and, for the small MLP, the accuracy of int8
     beside fp32.
 
+Workers (``--workers N``)
+    Instead of the sweep: for each model, ``driftloop serve --workers N`` (N uvicorn worker
+    processes on one port, batching and logging on) against the same server with 1 worker,
+    beside the sweep's baseline (batching and logging off, 1 worker), interleaved as above;
+    ``summary_workers`` gives the medians, ``workers_ratio_by_c`` (N workers / 1 worker) and
+    ``ratio_to_baseline_by_c``. CPU per request is summed over the workers' processes. The
+    ratio can only exceed 1 with idle cores for the extra workers: report it with ``cpus`` and
+    the load average.
+
 How to run (from the repository root; ``apt-get install wrk`` for the C load generator)::
 
     .venv/bin/python benchmarks/bench_serve.py                     # the sweep, ~12 min
     .venv/bin/python benchmarks/bench_serve.py --models wide --concurrency 1 32 --repeats 1
     .venv/bin/python benchmarks/bench_serve.py --runtimes --models wide small
+    .venv/bin/python benchmarks/bench_serve.py --workers 2 --models small --concurrency 32
 
 Prints JSON lines on stdout, one per measurement, then one ``summary`` line per model, and the
 results as a markdown table on stderr. Exits 0.
@@ -205,7 +215,7 @@ def _serve_worker(args: argparse.Namespace) -> None:
         "port": args.port, "max_batch_size": args.batch, "max_latency_ms": args.latency_ms,
         "log_predictions": args.log, "runtime": args.runtime, "max_queue": 100_000}},
         environ={}, cwd=args.home)
-    serve(settings, [args.model])
+    serve(settings, [args.model], workers=args.workers, factory="driftloop.cli.serve:worker_app")
 
 
 def _affinity(cpus: list[int] | None) -> Any:
@@ -218,15 +228,17 @@ class _Server:
     """One ``driftloop`` server process (a configuration) on a free loopback port."""
 
     def __init__(self, home: str, model: str, batch: int, log: bool, args: argparse.Namespace,
-                 runtime: str = "torch") -> None:
+                 runtime: str = "torch", workers: int = 1) -> None:
         from driftloop.serve.server import free_port
 
         self.model, self.batch, self.log, self.runtime = model, batch, log, runtime
+        self.workers = workers
         self.port = free_port()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", "--home", home,
                "--model", model, "--batch", str(batch), "--runtime", runtime,
                "--latency-ms", str(args.latency_ms), "--port", str(self.port),
-               "--torch-threads", str(args.torch_threads)] + (["--log"] if log else [])
+               "--torch-threads", str(args.torch_threads), "--workers", str(workers)] + (
+                   ["--log"] if log else [])
         env = {**os.environ, "PYTHONPATH": str(HERE) + os.pathsep + os.environ.get(
             "PYTHONPATH", "")}
         self.proc = subprocess.Popen(cmd, env=env, preexec_fn=_affinity(args.server_cpus))
@@ -236,7 +248,7 @@ class _Server:
     @property
     def label(self) -> dict[str, Any]:
         return {"model": self.model, "batching": self.batch > 1,
-                "max_batch_size": self.batch, "logging": self.log}
+                "max_batch_size": self.batch, "logging": self.log, "workers": self.workers}
 
     def wait_ready(self) -> None:
         import httpx
@@ -254,19 +266,21 @@ class _Server:
         raise RuntimeError(f"server {self.label} did not become ready")
 
     def cpu_seconds(self) -> tuple[float, float]:
-        """CPU seconds so far of the main thread (the event loop) and of all other threads."""
+        """CPU seconds so far of the main threads (the event loops) and of all other threads,
+        over the server process and its uvicorn workers (``--workers``)."""
         tick = os.sysconf("SC_CLK_TCK")
         main = other = 0.0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # the thread ended
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-            if task.name == str(self.proc.pid):
-                main += seconds
-            else:
-                other += seconds
+        for pid in _process_tree(self.proc.pid):
+            for task in _tasks(pid):
+                try:
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:  # the thread ended
+                    continue
+                seconds = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+                if task.name == str(pid):
+                    main += seconds
+                else:
+                    other += seconds
         return main, other
 
     def stop(self) -> None:
@@ -276,6 +290,27 @@ class _Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _tasks(pid: int) -> list[Path]:
+    try:
+        return list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process ended
+        return []
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a ``--workers`` server's uvicorn workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in _tasks(current):
+            try:
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return out
 
 
 def _machine_idle() -> tuple[float, float]:
@@ -373,25 +408,64 @@ def _sweep(home: str, models: list[str], load: _Load, args: argparse.Namespace,
            workdir: Path) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for model in models:
-        body_file = load.body_file(model, _bodies(model))
         servers = [_Server(home, model, batch, log, args) for batch, log in CONFIGS]
-        try:
-            for server in servers:
-                server.wait_ready()
-                load.run(server, body_file, 8, 1)  # warm-up, not recorded
-            for rep in range(args.repeats):
-                for c in args.concurrency:
-                    shift = rep % len(servers)
-                    for server in servers[shift:] + servers[:shift]:
-                        record = {"bench": "serve", **server.label, "concurrency": c,
-                                  "repeat": rep, **_measure(load, server, body_file, c,
-                                                            args.seconds)}
-                        results.append(record)
-                        _emit(record)
-        finally:
-            for server in servers:
-                server.stop()
+        results += _interleaved(servers, load, args, "serve")
     return results
+
+
+def _interleaved(servers: list[_Server], load: _Load, args: argparse.Namespace,
+                 bench: str) -> list[dict[str, Any]]:
+    """Every server at every concurrency, ``--repeats`` times, interleaved (the order rotated
+    between repeats); the servers are stopped afterwards."""
+    results: list[dict[str, Any]] = []
+    body_file = load.body_file(servers[0].model, _bodies(servers[0].model))
+    try:
+        for server in servers:
+            server.wait_ready()
+            load.run(server, body_file, 8, 1)  # warm-up, not recorded
+        for rep in range(args.repeats):
+            for c in args.concurrency:
+                shift = rep % len(servers)
+                for server in servers[shift:] + servers[:shift]:
+                    record = {"bench": bench, **server.label, "concurrency": c,
+                              "repeat": rep, **_measure(load, server, body_file, c,
+                                                        args.seconds)}
+                    results.append(record)
+                    _emit(record)
+    finally:
+        for server in servers:
+            server.stop()
+    return results
+
+
+def _workers(home: str, model: str, load: _Load, args: argparse.Namespace) -> dict[str, Any]:
+    """``driftloop serve --workers N`` against 1 worker (batching and logging on, the
+    defaults), beside the sweep's baseline (batching and logging off), in one run; the
+    summary's ``workers_ratio_by_c`` is N workers' / 1 worker's median throughput."""
+    servers = [_Server(home, model, 1, False, args), _Server(home, model, 64, True, args),
+               _Server(home, model, 64, True, args, workers=args.workers)]
+    results = _interleaved(servers, load, args, "serve_workers")
+
+    def median(batch: int, workers: int, c: int, key: str = "requests_per_s") -> float:
+        return _median([r for r in results if r["max_batch_size"] == batch
+                        and r["workers"] == workers and r["concurrency"] == c], key)
+
+    cs = list(args.concurrency)
+    return {"bench": "summary_workers", "model": model, "workers": args.workers,
+            "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "requests_per_s_baseline_by_c": {c: median(1, 1, c) for c in cs},
+            "requests_per_s_1_worker_by_c": {c: median(64, 1, c) for c in cs},
+            f"requests_per_s_{args.workers}_workers_by_c": {c: median(64, args.workers, c)
+                                                             for c in cs},
+            "p99_ms_1_worker_by_c": {c: median(64, 1, c, "p99_ms") for c in cs},
+            f"p99_ms_{args.workers}_workers_by_c": {c: median(64, args.workers, c, "p99_ms")
+                                                     for c in cs},
+            "workers_ratio_by_c": {c: round(median(64, args.workers, c) / median(64, 1, c), 2)
+                                   for c in cs},
+            "ratio_to_baseline_by_c": {c: round(median(64, args.workers, c)
+                                                / median(1, 1, c), 2) for c in cs},
+            "errors": sum(r["errors"] for r in results),
+            "refused": sum(r["refused"] for r in results)}
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -550,6 +624,9 @@ def main() -> None:
     parser.add_argument("--client-cpus", help="pin the load generator to these CPUs, e.g. 1")
     parser.add_argument("--runtimes", action="store_true",
                         help="also serve and time the int8 and ONNX runtimes (wide, small)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="N > 1: instead of the sweep, compare `driftloop serve --workers N` "
+                        "with 1 worker (and the unbatched baseline) for each model")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -585,6 +662,13 @@ def main() -> None:
            "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
            "torch_threads": args.torch_threads or "default", "latency_ms": args.latency_ms,
            "load_avg": [round(x, 2) for x in os.getloadavg()], "models": facts})
+    if args.workers > 1:
+        try:
+            for model in args.models:
+                _emit(_workers(home, model, load, args))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        return
     try:
         results = _sweep(home, list(args.models), load, args, Path(home))
         for model in args.models:

@@ -3,6 +3,7 @@
 ``DRIFTLOOP_TEST_STORE=postgresql`` points every ``dl_settings`` store at a fresh database in a
 throw-away PostgreSQL cluster (see ``pg_server.py``); unset, the store is SQLite in the test's
 own folder. ``s3_url`` is a fresh prefix on a loopback ``moto_server`` (see ``s3_server.py``).
+``haproxy_balancer`` (``lb_server.py``) starts Debian's haproxy in front of test servers.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from driftloop.config import Settings
+from lb_server import haproxy_balancer  # noqa: F401
 from pg_server import TEST_STORE, postgres_cluster, postgres_url, store_overrides  # noqa: F401
 from s3_server import s3_server, s3_url  # noqa: F401
 

@@ -243,6 +243,10 @@ class ServeSettings(BaseModel):
         False, description="let keys of role predict send feedback too (by default labels "
         "need a key of role feedback or admin, so a client that predicts cannot label)",
     )
+    instance: str = Field(
+        "", max_length=64, description="this replica's name in the prediction log (empty: "
+        "host:pid, distinct per process)"
+    )
 
 
 class DriftSettings(BaseModel):

@@ -30,7 +30,7 @@ def store(db_url: str) -> Iterator[Store]:
 def test_upgrade_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert store.schema_revision() == Store.head_revision() == "0008"
+    assert store.schema_revision() == Store.head_revision() == "0009"
 
 
 def test_migrated_database_matches_the_models_exactly(store: Store) -> None:
@@ -108,9 +108,9 @@ def test_new_revision_finds_nothing_to_change(tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("nothing changed", script_location=location)
-    assert path.name == "0009_nothing_changed.py"
+    assert path.name == "0010_nothing_changed.py"
     source = path.read_text()
-    assert "down_revision = '0008'" in source
+    assert "down_revision = '0009'" in source
     upgrade_body = source.split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op." not in upgrade_body
 
@@ -127,6 +127,11 @@ def test_the_comparison_does_notice_a_difference(store: Store) -> None:
     assert [(d[0], d[3].name) for d in diffs] == [("add_column", "owner")]
 
 
+_INSERT_LOG_ROW = text(  # a row as the releases before 0009 wrote it (no replica)
+    "INSERT INTO prediction_log (request_id, model_name, version, at, features, output) "
+    "VALUES (:request_id, :model_name, :version, :at, :features, :output)")
+
+
 def _log_row(i: int, model: str = "m") -> dict:
     return {"request_id": f"r{i}", "model_name": model, "version": 1,
             "at": "2026-01-01 00:00:00", "features": "{}", "output": "{}"}
@@ -140,10 +145,7 @@ def test_upgrading_0005_keeps_windowed_rows_windowed_and_dedupes(db_url: str) ->
         with store.engine.begin() as conn:
             command.upgrade(alembic_config(conn), "0005")
         with store.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO prediction_log (request_id, model_name, version, at, features, "
-                "output) VALUES (:request_id, :model_name, :version, :at, :features, :output)"),
-                [_log_row(i) for i in range(1, 8)])
+            conn.execute(_INSERT_LOG_ROW, [_log_row(i) for i in range(1, 8)])
             window = ("INSERT INTO monitor_windows (model_name, version, first_log_id, "
                       "last_log_id, start_at, end_at, rows, status, drift_detected, "
                       "prediction_drift, report, estimated, created_at) VALUES ('m', 1, 1, 5, "
@@ -200,3 +202,15 @@ def test_upgrading_0006_keeps_keys_and_allows_the_read_and_feedback_roles(db_url
             store.add_api_key("ci", "admin", prefix="a1", key_sha256="c" * 64)
         with pytest.raises(UsageError, match="role"):
             store.add_api_key("x", "root", prefix="x1", key_sha256="d" * 64)
+
+
+def test_upgrading_0008_adds_reload_signals_and_keeps_log_rows_without_a_replica(
+        db_url: str) -> None:
+    with Store(db_url) as store:
+        with store.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0008")
+        with store.engine.begin() as conn:
+            conn.execute(_INSERT_LOG_ROW, [_log_row(1)])
+        store.upgrade()
+        assert [(r.request_id, r.replica) for r in store.list_predictions("m")] == [("r1", None)]
+        assert store.signal_reload(["m"], actor="ops") == {"m": 1}

@@ -31,10 +31,15 @@ def serve_cmd(
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="Beyond loopback with no API key, start anyway, open to anyone who "
         "reaches the port (only behind a proxy that authenticates).")] = False,
+    workers: Annotated[int, typer.Option(
+        help="Server processes on the port (uvicorn workers), each with its own models, "
+        "batchers and log writer; about one per core.")] = 1,
 ) -> None:
     """Serve models over HTTP (predict, KServe V2 infer, feedback, health, metrics)."""
-    from driftloop.serve.server import serve
+    from driftloop.serve.server import check_workers, serve
     from driftloop.ui import mount_dashboard
+
+    check_workers(workers)
 
     flags = {"alias": alias, "host": host, "port": port, "max_batch_size": max_batch_size,
              "max_latency_ms": max_latency_ms,
@@ -43,8 +48,17 @@ def serve_cmd(
     current = settings(serve={k: v for k, v in flags.items() if v is not None})
     cfg = current.serve
     err.print(f"serving on http://{cfg.host}:{cfg.port} (alias {cfg.alias}, runtime "
-              f"{cfg.runtime}); docs at /docs")
-    serve(current, model or None, warn=warn, mount=[mount_dashboard])  # the dashboard at /
+              f"{cfg.runtime}, {workers} worker{'s' if workers > 1 else ''}); docs at /docs")
+    serve(current, model or None, warn=warn, mount=[mount_dashboard],  # the dashboard at /
+          workers=workers, factory="driftloop.cli.serve:worker_app")
+
+
+def worker_app() -> object:
+    """The app of one ``driftloop serve --workers N`` worker: the dashboard mounted at /."""
+    from driftloop.serve.server import worker_app as build
+    from driftloop.ui import mount_dashboard
+
+    return build(mount=[mount_dashboard])
 
 
 def ui_cmd(

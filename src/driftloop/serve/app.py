@@ -20,6 +20,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -120,7 +123,41 @@ _READY = {"type": "object", "required": ["ready", "models"], "properties": {
     "errors": {"type": "object", "additionalProperties": {"type": "string"}},
     "notes": {"type": "object", "additionalProperties": {
         "type": "array", "items": {"type": "string"}}}}}
+_RELOADED = {"type": "object", "required": ["models", "replicas", "replica"], "properties": {
+    "replicas": {"type": "string"}, "replica": {"type": "string"},
+    "models": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+        "version": {"type": ["integer", "null"]}, "swapped": {"type": "boolean"},
+        "generation": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}}}}}
 _PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 503)
+
+
+def replica_name(instance: str = "") -> str:
+    """The name of this serving process in the prediction log: ``instance`` when set, else
+    ``host:pid`` (so every replica and uvicorn worker has its own), at most 64 characters.
+
+    Examples
+    --------
+    >>> replica_name("eu-1")
+    'eu-1'
+    >>> import os
+    >>> replica_name().endswith(f":{os.getpid()}")
+    True
+    """
+    return (instance or f"{socket.gethostname()[:40]}:{os.getpid()}")[:64]
+
+
+def key_actor(secret: str | None) -> str:
+    """The audit actor of a request's API key: ``api_key:<prefix>`` (the prefix is not secret:
+    ``driftloop keys list`` shows it), never the key itself.
+
+    Examples
+    --------
+    >>> key_actor("dl_0a1b2c3d_s3cr3t"), key_actor("not-a-driftloop-key"), key_actor(None)
+    ('api_key:0a1b2c3d', 'api_key:unknown', 'api_key:unknown')
+    """
+    parts = (secret or "").split("_", 2)
+    ok = len(parts) == 3 and parts[0] == "dl" and re.fullmatch(r"[0-9a-f]{1,16}", parts[1])
+    return f"api_key:{parts[1] if ok else 'unknown'}"
 
 
 def _owner(model: str, version: int, task: str, classes: Sequence[Any]) -> Owner:
@@ -177,6 +214,7 @@ def create_app(
     versions: dict[str, int] | None = None,
     metrics: ServeMetrics | None = None,
     mount: Sequence[Mount] = (),
+    load_first: bool = False,
 ) -> FastAPI:
     """Build the app serving ``models`` (each at its alias's version, or ``versions[name]``).
 
@@ -185,7 +223,10 @@ def create_app(
     serving never imports the dashboard.
 
     The models load and warm in the background after start-up; ``/v2/health/ready`` answers
-    200 once every model is served.
+    200 once every model is served. ``load_first``: start-up waits for the first load (or
+    its failure) instead, so the server accepts no connection before it can answer — for
+    uvicorn workers sharing one port, where a worker still loading would answer 503 to the
+    requests the kernel hands it while another worker already reports ready.
     """
     cfg = settings or registry.settings.serve
     metrics = metrics or ServeMetrics()
@@ -199,8 +240,9 @@ def create_app(
     # holds at most log_buffer unwritten rows, so older requests are in the store (or dropped)
     recent = RecentRequests(cfg.log_buffer)
     bundles: dict[tuple[str, int], Owner] = {}  # classes of versions no longer served here
+    replica = replica_name(cfg.instance)
     log = (PredictionLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
-                         flush_ms=cfg.log_flush_ms,
+                         flush_ms=cfg.log_flush_ms, replica=replica,
                          key=pii_key(cfg.pii_hash_key, registry.artifacts))
            if cfg.log_predictions else None)
 
@@ -208,7 +250,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if log is not None:
             log.start()
-        tasks = [asyncio.create_task(slot.reload()) for slot in slots.values()]
+        tasks = [asyncio.create_task(slot.start()) for slot in slots.values()]
+        if load_first:
+            await asyncio.gather(*tasks, return_exceptions=True)
         pollers = [asyncio.create_task(slot.poll()) for slot in slots.values()]
         try:
             yield
@@ -225,6 +269,8 @@ def create_app(
                   description="Predictions from registered driftloop models.")
     app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
     app.state.keys = keys  # the dashboard mounted beside it checks keys the same way
+    app.state.replica = replica
+    metrics.replica.labels(replica).set(1)
 
     @app.exception_handler(RequestInvalid)
     async def _invalid(request: Request, exc: RequestInvalid) -> JSONResponse:
@@ -515,20 +561,41 @@ def create_app(
         """Prometheus text format."""
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.post("/v1/admin/reload", tags=["admin"], responses=_answers(200, {
-        "type": "object", "required": ["models"], "properties": {"models": {"type": "object"}}},
-        401, 403))
+    def signal(actor: str) -> dict[str, int]:
+        """Bump every served model's reload generation in the store, audited."""
+        def audit(session: Any, name: str, generation: int) -> object:
+            return registry.audit.append_in(session, actor, "serve_reload", f"model:{name}", {
+                "generation": generation, "alias": cfg.alias, "replica": replica})
+        return registry.store.signal_reload(list(slots), actor=actor, audit=audit)
+
+    @app.post("/v1/admin/reload", tags=["admin"], responses=_answers(200, _RELOADED, 401, 403))
     async def reload(secret: PresentedKey) -> dict[str, Any]:
-        """Check every model's alias now and swap in the version it points at."""
+        """Load every model's alias version again now, here, and signal every other replica
+        (through the store) to do the same at its next poll."""
         await require(secret, "admin")
-        swapped = await asyncio.gather(*(s.reload() for s in slots.values()))
-        return {"models": {name: {"version": None if s.current is None else s.current.version,
-                                  "swapped": moved, "error": s.error}
-                           for (name, s), moved in zip(slots.items(), swapped, strict=True)}}
+        try:
+            generations = await asyncio.to_thread(signal, key_actor(secret))
+            replicas = "signalled"
+        except Exception as exc:  # noqa: BLE001 - store down: reload here all the same
+            # clients see the error id only; the detail goes to the log
+            generations = {}
+            replicas = "not signalled: " + logged_error(
+                logger, "the reload could not be written to the store", exc)
+        before = {name: None if s.current is None else s.current.version
+                  for name, s in slots.items()}
+        for name, generation in generations.items():
+            slots[name].generation = generation  # our own signal: our poll need not reload
+            metrics.reloads.labels(name, "admin").inc()
+        await asyncio.gather(*(s.reload(force=True) for s in slots.values()))
+        return {"replicas": replicas, "replica": replica, "models": {
+            name: {"version": None if s.current is None else s.current.version,
+                   "swapped": s.current is not None and s.current.version != before[name],
+                   "generation": generations.get(name), "error": s.error}
+            for name, s in slots.items()}}
 
     for add in mount:  # e.g. the dashboard at / (driftloop.ui.mount_dashboard)
         add(app, registry)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]
     return app
 
-__all__ = ["ERROR_SCHEMA", "create_app"]
+__all__ = ["ERROR_SCHEMA", "create_app", "key_actor", "replica_name"]

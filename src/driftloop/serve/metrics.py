@@ -49,9 +49,16 @@ class ServeMetrics:
                              ["model"], registry=r)
         self.swaps = Counter("driftloop_model_swaps", "hot swaps to a new version",
                              ["model"], registry=r)
+        self.reloads = Counter("driftloop_model_reloads", "forced reloads: 'admin' (POST "
+                               "/v1/admin/reload here) or 'signal' (a reload on another replica "
+                               "or worker, seen through the store)", ["model", "trigger"],
+                               registry=r)
         self.unknown_categories = Counter(
             "driftloop_unknown_categories", "categorical values never seen in training "
             "(mapped to the unknown bucket)", ["model", "feature"], registry=r)
+        self.replica = Gauge("driftloop_replica", "1, labelled with this serving process's "
+                             "name in the prediction log (serve.instance or host:pid)",
+                             ["replica"], registry=r)
         self.log_written = Counter("driftloop_prediction_log_written",
                                    "prediction-log rows written", registry=r)
         self.feedback_conflicts = Counter(

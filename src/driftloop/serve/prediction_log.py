@@ -81,12 +81,16 @@ class PredictionLog:
         How often the writer thread writes.
     key
         HMAC key for PII columns; None or empty: a random key of this log's own.
+    replica
+        The serving process's name, written in every row (``prediction_log.replica``), so the
+        rows of several replicas sharing one log can be told apart.
     """
 
     def __init__(self, store: Store, *, metrics: ServeMetrics | None = None,
                  max_rows: int = 100_000, flush_ms: float = 500.0,
-                 key: str | None = None) -> None:
+                 key: str | None = None, replica: str | None = None) -> None:
         self.store = store
+        self.replica = replica
         self.metrics = metrics or ServeMetrics()
         self.max_rows = max_rows
         self.flush_s = flush_ms / 1000.0
@@ -162,7 +166,7 @@ class PredictionLog:
                     for s in entry.subjects or [None] * len(entry.request_ids)]
         return [
             {"request_id": rid, "model_name": entry.model, "version": entry.version,
-             "at": entry.at, "subject": subjects[i],
+             "at": entry.at, "subject": subjects[i], "replica": self.replica,
              "features": {name: values[i] for name, values in columns.items()},
              "output": {name: values[i] for name, values in entry.outputs.items()},
              "client_ref": entry.client_ref}

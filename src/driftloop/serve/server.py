@@ -1,5 +1,6 @@
-"""Run the app on uvicorn: :func:`serve` for ``driftloop serve``, :class:`BackgroundServer` for
-tests and benchmarks (a real server on a loopback port, in a thread).
+"""Run the app on uvicorn: :func:`serve` for ``driftloop serve`` (one process, or ``--workers
+N`` uvicorn worker processes built by :func:`worker_app`), :class:`BackgroundServer` for tests
+and benchmarks (a real server on a loopback port, in a thread).
 
 Binding anywhere but loopback fails closed: with no active API key the server refuses to start
 (nobody could call it, and an open server there would serve anyone), unless ``--insecure`` says
@@ -9,7 +10,9 @@ a proxy in front authenticates — then it starts open and warns.
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -56,19 +59,88 @@ def exposure_warning(registry: Registry, host: str, *, insecure: bool = False) -
             "(`driftloop keys create NAME --role predict`).")
 
 
+WORKER_SPEC_ENV = "_DRIFTLOOP_SERVE_WORKER"
+"""The environment variable that hands each uvicorn worker its settings and models (JSON);
+not ``DRIFTLOOP_*``: the workers' settings come from it alone, not from the environment."""
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` when it is a usable number of server processes, else a :class:`UsageError`.
+
+    Examples
+    --------
+    >>> check_workers(2)
+    2
+    >>> check_workers(0)
+    Traceback (most recent call last):
+    ...
+    driftloop.errors.UsageError: --workers must be at least 1 (one server process per worker), got 0.
+    """  # noqa: E501
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"--workers must be at least 1 (one server process per worker), got "
+                         f"{workers!r}.")
+    return workers
+
+
 def serve(settings: Settings, models: Sequence[str] | None = None, *,
-          warn: Any = None, mount: Sequence[Mount] = ()) -> None:
+          warn: Any = None, mount: Sequence[Mount] = (), workers: int = 1,
+          factory: str | None = None) -> None:
     """Serve until interrupted (``driftloop serve``); ``mount`` as in
-    :func:`~driftloop.serve.app.create_app` (the CLI mounts the dashboard)."""
+    :func:`~driftloop.serve.app.create_app` (the CLI mounts the dashboard).
+
+    ``workers`` > 1 runs that many uvicorn worker processes on one port, each with its own
+    models, batchers, prediction-log writer and poll (an admin reload reaches them all through
+    the store, as it reaches replicas). They are started from ``factory``, the import path
+    (``"package.module:function"``) of a function that calls :func:`worker_app` with the same
+    ``mount`` (the CLI's is ``driftloop.cli.serve:worker_app``)."""
+    check_workers(workers)
+    if workers > 1 and factory is None:
+        raise UsageError("serving with several workers needs the import path of an app factory "
+                         "(factory='package.module:function', see driftloop.serve.server)")
     cfg = settings.serve
     registry = Registry.open(settings)
     names = served_models(registry, cfg.alias, models)
     message = exposure_warning(registry, cfg.host, insecure=cfg.insecure)
     if message is not None:
         (warn or logger.warning)(message)
-    app = create_app(registry, names, cfg, mount=mount)
+    run = {"host": cfg.host, "port": cfg.port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        app = create_app(registry, names, cfg, mount=mount)
+        freeze_startup_heap()
+        uvicorn.run(app, **run)
+        return
+    registry.close()  # each worker opens its own
+    os.environ[WORKER_SPEC_ENV] = json.dumps({"settings": settings.model_dump(mode="json"),
+                                              "models": names})
+    uvicorn.run(factory, factory=True, workers=workers, **run)
+
+
+def worker_app(mount: Sequence[Mount] = ()) -> Any:
+    """The app of one uvicorn worker of :func:`serve`, from :data:`WORKER_SPEC_ENV`.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> home = tempfile.mkdtemp()
+    >>> settings = Settings.load(overrides={"home": home}, environ={}, cwd=home)
+    >>> os.environ[WORKER_SPEC_ENV] = json.dumps({"settings": settings.model_dump(mode="json"),
+    ...                                           "models": ["m"]})
+    >>> sorted(worker_app().state.slots)
+    ['m']
+    >>> import gc; gc.unfreeze(); del os.environ[WORKER_SPEC_ENV]
+    """
+    spec = os.environ.get(WORKER_SPEC_ENV)
+    if spec is None:
+        raise UsageError(f"{WORKER_SPEC_ENV} is not set: worker_app runs inside the workers "
+                         "that serve(..., workers=N) starts.")
+    loaded = json.loads(spec)
+    settings = Settings(**loaded["settings"])
+    if settings.serve.instance:  # one name for N workers: each adds its pid to tell them apart
+        settings.serve.instance = f"{settings.serve.instance[:50]}:{os.getpid()}"
+    app = create_app(Registry.open(settings), loaded["models"], settings.serve, mount=mount,
+                     load_first=True)  # a worker accepts once it can answer (shared port)
     freeze_startup_heap()
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    return app
 
 
 def freeze_startup_heap() -> None:
@@ -153,5 +225,5 @@ class BackgroundServer:
         self.stop()
 
 
-__all__ = ["BackgroundServer", "exposure_warning", "free_port", "freeze_startup_heap", "serve",
-           "served_models"]
+__all__ = ["WORKER_SPEC_ENV", "BackgroundServer", "check_workers", "exposure_warning", "free_port",
+           "freeze_startup_heap", "serve", "served_models", "worker_app"]

@@ -6,7 +6,15 @@ moved, the new version is loaded, its runtime built and warmed in a thread (the 
 serving the old one), and then the slot's ``current`` is replaced in one assignment. A request
 reads ``current`` once and enqueues on that version's batcher without yielding to the event
 loop in between, so it finishes on the version it started with; the old batcher answers what
-it holds, then stops. The app polls every ``poll_s`` seconds and on ``POST /v1/admin/reload``.
+it holds, then stops.
+
+Polling (:meth:`ModelSlot.check`, every ``poll_s`` seconds) is one store query per model
+(:meth:`~driftloop.store.Store.serving_state`): the version the alias points at and the model's
+reload generation. A moved alias swaps as above. ``POST /v1/admin/reload`` on any replica (or
+uvicorn worker) bumps the generation in the store and reloads there at once; every other
+replica sees the new generation at its next poll and reloads too (``force``: the version is
+loaded, verified and warmed again even when the alias did not move), so an admin reload
+through a load balancer reaches every replica within ``poll_s``.
 
 When the alias is deactivated (``driftloop models deactivate``: its row is removed), the next
 poll takes the served version down the same way: ``current`` becomes None, predictions answer
@@ -40,6 +48,7 @@ from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.runtimes import Runtime, build_runtime, finish
 from driftloop.serve.validation import RequestInvalid, RequestValidator
 from driftloop.store import VersionRecord
+from driftloop.store.serving import ServingState
 
 logger = logging.getLogger("driftloop.serve")
 
@@ -138,6 +147,7 @@ class ModelSlot:
         self.current: ServedModel | None = None
         self.error: str | None = None
         self.deactivated = False  # the alias was removed (`driftloop models deactivate`)
+        self.generation: int | None = None  # the reload generation seen last (None: not polled)
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
 
@@ -156,9 +166,50 @@ class ModelSlot:
                 f"with `driftloop models promote {self.name} VERSION --to "
                 f"{self.settings.alias}`"), False
 
-    async def reload(self) -> bool:
-        """Serve the alias's version if it moved; True when the served version changed (a new
-        one swapped in, or the served one taken down because its alias was deactivated)."""
+    async def start(self) -> bool:
+        """The first load: note the reload generation first (a reload signalled from now on
+        reloads again at the next poll), then :meth:`reload`."""
+        try:
+            state = await asyncio.to_thread(self.registry.store.serving_state, self.name,
+                                            self.settings.alias)
+            self.generation = state.generation
+        except Exception:  # noqa: BLE001 - the store may be down: the first poll notes it
+            pass
+        return await self.reload()
+
+    async def check(self) -> bool:
+        """One poll: one store query; reload when the alias moved, or force a reload when
+        another replica signalled one (a new generation). True when something was reloaded."""
+        try:
+            state = await asyncio.to_thread(self.registry.store.serving_state, self.name,
+                                            self.settings.alias)
+        except Exception as exc:  # noqa: BLE001 - the store may be down; keep serving
+            self.error = logged_error(  # clients see the error id only
+                logger, f"cannot read alias {self.settings.alias!r} of {self.name}", exc)
+            return False
+        seen, self.generation = self.generation, state.generation
+        if seen is not None and state.generation > seen:
+            self.metrics.reloads.labels(self.name, "signal").inc()
+            await self.reload(force=True)
+            return True
+        if self._settled(state):
+            return False
+        await self.reload()
+        return True
+
+    def _settled(self, state: ServingState) -> bool:
+        """Whether a poll that read ``state`` has nothing to do."""
+        if self.current is None:  # nothing served: retry, unless the alias is known removed
+            return state.version is None and self.deactivated
+        if self.pinned is None and state.version != self.current.version:
+            return False
+        self.error = None  # serving what we should: an earlier read error is over
+        return True
+
+    async def reload(self, *, force: bool = False) -> bool:
+        """Serve the alias's version if it moved (``force``: load it again even if it did not);
+        True when the served version changed (a new one swapped in, or the served one taken
+        down because its alias was deactivated) or, with ``force``, was loaded again."""
         async with self._lock:
             try:
                 record = await asyncio.to_thread(self.target)
@@ -172,7 +223,8 @@ class ModelSlot:
             if record is None:
                 return self._take_down()
             self.deactivated = False
-            if self.current is not None and self.current.version == record.version:
+            if (not force and self.current is not None
+                    and self.current.version == record.version):
                 return False
             try:
                 served = await asyncio.to_thread(self._build, record)
@@ -184,7 +236,8 @@ class ModelSlot:
             self.error = None
             self.metrics.version.labels(self.name).set(served.version)
             if old is not None:
-                self.metrics.swaps.labels(self.name).inc()
+                if old.version != served.version:
+                    self.metrics.swaps.labels(self.name).inc()
                 self._retire(old)
             return True
 
@@ -205,10 +258,10 @@ class ModelSlot:
         task.add_done_callback(self._retired.discard)
 
     async def poll(self) -> None:
-        """Reload every ``poll_s`` seconds until cancelled."""
+        """:meth:`check` every ``poll_s`` seconds until cancelled."""
         while True:
             await asyncio.sleep(self.settings.poll_s)
-            await self.reload()
+            await self.check()
 
     async def close(self) -> None:
         if self.current is not None:

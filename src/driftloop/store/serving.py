@@ -1,4 +1,5 @@
-"""The prediction log and its feedback: what the server answered, and the ground truth later.
+"""The prediction log and its feedback: what the server answered, and the ground truth later;
+and what serving replicas poll (the alias holder and the reload generation, in one query).
 
 :class:`ServingQueries` is the :class:`~driftloop.store.Store` mixin behind them; the server's
 writes (many small batches from a background thread) read as one concept, each method is one
@@ -27,17 +28,29 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from driftloop.store.canonical import canonical_json
 from driftloop.store.clock import utcnow
-from driftloop.store.core import StoreCore
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
+from driftloop.store.core import StoreCore, _require_text
+from driftloop.store.records import AuditRecord
+from driftloop.store.tables import (
+    FeedbackEntry,
+    ModelAlias,
+    ModelVersion,
+    PredictionLogEntry,
+    ReloadSignal,
+)
+
+ReloadHook = Callable[[Session, str, int], AuditRecord | None]
+"""``hook(session, model_name, generation)``, called inside :meth:`ServingQueries.signal_reload`'s
+transaction for each model (the audit entry of the reload)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,17 @@ class PredictionRow:
     at: datetime
     features: dict[str, Any]
     output: dict[str, Any]
+    replica: str | None = None  # the serving process that answered (None: before 0009)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """What a serving replica polls for one model: the version its alias points at (None: no
+    holder) and the model's reload generation (0: never signalled)."""
+
+    version_id: int | None
+    version: int | None
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -233,6 +257,72 @@ class ServingQueries(StoreCore):
         with self.session(write=False) as session:
             return int(session.scalar(select(func.count()).select_from(PredictionLogEntry)) or 0)
 
+    # -- what serving replicas poll ---------------------------------------------------------
+
+    def serving_state(self, model_name: str, alias: str) -> ServingState:
+        """The holder of ``alias`` and the reload generation of ``model_name``, in one query.
+
+        A replica runs this every ``serve.poll_s``: one round trip of primary-key lookups.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> store = Store.open("sqlite://")
+        >>> store.serving_state("m", "production")
+        ServingState(version_id=None, version=None, generation=0)
+        >>> v = store.add_version("m", None, "binary", "tabular", "a" * 64, "b" * 64, {}, 1)
+        >>> _ = store.move_alias("m", "production", v.id, expected_version_id=None,
+        ...                      action="promote", actor="ci")
+        >>> store.signal_reload(["m"], actor="ops")
+        {'m': 1}
+        >>> store.serving_state("m", "production")
+        ServingState(version_id=1, version=1, generation=1)
+        >>> store.close()
+        """
+        held = (ModelAlias.model_name == model_name, ModelAlias.alias == alias)
+        version_id = select(ModelAlias.version_id).where(*held).scalar_subquery()
+        version = (select(ModelVersion.version)
+                   .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+                   .where(*held).scalar_subquery())
+        generation = (select(ReloadSignal.generation)
+                      .where(ReloadSignal.model_name == model_name).scalar_subquery())
+        with self.session(write=False) as session:
+            row = session.execute(select(version_id, version, generation)).one()
+        return ServingState(row[0], row[1], int(row[2] or 0))
+
+    def signal_reload(self, model_names: Sequence[str], *, actor: str,
+                      audit: ReloadHook | None = None) -> dict[str, int]:
+        """Bump the reload generation of each model (every replica reloads when its poll sees
+        it); returns the new generations. One transaction with each model's audit entry.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store
+        >>> store = Store.open("sqlite://")
+        >>> store.signal_reload(["a", "b"], actor="ops"), store.signal_reload(["a"], actor="ops")
+        ({'a': 1, 'b': 1}, {'a': 2})
+        >>> store.close()
+        """
+        _require_text("actor", actor, max_len=128)
+        for name in model_names:
+            _require_text("model name", name, max_len=128)
+
+        def work(session: Session) -> dict[str, int]:
+            out: dict[str, int] = {}
+            for name in dict.fromkeys(model_names):
+                row = session.get(ReloadSignal, name, with_for_update=True)
+                if row is None:
+                    row = ReloadSignal(model_name=name, generation=0)
+                    session.add(row)
+                row.generation, row.actor, row.requested_at = row.generation + 1, actor, utcnow()
+                session.flush()  # a second process inserting the same model collides here
+                out[name] = int(row.generation)
+                if audit is not None:
+                    audit(session, name, out[name])
+            return out
+
+        return self.transact(work)
+
     # -- feedback --------------------------------------------------------------------------
 
     def add_feedback(self, items: Iterable[tuple[str, Any]], *, source: str | None = None
@@ -358,12 +448,15 @@ def _in_conflict(labels: Sequence[tuple[Any, str | None]]) -> bool:
 
 
 def _prediction(r: PredictionLogEntry) -> PredictionRow:
-    return PredictionRow(r.id, r.request_id, r.model_name, r.version, r.at, r.features, r.output)
+    return PredictionRow(r.id, r.request_id, r.model_name, r.version, r.at, r.features, r.output,
+                         r.replica)
 
 
 __all__ = [
     "FeedbackRow",
     "LabelledRow",
     "PredictionRow",
+    "ReloadHook",
     "ServingQueries",
+    "ServingState",
 ]

@@ -7,7 +7,8 @@ Examples
 --------
 >>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
 alerts alias_moves api_keys audit_entries datasets feedback loop_runs model_aliases
-model_versions monitor_windows prediction_log reports run_datasets run_metrics runs
+model_versions monitor_windows prediction_log reload_signals reports run_datasets run_metrics
+runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
@@ -258,6 +259,20 @@ class PredictionLogEntry(Base):
     # a KServe V2 client's own ``id``, as ``<key prefix>:<id>``: kept as its reference only,
     # never as the request id (which the server issues, so clients cannot collide)
     client_ref: Mapped[str | None] = mapped_column(String(96))
+    # the serving replica (process) that answered: ``host:pid`` or ``serve.instance``
+    replica: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReloadSignal(Base):
+    """A model's reload generation: ``POST /v1/admin/reload`` on any replica bumps it, and every
+    replica that polls sees the new number and reloads (one row per model)."""
+
+    __tablename__ = "reload_signals"
+
+    model_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class FeedbackEntry(Base):
@@ -395,6 +410,7 @@ __all__ = [
     "MonitorWindow",
     "NAMING_CONVENTION",
     "PredictionLogEntry",
+    "ReloadSignal",
     "Report",
     "Run",
     "RunDataset",
