@@ -57,14 +57,19 @@ def test_verify_passes_then_fails_with_exit_1_after_an_edit(workdir, capsys):
     assert "entry 2" in err and "Traceback" not in err
 
 
-def test_anchor_then_truncation_is_found_only_with_the_anchor(workdir, capsys):
-    code, out, _ = run(capsys, "audit", "anchor")
+def test_anchor_then_truncation_is_found_only_with_an_anchor(workdir, capsys):
+    code, out, _ = run(capsys, "audit", "anchor")  # printed, and kept in the artifact store
     assert code == 0 and json.loads(out)["seq"] == 4
     (workdir / "anchor.json").write_text(out)
     tamper(delete(AuditEntry).where(AuditEntry.seq >= 3))
-    assert run(capsys, "audit", "verify")[0] == 0  # the cut chain still links
+    code, _, err = run(capsys, "audit", "verify")  # against the kept anchor
+    assert code == 1 and "truncated" in err and "entry 3" in err
     code, _, err = run(capsys, "audit", "verify", "--anchor", "anchor.json")
     assert code == 1 and "truncated" in err and "entry 3" in err
+    for kept in (workdir / ".driftloop").rglob("anchors/*.json"):
+        kept.unlink()  # whoever cut the log also removes the kept anchor
+    code, _, err = run(capsys, "audit", "verify")
+    assert code == 0 and "no anchor kept yet" in err  # the cut chain still links: it says so
 
 
 def test_a_bad_anchor_file_is_a_usage_error(workdir, capsys):
