@@ -39,7 +39,7 @@ EventHook = Callable[[Session, str, str, dict[str, Any]], object]
 """``hook(session, action, subject, details)``, called inside the transaction of a recorded
 dataset or a run that starts, finishes, fails or resumes (see :attr:`StoreCore.on_event`)."""
 
-_ATTEMPTS = 8
+_ATTEMPTS = 20  # with capped exponential backoff: up to ~5 s of contention before giving up
 
 
 class StoreCore:
@@ -190,7 +190,8 @@ class StoreCore:
                         f"another process kept writing the same records; gave up after "
                         f"{attempts} attempts ({exc.orig}). Try again."
                     ) from exc
-                time.sleep(random.uniform(0.0, 0.01 * attempt))
+                # full jitter, doubling to a 0.5 s cap: writers that collided spread out
+                time.sleep(random.uniform(0.0, min(0.5, 0.005 * 2 ** attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _emit(self, session: Session, action: str, subject: str, details: dict[str, Any]) -> None:
