@@ -1,6 +1,6 @@
 """A throw-away S3 server for the tests: ``moto_server`` on a free loopback port.
 
-``s3_server`` (session-scoped) starts moto's S3-compatible server (``moto[server]``, in the
+``s3_server`` (session-scoped) starts moto's S3-compatible server (``moto[s3]`` with flask, in the
 ``dev`` extra) as a subprocess on 127.0.0.1, waits until it answers, creates the bucket
 ``driftloop-test`` and stops the server at the end. ``s3_url`` (per test) points the AWS
 variables that s3fs and boto read (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
@@ -98,7 +98,8 @@ def start_server(log: Path, *, enforce_auth: bool = False) -> S3Server:
 
     ``enforce_auth``: the server checks every request's credentials against its (empty) IAM,
     so any key is refused, and no bucket is created."""
-    for module, extra in (("moto", "moto[server]"), ("s3fs", "s3fs"), ("boto3", "boto3")):
+    for module, extra in (("moto", "moto[s3]"), ("flask", "flask"), ("s3fs", "s3fs"),
+                          ("boto3", "boto3")):
         try:
             __import__(module)
         except ImportError:
