@@ -14,9 +14,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml ci/dev-constraints.txt
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[dev,postgres,s3]"
+	$(BIN)/pip install --quiet -c ci/dev-constraints.txt -e ".[dev,postgres,s3]"
 	touch $(STAMP)
 
 install: $(STAMP)

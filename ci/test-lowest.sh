@@ -20,7 +20,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
 # TORCH_SPEC again, so resolving the package cannot swap the torch just installed
-"$VENV/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -e ".[dev]" "$TORCH_SPEC"
+"$VENV/bin/python" -m pip install --quiet -c "$CONSTRAINTS" -c ci/dev-constraints.txt -e ".[dev]" \
+  "$TORCH_SPEC"
 echo "test-lowest: installed in $((SECONDS - start)) s"
 
 "$VENV/bin/python" - "$CONSTRAINTS" <<'PY'
