@@ -192,7 +192,7 @@ def test_loop_and_audit_endpoints(dashboard):
     assert (kept["champion_version"], kept["challenger_version"]) == (1, 2)
     assert kept["gates"] == stored[-1].details["gates"]
     assert "card" in [g["name"] for g in kept["gates"] if not g["passed"]]
-    assert [s["step"] for s in kept["steps"]][:3] == ["monitor", "trigger", "data"]
+    assert [s["step"] for s in kept["steps"]][:4] == ["monitor", "trigger", "screen", "data"]
     assert kept["steps"][-1]["step"] == "decision"
     comparison = stored[-1].details["comparison"]
     assert (kept["accuracy_champion"], kept["accuracy_challenger"]) == (
