@@ -8,6 +8,8 @@ own folder. ``s3_url`` is a fresh prefix on a loopback ``moto_server`` (see ``s3
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from driftloop.config import Settings
@@ -35,6 +37,15 @@ def any_store_url(tmp_path, request) -> str:
 def store_backend() -> str:
     """The database the tests' stores use: 'sqlite' or 'postgresql'."""
     return TEST_STORE
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh current folder with no DRIFTLOOP_* variable set: what a CLI test runs in."""
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("DRIFTLOOP_")]:
+        monkeypatch.delenv(key)
+    return tmp_path
 
 
 @pytest.fixture

@@ -14,14 +14,6 @@ import pytest
 from driftloop.cli import main
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DRIFTLOOP_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
-
-
 def _table(rows: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"age": rng.normal(40 + shift, 10, rows).round(1),

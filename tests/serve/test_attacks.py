@@ -38,6 +38,18 @@ def frame() -> pd.DataFrame:
     return data.iloc[:, list(range(5)) + [data.shape[1] - 1]]
 
 
+def _quick_registry(tmp_path, frame, **serve) -> tuple[Settings, Registry]:
+    """A store of its own in ``tmp_path`` holding a quick model "m" under production."""
+    settings = Settings.load(overrides={"home": str(tmp_path / "home"), "serve": serve},
+                             environ={}, cwd=tmp_path)
+    _, weights, bundle = quick_version(frame, steps=5)
+    registry = Registry.open(settings)
+    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
+                      actor="test", reason="test")
+    registry.promote("m", 1, to="production", force=True, reason="test")
+    return settings, registry
+
+
 def _register_with_factory(settings: Settings, frame: pd.DataFrame, factory: str) -> None:
     """A version whose bundle names ``factory`` — what anyone who can write the store (or
     register a model) can do."""
@@ -122,14 +134,7 @@ def test_store_errors_reach_the_log_not_the_client(tmp_path, frame, caplog):
     clients get an error id, never the database's words."""
     import sqlite3
 
-    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
-                                        "serve": {"poll_s": 0.1, "key_cache_s": 0.0}},
-                             environ={}, cwd=tmp_path)
-    _, weights, bundle = quick_version(frame, steps=5)
-    registry = Registry.open(settings)
-    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
-                      actor="test", reason="test")
-    registry.promote("m", 1, to="production", force=True, reason="test")
+    settings, registry = _quick_registry(tmp_path, frame, poll_s=0.1, key_cache_s=0.0)
     row = {k: float(v) for k, v in frame.drop(columns="label").iloc[0].items()}
     server = BackgroundServer(create_app(registry, ["m"], settings.serve)).start().wait_ready()
     try:
@@ -200,14 +205,8 @@ def test_a_server_built_for_an_exposed_address_is_closed_without_keys(tmp_path, 
                                                                       expected):
     """Open by default only on loopback: the app made for 0.0.0.0 refuses predictions while no
     key exists (the CLI refuses to start it at all) unless --insecure."""
-    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
-                                        "serve": {"host": "0.0.0.0", "insecure": insecure}},
-                             environ={}, cwd=tmp_path)
-    _, weights, bundle = quick_version(frame, steps=5)
-    with Registry.open(settings) as registry:
-        registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
-                          actor="test", reason="test")
-        registry.promote("m", 1, to="production", force=True, reason="test")
+    settings, registry = _quick_registry(tmp_path, frame, host="0.0.0.0", insecure=insecure)
+    with registry:
         row = {k: float(v) for k, v in frame.drop(columns="label").iloc[0].items()}
         app = create_app(registry, ["m"], settings.serve)
         with BackgroundServer(app) as server:  # reached on loopback, built for 0.0.0.0
@@ -223,14 +222,7 @@ def keyed(tmp_path, frame):
     """A served quick model in a store of its own, with keys for two labellers and a client."""
     from driftloop.serve.auth import create_key
 
-    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
-                                        "serve": {"key_cache_s": 0.0, "log_flush_ms": 50.0}},
-                             environ={}, cwd=tmp_path)
-    _, weights, bundle = quick_version(frame, steps=5)
-    registry = Registry.open(settings)
-    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
-                      actor="test", reason="test")
-    registry.promote("m", 1, to="production", force=True, reason="test")
+    settings, registry = _quick_registry(tmp_path, frame, key_cache_s=0.0, log_flush_ms=50.0)
     keys = {name: create_key(registry.store, registry.audit, name, role, actor="test")
             for name, role in [("client", "predict"), ("other-client", "predict"),
                                ("labeller-a", "feedback"), ("labeller-b", "feedback")]}
@@ -400,14 +392,7 @@ SUBJECT_A, SUBJECT_B, LOOKALIKE = 4242424242, "subject-b@example.org", 424242424
 
 def _subject_server(tmp_path, frame):
     """A registry of one quick model in its own home, and a real server for it on loopback."""
-    settings = Settings.load(overrides={"home": str(tmp_path / "home"),
-                                        "serve": {"log_flush_ms": 20.0, "key_cache_s": 0.0}},
-                             environ={}, cwd=tmp_path)
-    _, weights, bundle = quick_version(frame, steps=5)
-    registry = Registry.open(settings)
-    registry.register("m", run_id=None, bundle=bundle, weights=weights, metrics={},
-                      actor="test", reason="test")
-    registry.promote("m", 1, to="production", force=True, reason="test")
+    settings, registry = _quick_registry(tmp_path, frame, log_flush_ms=20.0, key_cache_s=0.0)
     server = BackgroundServer(create_app(registry, ["m"], settings.serve)).start().wait_ready()
     return settings, registry, server
 

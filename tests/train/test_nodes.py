@@ -37,14 +37,6 @@ from driftloop.train.torchrun import (
 from driftloop.train.worker import ranks
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DRIFTLOOP_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
-
-
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()

@@ -42,22 +42,17 @@ _GRANTS = {"predict": frozenset({"predict"}), "feedback": frozenset({"feedback"}
            "read": frozenset({"read"})}
 
 
-def presented_key(headers: Mapping[str, str],
-                  cookies: Mapping[str, str] | None = None) -> str | None:
-    """The API key a request presents (``X-API-Key``, else ``Authorization: Bearer``, else —
-    when ``cookies`` are given — the dashboard's session cookie), or None.
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request presents (``X-API-Key``, else ``Authorization: Bearer``), or None.
 
-    ``headers`` maps lower-case header names to values (Starlette's ``request.headers``).
-
-    >>> presented_key({}, {"driftloop_key": "dl_ab_x"})
-    'dl_ab_x'
+    ``headers`` maps lower-case header names to values (Starlette's ``request.headers``). The
+    dashboard's session cookie (:data:`SESSION_COOKIE`) is read by the dashboard alone: it
+    only reads, it never acts.
     """
     secret = headers.get("x-api-key")
     auth = headers.get("authorization", "")
     if secret is None and auth.lower().startswith("bearer "):
         secret = auth[7:].strip()
-    if not secret and cookies is not None:
-        secret = cookies.get(SESSION_COOKIE)
     return secret or None
 
 
