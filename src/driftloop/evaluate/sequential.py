@@ -122,20 +122,21 @@ class MeanSequence:
         bet = np.minimum(np.sqrt(2.0 * log_term / (var_before * t * np.log1p(t))), MAX_BET)
         v = 4.0 * (x - mu_before) ** 2
         psi = (-np.log1p(-bet) - bet) / 4.0
-        sum_bet = self.sum_bet + float(bet.sum())
-        sum_bet_x = self.sum_bet_x + float((bet * x).sum())
-        sum_penalty = self.sum_penalty + float((v * psi).sum())
-        # Running intersection, computed per step so an early tight interval is not lost.
+        # Per-step sums give the running intersection, so an early tight interval is not lost;
+        # their last elements are the sums the next update starts from.
         cum_bet = self.sum_bet + np.cumsum(bet)
-        centres = (self.sum_bet_x + np.cumsum(bet * x)) / cum_bet
-        halves = (log_term + self.sum_penalty + np.cumsum(v * psi)) / cum_bet
-        low = max(self.low, self._unscale(float(np.max(centres - halves))))
-        high = min(self.high, self._unscale(float(np.min(centres + halves))))
+        cum_bet_x = self.sum_bet_x + np.cumsum(bet * x)
+        cum_penalty = self.sum_penalty + np.cumsum(v * psi)
+        centres = cum_bet_x / cum_bet
+        halves = (log_term + cum_penalty) / cum_bet
         return replace(
-            self, rows=self.rows + int(x.size), low=max(low, self.range_low),
-            high=min(high, self.range_high), sum_x=self.sum_x + float(x.sum()),
+            self, rows=self.rows + int(x.size),
+            low=max(self.low, self._unscale(float(np.max(centres - halves)))),
+            high=min(self.high, self._unscale(float(np.min(centres + halves)))),
+            sum_x=self.sum_x + float(x.sum()),
             sum_squared_residual=self.sum_squared_residual + float(squared.sum()),
-            sum_bet=sum_bet, sum_bet_x=sum_bet_x, sum_penalty=sum_penalty)
+            sum_bet=float(cum_bet[-1]), sum_bet_x=float(cum_bet_x[-1]),
+            sum_penalty=float(cum_penalty[-1]))
 
     def _unscale(self, value: float) -> float:
         return self.range_low + value * (self.range_high - self.range_low)
