@@ -332,6 +332,52 @@ class MonitorSettings(BaseModel):
     ddm_drift_threshold: float = Field(3.0, gt=0, description="DDM: drift level (std devs)")
 
 
+class RolloutSettings(BaseModel):
+    """``loop.rollout:``: how a candidate goes shadow -> canary -> the alias (or back).
+
+    The same fields are the policy of ``driftloop models rollout`` (its options override them);
+    the policy is stored with the rollout, so every serving replica follows the same one."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(
+        False, description="the loop (and the demo) roll a promoted challenger out through "
+        "shadow and canary instead of moving the alias at once")
+    shadow_rows: int | None = Field(
+        500, ge=0, description="served rows the shadow stage lasts (with shadow_s: whichever "
+        "comes first; 0 and shadow_s null: no shadow)")
+    shadow_s: float | None = Field(None, gt=0, description="seconds the shadow stage lasts")
+    shares: list[float] = Field(
+        default_factory=lambda: [0.1, 0.5], description="canary shares of traffic, in order; "
+        "[] goes from shadow to the decision")
+    step_rows: int | None = Field(500, ge=1, description="served rows each canary share lasts")
+    step_s: float | None = Field(None, gt=0, description="seconds each canary share lasts")
+    policy: Literal["non_inferior", "better"] = Field(
+        "non_inferior", description="promote when the candidate is at most `margin` worse "
+        "(non_inferior) or better than the holder, at `confidence`")
+    margin: float = Field(0.01, ge=0, lt=1, description="of accuracy (a share of rows)")
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="that every decision of the rollout is right, "
+        "whenever it is taken (confidence sequences, split over the checks)")
+    min_labels: int = Field(
+        200, ge=1, description="labelled rows from which labels, not the label-free estimate, "
+        "decide")
+    use_estimate: bool = Field(
+        True, description="decide on the label-free estimate and the agreement while fewer "
+        "than min_labels rows are labelled (false: wait for labels)")
+    max_error_rate: float = Field(
+        0.01, ge=0, lt=1, description="roll back when the candidate's error rate (exceptions, "
+        "timeouts) is above this with the rollout's confidence")
+    max_p99_ms: float = Field(
+        1000.0, gt=0, description="roll back when the candidate's p99 latency is above this "
+        "with the rollout's confidence")
+    timeout_ms: float = Field(
+        1000.0, gt=0, description="a candidate that takes longer fails the row (in canary the "
+        "holder answers it)")
+    max_duration_s: float = Field(
+        86400.0, gt=0, description="an undecided rollout ends after this, the holder kept")
+    check_s: float = Field(2.0, gt=0, description="how often a replica judges the evidence")
+
+
 class LoopSettings(BaseModel):
     """``loop:``: when the closed loop retrains, on what data, and how often at most."""
 
@@ -385,6 +431,7 @@ class LoopSettings(BaseModel):
         "excess disagreements exceeds this share of the window's labelled rows",
     )
     screen_confidence: float = Field(0.99, gt=0.5, lt=1, description="of that lower bound")
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
 
 class GovernanceSettings(BaseModel):
@@ -577,6 +624,7 @@ __all__ = [
     "GovernanceSettings",
     "LoopSettings",
     "MonitorSettings",
+    "RolloutSettings",
     "ServeSettings",
     "Settings",
     "TrainSettings",

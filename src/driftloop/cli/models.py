@@ -16,6 +16,7 @@ from driftloop.cli.models_alias import (
     models_promote_cmd,
     models_rollback_cmd,
 )
+from driftloop.cli.models_rollout import models_rollout_cmd
 from driftloop.cli.output import (
     JsonFlag,
     TextFormat,
@@ -210,7 +211,8 @@ def models_export_cmd(
 
 for _name, _command in (
     ("list", models_list_cmd), ("show", models_show_cmd), ("promote", models_promote_cmd),
-    ("rollback", models_rollback_cmd), ("deactivate", models_deactivate_cmd),
+    ("rollback", models_rollback_cmd), ("rollout", models_rollout_cmd),
+    ("deactivate", models_deactivate_cmd),
     ("gate", models_gate_cmd), ("lineage", models_lineage_cmd), ("card", models_card_cmd),
     ("export", models_export_cmd),
 ):

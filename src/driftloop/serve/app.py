@@ -38,10 +38,11 @@ from driftloop.http.errors import logged_error
 from driftloop.http.exposure import is_loopback
 from driftloop.http.keys import PresentedKey, key_source
 from driftloop.registry import Registry
-from driftloop.serve.batcher import QueueFull
+from driftloop.serve.batcher import QueueFull, rows_len
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
 from driftloop.serve.metrics import ServeMetrics
-from driftloop.serve.prediction_log import PredictionLog
+from driftloop.serve.prediction_log import PredictionLog, row_ids
+from driftloop.serve.rollout import RolloutDriver, RolloutLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import MAX_ID_CHARS, RequestInvalid, subject_ids
 from driftloop.store.secrets import pii_key
@@ -160,6 +161,10 @@ def key_actor(secret: str | None) -> str:
     return f"api_key:{parts[1] if ok else 'unknown'}"
 
 
+async def _on_batcher(served: ServedModel, rows: Any) -> Any:
+    return await served.batcher(rows)
+
+
 def _owner(model: str, version: int, task: str, classes: Sequence[Any]) -> Owner:
     return Owner(model, version, None if task == "regression" else list(classes))
 
@@ -246,28 +251,40 @@ def create_app(
                          key=pii_key(cfg.pii_hash_key, registry.artifacts))
            if cfg.log_predictions else None)
 
+    # a model served at its alias follows that alias's rollouts (a pinned version does not)
+    rollout_log = RolloutLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
+                             flush_ms=cfg.log_flush_ms, replica=replica)
+    drivers = {name: RolloutDriver(slot, registry, cfg, rollout_log, metrics, replica)
+               for name, slot in slots.items() if slot.pinned is None}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if log is not None:
             log.start()
+        rollout_log.start()
         tasks = [asyncio.create_task(slot.start()) for slot in slots.values()]
         if load_first:
             await asyncio.gather(*tasks, return_exceptions=True)
         pollers = [asyncio.create_task(slot.poll()) for slot in slots.values()]
+        pollers += [asyncio.create_task(driver.run()) for driver in drivers.values()]
         try:
             yield
         finally:
             for task in pollers + tasks:
                 task.cancel()
             await asyncio.gather(*pollers, *tasks, return_exceptions=True)
+            for driver in drivers.values():
+                await driver.close()
             for slot in slots.values():
                 await slot.close()
             if log is not None:
                 await asyncio.to_thread(log.stop)
+            await asyncio.to_thread(rollout_log.stop)
 
     app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
                   description="Predictions from registered driftloop models.")
     app.state.slots, app.state.metrics, app.state.log = slots, metrics, log
+    app.state.rollouts = drivers
     app.state.keys = keys  # the dashboard mounted beside it checks keys the same way
     app.state.replica = replica
     metrics.replica.labels(replica).set(1)
@@ -343,24 +360,33 @@ def create_app(
                                  code="bad_shape", fields=[key])
         return body[key]
 
-    async def run(served: ServedModel, columns: dict[str, list[Any]] | None,
-                  instances: Any) -> tuple[dict[str, list[Any]], int]:
+    async def run(served: ServedModel, columns: dict[str, list[Any]] | None, instances: Any,
+                  rid: str, key: str | None = None) -> tuple[dict[str, list[Any]], int,
+                                                             ServedModel]:
+        """The answer of one request, how many rows it had, and the version that answered
+        (during a rollout the candidate may; ``key``: the subject id its canary bucket is
+        drawn from, the request id when None)."""
         # no await between reading the version and enqueueing on its batcher: a swap cannot
         # come in between, so the request finishes on the version it started with
         rows: Any = columns if served.validator is not None else (
             served.arrays_from_instances(instances))
+        driver = drivers.get(served.name)
         try:
-            outputs = await served.batcher(rows)
+            if driver is not None and driver.rollout is not None and columns is not None:
+                outputs, used = await driver.answer(served, rows, key or rid, rid,
+                                                    rows_len(rows), _on_batcher)
+            else:
+                outputs, used = await served.batcher(rows), served
         except QueueFull:
             raise
         except DriftloopError as exc:  # the preprocessor refused a value validation let by
             raise RequestInvalid(str(exc), code="invalid_input") from None
-        return served.answer(outputs), len(outputs)
+        return used.answer(outputs), len(outputs), used
 
     def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
                  answer: dict[str, list[Any]], n: int, client_ref: str | None = None,
                  subjects: list[str | None] | None = None) -> list[str]:
-        ids = [rid] if n == 1 else [f"{rid}-{i}" for i in range(n)]
+        ids = row_ids(rid, n)
         recent.add(rid, n, served.name, served.version)
         if log is not None and columns is not None:
             log.submit(served.name, served.version, ids, columns, answer, served.pii,
@@ -380,10 +406,11 @@ def create_app(
         columns = (served.validator.columns_from_instances(instances)
                    if served.validator is not None else None)
         subjects = subject_ids(body.get("ids"), instances)
-        answer, n = await run(served, columns, instances)
         rid = uuid.uuid4().hex
-        ids = log_rows(served, rid, columns, answer, n, subjects=subjects)
-        out: dict[str, Any] = {"model": name, "version": served.version, **answer,
+        key = next((s for s in subjects or () if s is not None), None)
+        answer, n, used = await run(served, columns, instances, rid, key)
+        ids = log_rows(used, rid, columns, answer, n, subjects=subjects)
+        out: dict[str, Any] = {"model": name, "version": used.version, **answer,
                                "request_id": rid}
         if len(ids) > 1:
             out["request_ids"] = ids
@@ -403,11 +430,11 @@ def create_app(
             raise RequestInvalid("this model takes arrays; use /v1/models/{name}/predict.",
                                  code="unsupported", fields=["inputs"])
         columns = served.validator.columns_from_v2(inputs)
-        answer, n = await run(served, columns, None)
         # the request id is the server's, so two clients can never collide; the client's own
         # id is echoed (the V2 protocol) and kept in the log as its reference, under its key
-        client_id = body.get("id") if isinstance(body.get("id"), str) else None
         rid = uuid.uuid4().hex
+        answer, n, served = await run(served, columns, None, rid)
+        client_id = body.get("id") if isinstance(body.get("id"), str) else None
         ref = None if client_id is None else f"{key_source(secret)}:{client_id[:64]}"
         log_rows(served, rid, columns, answer, n, client_ref=ref)
         preds = answer["predictions"]

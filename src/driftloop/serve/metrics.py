@@ -68,6 +68,15 @@ class ServeMetrics:
                                    "prediction-log rows dropped (buffer full or store down)",
                                    ["reason"], registry=r)
 
+        self.rollout_answers = Counter(
+            "driftloop_rollout_answers", "rows answered during a rollout, by stage and by the "
+            "role of the version whose answer was returned", ["model", "stage", "role"],
+            registry=r)
+        self.rollout_failures = Counter(
+            "driftloop_rollout_candidate_failures", "rows a rollout's candidate failed (error, "
+            "timeout) or skipped (overloaded); no client request fails because of them",
+            ["model", "kind"], registry=r)
+
     def batch(self, model: str, size: int, reason: str, waits: list[float]) -> None:
         """Record one released batch."""
         self.batch_size.labels(model).observe(size)

@@ -53,6 +53,16 @@ from driftloop.serve.metrics import ServeMetrics
 from driftloop.store import Store, utcnow
 
 
+def row_ids(request_id: str, n: int) -> list[str]:
+    """The id of each row of a request: the request id itself for one row, else
+    ``<request id>-<i>`` (what feedback names).
+
+    >>> row_ids("ab", 1), row_ids("ab", 2)
+    (['ab'], ['ab-0', 'ab-1'])
+    """
+    return [request_id] if n == 1 else [f"{request_id}-{i}" for i in range(n)]
+
+
 @dataclass(frozen=True)
 class _Entry:
     model: str
@@ -95,7 +105,7 @@ class PredictionLog:
         self.max_rows = max_rows
         self.flush_s = flush_ms / 1000.0
         self.key = key or secrets.token_hex(32)
-        self._buffer: collections.deque[_Entry] = collections.deque()
+        self._buffer: collections.deque[Any] = collections.deque()
         self._rows = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,21 +119,23 @@ class PredictionLog:
         ``client_ref``: the client's own reference of the request (a V2 ``id``);
         ``subjects``: the subject id text of each row (None: no subject), stored hashed.
         """
-        n = len(request_ids)
+        return self._enqueue(_Entry(model, version, request_ids, utcnow(), columns, outputs,
+                                    pii, client_ref, subjects), len(request_ids))
+
+    def _enqueue(self, entry: Any, n: int) -> bool:
+        """Buffer one entry of ``n`` rows; False (and counted) when the buffer is full."""
         with self._lock:
             if self._rows + n > self.max_rows:
-                self.metrics.log_dropped.labels("buffer_full").inc(n)
+                self._dropped("buffer_full", n)
                 return False
-            self._buffer.append(_Entry(model, version, request_ids, utcnow(), columns, outputs,
-                                       pii, client_ref, subjects))
+            self._buffer.append(entry)
             self._rows += n
         return True
 
     def start(self) -> None:
         """Start the writer thread."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="driftloop-prediction-log",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -145,18 +157,30 @@ class PredictionLog:
             return 0
         try:
             rows = [row for entry in entries for row in self._rows_of(entry)]
-            self.store.add_predictions(rows)
+            self._write(rows)
         except Exception:  # noqa: BLE001 - the store being down must not stop serving
-            self.metrics.log_dropped.labels("store_error").inc(n)
+            self._dropped("store_error", n)
             return 0
-        self.metrics.log_written.inc(len(rows))
+        self._written(len(rows))
         return len(rows)
+
+    # what a log of other rows (a rollout's observations) changes
+    thread_name = "driftloop-prediction-log"
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        self.store.add_predictions(rows)
+
+    def _dropped(self, reason: str, n: int) -> None:
+        self.metrics.log_dropped.labels(reason).inc(n)
+
+    def _written(self, n: int) -> None:
+        self.metrics.log_written.inc(n)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.flush_s):
             self.flush()
 
-    def _rows_of(self, entry: _Entry) -> list[dict[str, Any]]:
+    def _rows_of(self, entry: Any) -> list[dict[str, Any]]:
         columns = {
             name: [None if v is None else hash_value(v, self.key) for v in values]
             if name in entry.pii else values
@@ -174,4 +198,4 @@ class PredictionLog:
         ]
 
 
-__all__ = ["PredictionLog", "hash_value"]
+__all__ = ["PredictionLog", "hash_value", "row_ids"]

@@ -227,7 +227,7 @@ class ModelSlot:
                     and self.current.version == record.version):
                 return False
             try:
-                served = await asyncio.to_thread(self._build, record)
+                served = await asyncio.to_thread(self.build, record)
             except Exception as exc:  # noqa: BLE001 - a bad version must not stop the old one
                 self.error = logged_error(logger, f"cannot load {self.name} v{record.version}",
                                           exc)
@@ -238,7 +238,7 @@ class ModelSlot:
             if old is not None:
                 if old.version != served.version:
                     self.metrics.swaps.labels(self.name).inc()
-                self._retire(old)
+                self.retire(old)
             return True
 
     def _take_down(self) -> bool:
@@ -249,10 +249,11 @@ class ModelSlot:
         old, self.current = self.current, None  # one assignment, like a swap
         self.metrics.version.labels(self.name).set(0)
         logger.warning(self.error)
-        self._retire(old)
+        self.retire(old)
         return True
 
-    def _retire(self, old: ServedModel) -> None:
+    def retire(self, old: ServedModel) -> None:
+        """Close ``old``'s batcher in the background (it answers what it holds first)."""
         task = asyncio.get_running_loop().create_task(old.batcher.close())
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
@@ -269,7 +270,8 @@ class ModelSlot:
         for task in list(self._retired):
             await task
 
-    def _build(self, record: VersionRecord) -> ServedModel:
+    def build(self, record: VersionRecord) -> ServedModel:
+        """Load ``record``, build its runtime, validator and batcher, and warm it (blocking)."""
         loaded = self.registry.load(self.name, record.version)
         bundle = loaded.bundle
         runtime = build_runtime(self.settings.runtime, loaded.module, bundle.input_kind,

@@ -36,6 +36,7 @@ from driftloop.store.records import (
     RunRecord,
     VersionRecord,
 )
+from driftloop.store.rollouts import RolloutEvidence, RolloutRecord
 
 __all__ = [
     "ALIAS_ACTIONS",
@@ -56,6 +57,8 @@ __all__ = [
     "EventHook",
     "MoveHook",
     "ReportRecord",
+    "RolloutEvidence",
+    "RolloutRecord",
     "RunRecord",
     "Store",
     "VersionRecord",

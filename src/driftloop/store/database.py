@@ -37,6 +37,7 @@ from driftloop.store.erasure import ErasureQueries
 from driftloop.store.keys import ApiKeyQueries
 from driftloop.store.locks import LockQueries
 from driftloop.store.monitoring import MonitoringQueries
+from driftloop.store.rollouts import RolloutQueries
 from driftloop.store.runs import RunQueries
 from driftloop.store.serving import ServingQueries
 from driftloop.store.versions import AuditHook, VersionQueries
@@ -44,7 +45,7 @@ from driftloop.store.versions import AuditHook, VersionQueries
 
 class Store(
     DatasetQueries, RunQueries, VersionQueries, AliasQueries, ServingQueries, ErasureQueries,
-    ApiKeyQueries, MonitoringQueries, LockQueries,
+    ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries,
 ):
     """Database of runs, datasets, model versions, aliases, the prediction log and monitoring,
     at any SQLAlchemy URL.

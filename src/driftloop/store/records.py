@@ -28,6 +28,8 @@ RUN_STATUSES: tuple[str, ...] = ("running", "succeeded", "failed")
 DATASET_ROLES: tuple[str, ...] = ("train", "val", "test", "source")
 REPORT_KINDS: tuple[str, ...] = ("evaluation", "data_check", "profile", "drift")
 ALIAS_ACTIONS: tuple[str, ...] = ("promote", "rollback", "deactivate")
+ROLLOUT_STAGES: tuple[str, ...] = ("shadow", "canary", "promoted", "rolled_back", "expired",
+                                   "aborted")
 R = TypeVar("R")
 
 
@@ -275,6 +277,7 @@ def record_from(cls: type[R], obj: object) -> R:
 __all__ = [
     "ALIAS_ACTIONS",
     "DATASET_ROLES",
+    "ROLLOUT_STAGES",
     "RUN_STATUSES",
     "AliasMoveRecord",
     "AliasRecord",

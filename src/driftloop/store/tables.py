@@ -7,8 +7,8 @@ Examples
 --------
 >>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
 alerts alias_moves api_keys audit_entries datasets feedback loop_runs model_aliases
-model_versions monitor_windows prediction_log reload_signals reports run_datasets run_metrics
-runs
+model_versions monitor_windows prediction_log reload_signals reports rollout_observations
+rollouts run_datasets run_metrics runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
@@ -39,7 +39,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from driftloop.store.clock import utcnow
-from driftloop.store.records import ALIAS_ACTIONS, DATASET_ROLES, REPORT_KINDS, RUN_STATUSES
+from driftloop.store.records import (
+    ALIAS_ACTIONS,
+    DATASET_ROLES,
+    REPORT_KINDS,
+    ROLLOUT_STAGES,
+    RUN_STATUSES,
+)
 
 # Named constraints let SQLite batch migrations drop or alter them later.
 NAMING_CONVENTION = {
@@ -378,6 +384,63 @@ class LoopRun(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class Rollout(Base):
+    """A candidate version on its way to an alias: shadow, then canary shares, then a decision.
+
+    Every serving replica polls the active rollout of its model and follows it; ``revision``
+    grows with every stage change, so two replicas that decide at once cannot both move it."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        _one_of("stage", ROLLOUT_STAGES, "stage"),
+        # at most one active rollout per model and alias, kept by the database
+        Index("uq_rollouts_active_model_alias", "model_name", "alias", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    candidate_version: Mapped[int] = mapped_column(Integer)
+    holder_version: Mapped[int | None] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))
+    share: Mapped[float] = mapped_column(Float)  # of traffic the candidate answers (canary)
+    step: Mapped[int] = mapped_column(Integer)  # index into the canary shares (-1: shadow)
+    active: Mapped[bool] = mapped_column(Boolean)
+    revision: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)  # the last comparison, intervals
+    decision: Mapped[str | None] = mapped_column(Text)  # why it ended (None: running)
+    actor: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stage_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stage_rows_from: Mapped[int] = mapped_column(BigInteger)  # observations before this stage
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RolloutObservation(Base):
+    """One served row during a rollout: what holder and candidate answered, paired by request
+    id (feedback joins it later), how long each took, and whether the candidate failed."""
+
+    __tablename__ = "rollout_observations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    answered_by: Mapped[int] = mapped_column(Integer)  # the version whose answer was returned
+    holder_output: Mapped[Any] = mapped_column(JSON, nullable=True)  # predicted label or value
+    candidate_output: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    holder_confidence: Mapped[float | None] = mapped_column(Float)
+    candidate_confidence: Mapped[float | None] = mapped_column(Float)
+    holder_ms: Mapped[float | None] = mapped_column(Float)
+    candidate_ms: Mapped[float | None] = mapped_column(Float)
+    candidate_error: Mapped[str | None] = mapped_column(String(16))  # error | timeout
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    replica: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuditEntry(Base):
     """One link of the audit chain; the unique ``prev_hash`` keeps the chain from forking."""
 
@@ -411,6 +474,8 @@ __all__ = [
     "NAMING_CONVENTION",
     "PredictionLogEntry",
     "ReloadSignal",
+    "Rollout",
+    "RolloutObservation",
     "Report",
     "Run",
     "RunDataset",
