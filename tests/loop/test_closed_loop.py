@@ -48,6 +48,15 @@ def test_drift_triggers_a_retrain_that_is_promoted_and_hot_swapped(demo) -> None
     assert story["trigger"]["kind"] in {"drift", "metric"}
     assert story["retrained_version"] == 2 and story["promoted"] is True
     assert story["served_version_after"] == 2  # the running server swapped without a restart
+    # issue 16 (f): the challenger went shadow -> canary -> production on live traffic, decided
+    # by the server on paired labelled rows
+    rollout = story["rollout"]
+    assert rollout["stage"] == "promoted"
+    assert [(a, b) for a, b, _ in rollout["stages"]] == [
+        ("shadow", "canary"), ("canary", "canary"), ("canary", "promoted")]
+    assert rollout["evidence"]["basis"] == "labels"
+    assert rollout["evidence"]["accuracy_difference"]["low"] > 0
+    assert any("rolled out on live traffic" in line for line in story["story"])
     # the old and the new version on the same fresh post-change data
     assert story["accuracy_after"] > story["accuracy_before"] + 0.2
     assert story["holdout_comparison"]["challenger"] > story["holdout_comparison"]["champion"]

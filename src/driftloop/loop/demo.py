@@ -10,9 +10,11 @@
 3. **Serve** it on a free loopback port and send the stream as traffic, with the true labels
    sent as feedback one batch late; **monitor** after each batch.
 4. **Loop**: one ``run-once`` finds the trigger, retrains on the newest labelled rows, compares
-   champion and challenger on the same holdout, runs the gates and promotes; the server picks
-   the new version up by hot swap; more traffic shows the realised accuracy afterwards; a second
-   ``run-once`` is held by the cooldown.
+   champion and challenger on the same holdout and runs the gates; the challenger then **rolls
+   out** on live traffic (shadow, canary 25 % and 50 %, sticky per applicant id): the server
+   compares both versions on the same rows as labels arrive and promotes it by itself (or rolls
+   it back); the server swaps by itself; more traffic shows the realised accuracy afterwards; a
+   second ``run-once`` is held by the cooldown.
 5. **Report**: ``<folder>/report.html`` and a short story with the numbers.
 
 The demo keeps its own store in ``<folder>/.driftloop`` (look around afterwards with
@@ -107,6 +109,7 @@ class DemoResult:
     windows: list[dict[str, Any]] = field(default_factory=list)
     second_run: str | None = None
     served_version_after: int | None = None
+    rollout: dict[str, Any] | None = None  # the challenger's rollout: stages, evidence, decision
     report_path: str = ""
     seconds: float = 0.0
     story: list[str] = field(default_factory=list)
@@ -119,7 +122,7 @@ class DemoResult:
             "trigger": self.trigger, "retrained_version": self.retrained_version,
             "promoted": self.promoted, "accuracy_before": self.accuracy_before,
             "accuracy_after": self.accuracy_after, "holdout_comparison": self.holdout,
-            "served_version_after": self.served_version_after,
+            "served_version_after": self.served_version_after, "rollout": self.rollout,
             "second_run_outcome": self.second_run, "windows": self.windows,
             "report": self.report_path, "seconds": self.seconds, "story": self.story,
         }
@@ -136,7 +139,11 @@ def demo_settings(settings: Settings, folder: Path) -> Settings:
         "gates": {"slice_tolerance": max(settings.gates.slice_tolerance, 0.1)},
         "monitor": {"window": "500"},
         "loop": {"drift_windows": 2, "window_rows": 5000, "holdout_fraction": 0.3,
-                 "data_window": "sliding", "cooldown_s": 3600, "max_per_day": 4},
+                 "data_window": "sliding", "cooldown_s": 3600, "max_per_day": 4,
+                 # the challenger goes shadow -> canary 25 % -> 50 % -> production, live
+                 "rollout": {"enabled": True, "shadow_rows": 300, "shares": [0.25, 0.5],
+                             "step_rows": 300, "min_labels": 150, "check_s": 0.5,
+                             "max_duration_s": 300}},
         "serve": {"poll_s": 0.5, "log_flush_ms": 100, "port": 0},
     })
 
@@ -248,7 +255,12 @@ def _run_loop(result: DemoResult, settings: Settings, traffic_rows: int,
         result.retrained_version = outcome.challenger_version
         result.promoted = outcome.promoted
         result.holdout = outcome.comparison
-        if outcome.promoted:
+        if outcome.rollout_id is not None:
+            say("rollout", f"rollout {outcome.rollout_id}: the server shadows, then canaries "
+                f"v{outcome.challenger_version} on live traffic (labels one batch late)")
+            result.rollout = _follow_rollout(registry, outcome.rollout_id, traffic, say)
+            result.promoted = result.rollout["stage"] == "promoted"
+        if result.promoted:
             result.served_version_after = _wait_for_version(http, outcome.challenger_version)
             say("swap", f"the server now answers with v{result.served_version_after} "
                 "(hot swap, no restart)")
@@ -278,7 +290,9 @@ class _Traffic:
 
     def send(self, chunk: pd.DataFrame) -> None:
         features = chunk.drop(columns=[TARGET])
-        body = {"instances": features.to_dict("records")}
+        # each application's id (the canary's sticky key is a request's first id)
+        body = {"instances": features.to_dict("records"),
+                "ids": [f"applicant-{self.sent + i}" for i in range(len(chunk))]}
         response = self.http.post(f"/v1/models/{MODEL}/predict", json=body)
         if response.status_code != 200:
             raise DriftloopError(f"the demo server answered {response.status_code}: "
@@ -297,6 +311,35 @@ class _Traffic:
                 raise DriftloopError(f"feedback refused ({response.status_code}): "
                                      f"{response.text[:300]}")
         self._pending = self._pending[-1:] if keep_last and self._pending else []
+
+
+def _follow_rollout(registry: Any, rollout_id: int, traffic: _Traffic,
+                    say: Callable[[str, Any], None], max_rows: int = 6000) -> dict[str, Any]:
+    """Send post-change traffic in small requests (labels one batch late) until the server
+    decides the rollout; its stages (from the audit log), evidence and decision."""
+    stream = credit_frame(max_rows, seed=12, classification_function=POST_FUNCTION,
+                          salary_shift=True)
+    seen = None
+    record = registry.store.get_rollout(rollout_id)
+    for chunk in _chunks(stream, 25):
+        record = registry.store.get_rollout(rollout_id)
+        if (record.stage, record.share) != seen:
+            seen = (record.stage, record.share)
+            say("rollout", f"now {record.stage}"
+                + (f": {record.share:.0%} of requests answered by the challenger"
+                   if record.stage == "canary" else ""))
+        if not record.active:
+            break
+        traffic.send(chunk)
+        traffic.flush_feedback(keep_last=True)
+    stages = [(e.details["from"], e.details["to"], e.details["share"])
+              for e in registry.audit.entries(subject=f"model:{MODEL}", action="rollout_stage")
+              if e.details.get("rollout") == rollout_id]
+    if record.active:
+        say("rollout", f"rollout {rollout_id} still undecided after {max_rows} rows: "
+            f"{record.evidence.get('reason')}")
+    return {"id": rollout_id, "stage": record.stage, "decision": record.decision,
+            "stages": stages, "evidence": record.evidence}
 
 
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
@@ -324,6 +367,23 @@ def _accuracy(registry: Any, version: int, frame: pd.DataFrame) -> float:
     return float(np.mean(np.asarray(predicted) == frame[TARGET].to_numpy()))
 
 
+def _decision_line(result: DemoResult) -> str:
+    rollout = result.rollout
+    if rollout is None:
+        return ("Every gate passed and it was promoted; the server swapped to it without a "
+                "restart." if result.promoted else
+                "A gate refused it, so the champion kept serving.")
+    path = " → ".join(["shadow"] + [f"canary {share:.0%}" if to == "canary" else to
+                                    for _, to, share in rollout["stages"]])
+    ev = rollout["evidence"] or {}
+    diff = ev.get("accuracy_difference") or {}
+    numbers = (f" On {ev.get('labelled', 0)} labelled live rows its accuracy was "
+               f"{diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] against the "
+               "champion's (paired, confidence sequence)." if diff.get("rows") else "")
+    return (f"Every gate passed on the holdout, so it was rolled out on live traffic: {path}."
+            f"{numbers} Decision: {rollout['decision'] or rollout['stage']}.")
+
+
 def story(result: DemoResult) -> list[str]:
     """A few sentences of what happened, with the numbers."""
     t = result.training
@@ -347,9 +407,7 @@ def story(result: DemoResult) -> list[str]:
             f"{cmp.get('rows', 0)}-row holdout: {cmp.get('metric', 'accuracy')} "
             f"{cmp.get('champion', float('nan')):.3f} (v{t.version}) → "
             f"{cmp.get('challenger', float('nan')):.3f} (v{result.retrained_version}).")
-        lines.append("Every gate passed and it was promoted; the server swapped to it without "
-                     "a restart." if result.promoted else
-                     "A gate refused it, so the champion kept serving.")
+        lines.append(_decision_line(result))
     if result.accuracy_before is not None and result.accuracy_after is not None:
         lines.append(
             f"On 2,000 fresh post-change applications: v{t.version} {result.accuracy_before:.3f}"

@@ -56,6 +56,7 @@ class LoopOutcome:
     comparison: dict[str, Any] = field(default_factory=dict)
     monitor: MonitorResult | None = None
     loop_run_id: int | None = None
+    rollout_id: int | None = None  # loop.rollout.enabled: the rollout the challenger started
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` output of ``driftloop loop run-once``."""
@@ -64,7 +65,8 @@ class LoopOutcome:
             "trigger": None if self.trigger is None else self.trigger.to_json(),
             "champion_version": self.champion_version,
             "challenger_version": self.challenger_version, "promoted": self.promoted,
-            "comparison": self.comparison, "gates": self.gates, "steps": self.steps,
+            "rollout_id": self.rollout_id, "comparison": self.comparison, "gates": self.gates,
+            "steps": self.steps,
             "new_windows": 0 if self.monitor is None else len(self.monitor.windows),
             "alerts": [] if self.monitor is None else [
                 {"kind": a.kind, "message": a.message} for a in self.monitor.alerts],
@@ -224,14 +226,18 @@ def _retrain_and_decide(
         "run_id": trained.run_id, "train_rows": data.train_rows,
         "trigger": None if result.trigger is None else result.trigger.kind})
     trigger = result.trigger.kind if result.trigger else "manual"
-    try:
-        promotion = registry.promote(model, trained.version, to=loop.alias, actor=ACTOR,
-                                     reason=f"loop retrain ({trigger}), compared on the newest "
-                                     f"{data.holdout_rows} labelled rows",
-                                     data=data.holdout_uri)
-        report, refused = promotion.gates, None
-    except GateRefused as exc:
-        report, refused = exc.report, exc
+    reason = (f"loop retrain ({trigger}), compared on the newest {data.holdout_rows} labelled "
+              "rows")
+    if loop.rollout.enabled:  # gate on the holdout now; the rollout decides on live traffic
+        report = registry.gate(model, trained.version, to=loop.alias, data=data.holdout_uri)
+        refused = None if report.passed else GateRefused(report)
+    else:
+        try:
+            promotion = registry.promote(model, trained.version, to=loop.alias, actor=ACTOR,
+                                         reason=reason, data=data.holdout_uri)
+            report, refused = promotion.gates, None
+        except GateRefused as exc:
+            report, refused = exc.report, exc
     # promote evaluated both versions on the holdout and stored the reports: read them back
     result.comparison = holdout_comparison(registry, model, champion.version, trained.version,
                                            report.evaluation)
@@ -252,10 +258,44 @@ def _retrain_and_decide(
         _audit(registry, "loop_decision", model, {"decision": "kept", "failed_gates": failed,
                                                   **cmp})
         return
+    if loop.rollout.enabled:
+        _roll_out(registry, result, loop, trained.version, reason, note)
+        _audit(registry, "loop_decision", model, {"decision": "rolling_out",
+                                                  "rollout": result.rollout_id, **cmp})
+        return
     result.promoted = True
     result.outcome = "promoted"
     note("decision", f"promoted v{trained.version} to {loop.alias}; every gate passed")
     _audit(registry, "loop_decision", model, {"decision": "promoted", **cmp})
+
+
+# triggers after which the holder's own confidence is known to be off: its label-free
+# estimate (and the agreement bound built on it) would judge the challenger against a
+# holder that only believes it is right, so such a rollout waits for labels
+_CALIBRATION_IN_DOUBT = ("metric", "drift")
+
+
+def _roll_out(registry: Registry, result: LoopOutcome, loop: Any, version: int, reason: str,
+              note: Say) -> None:
+    """Start the challenger's rollout (shadow, canary) instead of moving the alias now."""
+    from driftloop.registry.rollouts import start_rollout
+
+    policy = loop.rollout
+    kind = None if result.trigger is None else result.trigger.kind
+    if kind in _CALIBRATION_IN_DOUBT and policy.use_estimate:
+        policy = policy.model_copy(update={"use_estimate": False})
+    record = start_rollout(registry, result.model, version, to=loop.alias, policy=policy,
+                           actor=ACTOR, reason=reason)
+    result.rollout_id = record.id
+    result.outcome = "rolling_out"
+    shares = ", ".join(f"{s:.0%}" for s in policy.shares) or "none"
+    basis = "on labels, and on the label-free estimate until they arrive"
+    if not policy.use_estimate:
+        basis = "on labels only" + (f" (the holder's own estimate is in doubt after a {kind} "
+                                    "trigger)" if kind in _CALIBRATION_IN_DOUBT else "")
+    note("decision", f"every gate passed on the holdout; v{version} is rolling out (rollout "
+         f"{record.id}: {record.stage} first, canary shares {shares}); the servers promote it "
+         f"or roll it back on live traffic, deciding {basis}")
 
 
 def holdout_comparison(

@@ -45,6 +45,7 @@ from driftloop.store.tables import Alert, LoopRun, MonitorWindow, PredictionLogE
 WINDOW_STATUSES = ("ok", "not_testable", "partial")
 LOOP_OUTCOMES = (
     "running", "no_trigger", "cooldown", "daily_limit", "suspect_feedback", "promoted", "kept",
+    "rolling_out",
     "failed",
 )
 
