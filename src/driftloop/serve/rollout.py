@@ -69,14 +69,19 @@ def bucket(rollout_id: int, key: str) -> float:
 
 @dataclass(frozen=True)
 class Observation:
-    """One request during a rollout: both versions' answers (None: the candidate failed)."""
+    """One request during a rollout: both versions' raw outputs (None: the candidate failed).
+
+    The outputs stay arrays until the log's writer thread turns them into answers, so the
+    event loop pays for neither the label decoding nor the lists."""
 
     rollout_id: int
     stage: str
     request_ids: Sequence[str]
     answered_by: int
-    holder: Answer | None
-    candidate: Answer | None
+    holder: ServedModel
+    holder_outputs: np.ndarray
+    candidate: ServedModel
+    candidate_outputs: np.ndarray | None
     holder_ms: float | None
     candidate_ms: float | None
     error: str | None  # error | timeout, of the candidate
@@ -103,13 +108,20 @@ class RolloutLog(PredictionLog):
 
     def _rows_of(self, entry: Observation) -> list[dict[str, Any]]:
         now = utcnow()
+        held = entry.holder.answer(entry.holder_outputs)
+        error, candidate = entry.error, None
+        if entry.candidate_outputs is not None:
+            try:
+                candidate = entry.candidate.answer(entry.candidate_outputs)
+            except Exception:  # noqa: BLE001 - outputs it cannot turn into answers: a failure
+                error = "error"
         return [{"rollout_id": entry.rollout_id, "request_id": rid, "stage": entry.stage,
-                 "answered_by": entry.answered_by, "holder_output": _output(entry.holder, i),
-                 "candidate_output": _output(entry.candidate, i),
-                 "holder_confidence": _confidence(entry.holder, i),
-                 "candidate_confidence": _confidence(entry.candidate, i),
+                 "answered_by": entry.answered_by, "holder_output": _output(held, i),
+                 "candidate_output": _output(candidate, i),
+                 "holder_confidence": _confidence(held, i),
+                 "candidate_confidence": _confidence(candidate, i),
                  "holder_ms": entry.holder_ms, "candidate_ms": entry.candidate_ms,
-                 "candidate_error": entry.error, "at": now, "replica": self.replica}
+                 "candidate_error": error, "at": now, "replica": self.replica}
                 for i, rid in enumerate(entry.request_ids)]
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
@@ -268,12 +280,8 @@ class RolloutDriver:
                 holder: ServedModel, outputs: np.ndarray, held_ms: float,
                 candidate: ServedModel, cand_out: np.ndarray | None, cand_ms: float,
                 error: str | None) -> None:
-        try:
-            cand_answer = None if cand_out is None else candidate.answer(cand_out)
-        except Exception:  # noqa: BLE001 - outputs it cannot turn into answers are a failure
-            cand_answer, error = None, "error"
-        self.log.observe(Observation(rollout.id, rollout.stage, ids, answered_by,
-                                     holder.answer(outputs), cand_answer, held_ms,
+        self.log.observe(Observation(rollout.id, rollout.stage, ids, answered_by, holder,
+                                     outputs, candidate, cand_out, held_ms,
                                      None if error == "timeout" else cand_ms, error))
 
     def _spawn(self, work: Awaitable[None]) -> None:
