@@ -52,12 +52,27 @@ Workers (``--workers N``)
     ratio can only exceed 1 with idle cores for the extra workers: report it with ``cpus`` and
     the load average.
 
+Shadow (``--shadow``)
+    Instead of the sweep: for each table model, the server with batching and logging on (the
+    defaults) against the same server while a rollout holds a second version of the model in
+    shadow (issue 16): every request is also scored by the candidate off the request path,
+    batched on its own batcher, and both answers are written to the rollout's evidence, which
+    the server judges every ``check_s`` (the defaults). The shadow server has its own copy of
+    the store (the rollout is store state every server of the model follows). Interleaved as
+    above; ``summary_shadow`` gives per C the median throughput and p99 of both, the ratios
+    of the closed-loop points, then both servers at the *same offered load* (open loop, the
+    Python client paced at half the no-shadow server's best throughput, latency counted from
+    when each request was due): ``paced_p99_ratio`` is the target (holder p99 with shadow
+    within +10 % of without); and how many rows the shadow actually scored (so the figures are
+    known to include the shadow's work).
+
 How to run (from the repository root; ``apt-get install wrk`` for the C load generator)::
 
     .venv/bin/python benchmarks/bench_serve.py                     # the sweep, ~12 min
     .venv/bin/python benchmarks/bench_serve.py --models wide --concurrency 1 32 --repeats 1
     .venv/bin/python benchmarks/bench_serve.py --runtimes --models wide small
     .venv/bin/python benchmarks/bench_serve.py --workers 2 --models small --concurrency 32
+    .venv/bin/python benchmarks/bench_serve.py --shadow --models small --concurrency 1 8 32
 
 Prints JSON lines on stdout, one per measurement, then one ``summary`` line per model, and the
 results as a markdown table on stderr. Exits 0.
@@ -134,7 +149,7 @@ def _register(home: str, models: list[str]) -> dict[str, Any]:
         data, arch = {"small": (table, "mlp"), "wide": (table, "bench_serve:wide_mlp"),
                       "cnn": (images, "cnn")}[name]
         torch.manual_seed(0)
-        module = build_model(arch, data.model_inputs, data.n_classes)
+        module = build_model(arch, data.model_inputs, data.n_classes, allowed=["bench_serve"])
         if name == "small":
             _fit(module, data)
         bundle = ModelBundle(task=data.task, input_kind=data.input_kind, model=arch,
@@ -213,8 +228,8 @@ def _serve_worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.torch_threads)
     settings = Settings.load(overrides={"home": args.home, "serve": {
         "port": args.port, "max_batch_size": args.batch, "max_latency_ms": args.latency_ms,
-        "log_predictions": args.log, "runtime": args.runtime, "max_queue": 100_000}},
-        environ={}, cwd=args.home)
+        "log_predictions": args.log, "runtime": args.runtime, "max_queue": 100_000},
+        "security": {"model_factories": ["bench_serve"]}}, environ={}, cwd=args.home)
     serve(settings, [args.model], workers=args.workers, factory="driftloop.cli.serve:worker_app")
 
 
@@ -228,11 +243,11 @@ class _Server:
     """One ``driftloop`` server process (a configuration) on a free loopback port."""
 
     def __init__(self, home: str, model: str, batch: int, log: bool, args: argparse.Namespace,
-                 runtime: str = "torch", workers: int = 1) -> None:
+                 runtime: str = "torch", workers: int = 1, shadow: bool = False) -> None:
         from driftloop.serve.server import free_port
 
         self.model, self.batch, self.log, self.runtime = model, batch, log, runtime
-        self.workers = workers
+        self.workers, self.shadow = workers, shadow
         self.port = free_port()
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", "--home", home,
                "--model", model, "--batch", str(batch), "--runtime", runtime,
@@ -248,7 +263,8 @@ class _Server:
     @property
     def label(self) -> dict[str, Any]:
         return {"model": self.model, "batching": self.batch > 1,
-                "max_batch_size": self.batch, "logging": self.log, "workers": self.workers}
+                "max_batch_size": self.batch, "logging": self.log, "workers": self.workers,
+                "shadow": self.shadow}
 
     def wait_ready(self) -> None:
         import httpx
@@ -360,14 +376,17 @@ class _Load:
                 "errors": r["failed"] + r["socket_errors"] + r["timeouts"]}
 
     def _python(self, server: _Server, body_file: Path, concurrency: int,
-                seconds: int) -> dict[str, Any]:
+                seconds: int, rate: float | None = None) -> dict[str, Any]:
+        """The raw-socket client; ``rate``: requests/s in all, paced (open loop)."""
         procs = min(self.args.client_procs, concurrency)
         shares = [concurrency // procs + (i < concurrency % procs) for i in range(procs)]
+        paced = [] if rate is None else ["--rate"]
         running = [subprocess.Popen(
             [sys.executable, str(HERE / "bench_serve_client.py"), "--url", server.url,
              "--path", server.path, "--body-file", str(body_file), "--connections", str(k),
-             "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True,
-            preexec_fn=_affinity(self.args.client_cpus)) for k in shares]
+             "--seconds", str(seconds)]
+            + (paced and [*paced, str(rate * k / concurrency)]), stdout=subprocess.PIPE,
+            text=True, preexec_fn=_affinity(self.args.client_cpus)) for k in shares]
         results = [json.loads(p.communicate()[0]) for p in running]
         statuses: dict[str, int] = {}
         for r in results:
@@ -413,8 +432,25 @@ def _sweep(home: str, models: list[str], load: _Load, args: argparse.Namespace,
     return results
 
 
+def _paced(servers: list[_Server], load: _Load, args: argparse.Namespace,
+           rate: float) -> list[dict[str, Any]]:
+    """Every server at ``rate`` requests/s (open loop, the Python client, the largest
+    ``--concurrency`` connections), ``--repeats`` times, interleaved."""
+    body_file = load.body_file(servers[0].model, _bodies(servers[0].model))
+    c = max(args.concurrency)
+    results = []
+    for rep in range(args.repeats):
+        for server in (servers if rep % 2 == 0 else servers[::-1]):
+            record = {"bench": "serve_shadow_paced", **server.label, "concurrency": c,
+                      "rate_per_s": rate, "repeat": rep,
+                      **load._python(server, body_file, c, args.seconds, rate)}
+            results.append(record)
+            _emit(record)
+    return results
+
+
 def _interleaved(servers: list[_Server], load: _Load, args: argparse.Namespace,
-                 bench: str) -> list[dict[str, Any]]:
+                 bench: str, *, stop: bool = True) -> list[dict[str, Any]]:
     """Every server at every concurrency, ``--repeats`` times, interleaved (the order rotated
     between repeats); the servers are stopped afterwards."""
     results: list[dict[str, Any]] = []
@@ -433,8 +469,9 @@ def _interleaved(servers: list[_Server], load: _Load, args: argparse.Namespace,
                     results.append(record)
                     _emit(record)
     finally:
-        for server in servers:
-            server.stop()
+        if stop:
+            for server in servers:
+                server.stop()
     return results
 
 
@@ -464,6 +501,81 @@ def _workers(home: str, model: str, load: _Load, args: argparse.Namespace) -> di
                                    for c in cs},
             "ratio_to_baseline_by_c": {c: round(median(64, args.workers, c)
                                                 / median(1, 1, c), 2) for c in cs},
+            "errors": sum(r["errors"] for r in results),
+            "refused": sum(r["refused"] for r in results)}
+
+
+def _shadow_home(home: str, model: str) -> tuple[str, Any]:
+    """A copy of ``home`` where a second version of ``model`` is rolled out and stays in
+    shadow; returns the copy and a function counting the rows the shadow scored."""
+    from driftloop.config import RolloutSettings, Settings
+    from driftloop.registry import Registry
+    from driftloop.registry.rollouts import start_rollout
+
+    copy = tempfile.mkdtemp(prefix="bench-serve-shadow-")
+    shutil.copytree(home, copy, dirs_exist_ok=True)
+    gates = ["metrics", "calibration", "slices", "data_check", "pii", "card", "holder"]
+    settings = Settings.load(overrides={"home": copy, "gates": {"skip": gates}, "security": {
+        "model_factories": ["bench_serve"]}}, environ={}, cwd=copy)
+    registry = Registry.open(settings)
+    holder = registry.holder(model, "production")
+    candidate = registry.register(model, run_id=None, bundle=registry.bundle(holder),
+                                  weights=registry.artifacts.get_bytes(holder.weights_sha256),
+                                  metrics={}, actor="bench", reason="shadow candidate")
+    # a shadow that never ends during the run, judged at the default cadence
+    policy = RolloutSettings(shadow_rows=10**9, use_estimate=False, min_labels=10**9)
+    rollout = start_rollout(registry, model, candidate.version, to="production", policy=policy)
+    registry.close()
+
+    def scored() -> int:
+        with Registry.open(settings) as reader:
+            return reader.store.count_rollout_observations(rollout.id)
+    return copy, scored
+
+
+def _shadow(home: str, model: str, load: _Load, args: argparse.Namespace) -> dict[str, Any]:
+    """The default server (batching and logging on) with and without a candidate in shadow,
+    interleaved; the summary's ratios are with / without."""
+    copy, scored = _shadow_home(home, model)
+    servers = [_Server(home, model, 64, True, args),
+               _Server(copy, model, 64, True, args, shadow=True)]
+    try:
+        results = _interleaved(servers, load, args, "serve_shadow", stop=False)
+        # the same offered load for both: half of the no-shadow server's best throughput
+        rate = round(0.5 * max(r["requests_per_s"] for r in results if not r["shadow"]), 1)
+        paced = _paced(servers, load, args, rate)
+        rows = scored()
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(copy, ignore_errors=True)
+
+    def median(shadow: bool, c: int, key: str = "requests_per_s") -> float:
+        return _median([r for r in results if r["shadow"] is shadow
+                        and r["concurrency"] == c], key)
+
+    cs = list(args.concurrency)
+    return {"bench": "summary_shadow", "model": model, "cpus": os.cpu_count(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "requests_per_s_off_by_c": {c: median(False, c) for c in cs},
+            "requests_per_s_shadow_by_c": {c: median(True, c) for c in cs},
+            "p99_ms_off_by_c": {c: median(False, c, "p99_ms") for c in cs},
+            "p99_ms_shadow_by_c": {c: median(True, c, "p99_ms") for c in cs},
+            "throughput_ratio_by_c": {c: round(median(True, c) / median(False, c), 3)
+                                      for c in cs},
+            "p99_ratio_by_c": {c: round(median(True, c, "p99_ms") / median(False, c, "p99_ms"),
+                                        3) for c in cs},
+            "paced_rate_per_s": rate,
+            "paced_p99_ms_off": _median([r for r in paced if not r["shadow"]], "p99_ms"),
+            "paced_p99_ms_shadow": _median([r for r in paced if r["shadow"]], "p99_ms"),
+            "paced_p99_ratio": round(
+                _median([r for r in paced if r["shadow"]], "p99_ms")
+                / _median([r for r in paced if not r["shadow"]], "p99_ms"), 3),
+            "paced_p50_ratio": round(
+                _median([r for r in paced if r["shadow"]], "p50_ms")
+                / _median([r for r in paced if not r["shadow"]], "p50_ms"), 3),
+            "shadow_rows_scored": rows,
+            "answered_with_shadow": sum(r["answered"] for r in results if r["shadow"]),
             "errors": sum(r["errors"] for r in results),
             "refused": sum(r["refused"] for r in results)}
 
@@ -627,6 +739,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="N > 1: instead of the sweep, compare `driftloop serve --workers N` "
                         "with 1 worker (and the unbatched baseline) for each model")
+    parser.add_argument("--shadow", action="store_true",
+                        help="instead of the sweep: shadow on vs off (table models)")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -662,6 +776,14 @@ def main() -> None:
            "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
            "torch_threads": args.torch_threads or "default", "latency_ms": args.latency_ms,
            "load_avg": [round(x, 2) for x in os.getloadavg()], "models": facts})
+    if args.shadow:
+        try:
+            for model in args.models:
+                if model != "cnn":  # a rollout compares table rows (schema and classes)
+                    _emit(_shadow(home, model, load, args))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        return
     if args.workers > 1:
         try:
             for model in args.models:

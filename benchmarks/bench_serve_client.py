@@ -31,12 +31,23 @@ def encode_requests(host: str, path: str, bodies: list[bytes]) -> list[bytes]:
 
 
 async def _connection(host: str, port: int, requests: list[bytes], first: int, stop_at: float,
-                      latencies: list[float], statuses: dict[int, int]) -> None:
+                      latencies: list[float], statuses: dict[int, int],
+                      interval: float | None = None) -> None:
+    """Back to back (closed loop), or with ``interval`` one request per interval on a fixed
+    schedule (open loop): a request's latency counts from when it was due, so a server that
+    falls behind is charged for the wait it caused (no coordinated omission)."""
     reader, writer = await asyncio.open_connection(host, port)
     i = first
+    due = time.perf_counter() + (0.0 if interval is None else interval * first / 1000.0)
     try:
         while time.perf_counter() < stop_at:
-            started = time.perf_counter()
+            if interval is not None:
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            started = time.perf_counter() if interval is None else due
+            if interval is not None:
+                due += interval
             writer.write(requests[i % len(requests)])
             head = await reader.readuntil(b"\r\n\r\n")
             match = _LENGTH.search(head)
@@ -51,8 +62,10 @@ async def _connection(host: str, port: int, requests: list[bytes], first: int, s
 
 
 async def drive(url: str, path: str, bodies: list[bytes], connections: int,
-                seconds: float) -> dict[str, object]:
-    """Latencies (s) and status counts of ``connections`` clients for ``seconds``."""
+                seconds: float, rate: float | None = None) -> dict[str, object]:
+    """Latencies (s) and status counts of ``connections`` clients for ``seconds`` (``rate``:
+    requests per second in all, paced open-loop; None: back to back)."""
+    interval = None if rate is None else connections / rate
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     requests = encode_requests(f"{host}:{port}", path, bodies)
@@ -60,7 +73,7 @@ async def drive(url: str, path: str, bodies: list[bytes], connections: int,
     statuses: dict[int, int] = {}
     started = time.perf_counter()
     await asyncio.gather(*(_connection(host, port, requests, k, started + seconds, latencies,
-                                       statuses) for k in range(connections)))
+                                       statuses, interval) for k in range(connections)))
     return {"seconds": time.perf_counter() - started, "latencies": latencies,
             "statuses": {str(k): v for k, v in statuses.items()}}
 
@@ -72,11 +85,13 @@ def main() -> None:
     parser.add_argument("--body-file", required=True)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, help="requests/s in all, open loop (default: "
+                        "back to back)")
     args = parser.parse_args()
     with open(args.body_file, "rb") as f:
         bodies = [line.rstrip(b"\n") for line in f if line.strip()]
     print(json.dumps(asyncio.run(drive(args.url, args.path, bodies, args.connections,
-                                       args.seconds))))
+                                       args.seconds, args.rate))))
 
 
 if __name__ == "__main__":
