@@ -121,3 +121,52 @@ def test_gate_json_with_data_shows_the_paired_difference_interval_and_policy(
     assert details["metric"] == "accuracy" and holder["bound"] == "> 0"
     code, out, _ = run(capsys, "models", "gate", "credit", "2", "--to", "production")
     assert code == 1 and "95% interval [" in out and "policy superior" in out
+
+
+def test_rollout_cli_refuses_bad_input_with_exit_2_and_stores_nothing(cli_factory, capsys):
+    cli_factory.version(accuracy=0.9)
+    run(capsys, "models", "promote", "credit", "1", "--to", "production")
+    cli_factory.version(accuracy=0.91)
+    for argv, says in [
+            (["credit"], "name the candidate version"),
+            (["credit", "--status"], "never been rolled out"),
+            (["credit", "2", "--canary", "150%"], "150%"),
+            (["credit", "2", "--shadow", "banana"], "banana"),
+            (["credit", "2", "--policy", "sometimes"], "policy"),
+            (["credit", "1"], "already holds"),
+            (["credit", "7"], "7"),
+    ]:
+        code, out, err = run(capsys, "models", "rollout", *argv)
+        assert code == 2, (argv, out, err)
+        assert says in err and "Traceback" not in err, (argv, err)
+    assert cli_factory.registry.store.list_rollouts("credit") == []
+
+
+def test_rollout_cli_starts_shows_refuses_a_second_and_aborts_with_a_reason(
+        cli_factory, capsys):
+    cli_factory.version(accuracy=0.9)
+    run(capsys, "models", "promote", "credit", "1", "--to", "production")
+    cli_factory.version(accuracy=0.91)
+    code, out, err = run(capsys, "models", "rollout", "credit", "v2", "--shadow", "300",
+                         "--canary", "10%,50%", "--step", "5m", "--json")
+    assert code == 0, err
+    started = json.loads(out)
+    assert (started["stage"], started["holder_version"], started["candidate_version"]) == (
+        "shadow", 1, 2)
+    assert started["policy"]["shares"] == [0.1, 0.5] and started["policy"]["step_s"] == 300
+    code, _, err = run(capsys, "models", "rollout", "credit", "2")
+    assert code == 1 and "under way" in err and "Traceback" not in err  # a conflict
+    code, out, _ = run(capsys, "models", "rollout", "credit", "--status")
+    assert code == 0 and "shadow" in out and "v2 against v1" in out
+    code, _, err = run(capsys, "models", "rollout", "credit", "--abort")
+    assert code == 2 and "reason" in err
+    code, out, _ = run(capsys, "models", "rollout", "credit", "--abort", "--reason",
+                       "change freeze", "--json")
+    assert code == 0 and json.loads(out)["stage"] == "aborted"
+    code, out, _ = run(capsys, "audit", "show", "--action", "rollout_stage", "--json")
+    (entry,) = json.loads(out)
+    assert entry["details"]["to"] == "aborted" and "change freeze" in json.dumps(entry)
+    assert cli_factory.registry.holder("credit", "production").version == 1
+    # no server carries it out here: --wait reports it undecided with exit 1
+    code, out, err = run(capsys, "models", "rollout", "credit", "2", "--wait", "0.5")
+    assert code == 1 and "still in shadow" in err, (out, err)
