@@ -125,6 +125,15 @@ class Batcher:
         return self._queued
 
     async def __call__(self, rows: Any) -> np.ndarray:
+        return await self.submit(rows)
+
+    def submit(self, rows: Any) -> asyncio.Future[np.ndarray]:
+        """Queue ``rows`` now and return the future of their outputs (no task is made).
+
+        Raises :class:`QueueFull` at once. Cancelling the future before its batch runs drops
+        the rows from the batch (a request the client gave up on); a shadow caller uses this
+        to run a second model off the request path with only a callback and a timer.
+        """
         n = rows_len(rows)
         if self._closing:
             raise QueueFull("the model is being replaced; retry", self.retry_after_s)
@@ -140,11 +149,11 @@ class Batcher:
         if n <= step:  # the common case: no gather, one future
             item = _Item(rows, n, loop.create_future(), now)
             self._enqueue([item], n)
-            return await item.future
+            return item.future
         items = [_Item(rows_slice(rows, start, start + step), min(step, n - start),
                        loop.create_future(), now) for start in range(0, n, step)]
         self._enqueue(items, n)
-        return np.concatenate(await asyncio.gather(*(item.future for item in items)))
+        return _joined([item.future for item in items], loop)
 
     def _enqueue(self, items: list[_Item], n: int) -> None:
         self._pending.extend(items)
@@ -219,6 +228,31 @@ class Batcher:
                 offset += item.n
             if self.observe is not None:
                 self.observe(size, reason, [started - i.queued_at for i in batch])
+
+
+def _joined(parts: list[asyncio.Future[np.ndarray]], loop: asyncio.AbstractEventLoop
+            ) -> asyncio.Future[np.ndarray]:
+    """One future of the parts' outputs in order; cancelling it cancels every part."""
+    whole: asyncio.Future[np.ndarray] = loop.create_future()
+    gathered = asyncio.gather(*parts)
+
+    def finish(done: asyncio.Future[list[np.ndarray]]) -> None:
+        if whole.done():
+            return
+        if done.cancelled():
+            whole.cancel()
+        elif done.exception() is not None:
+            whole.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            whole.set_result(np.concatenate(done.result()))
+
+    def forward(whole_done: asyncio.Future[np.ndarray]) -> None:
+        if whole_done.cancelled():
+            gathered.cancel()
+
+    gathered.add_done_callback(finish)
+    whole.add_done_callback(forward)
+    return whole
 
 
 __all__ = ["Batcher", "QueueFull", "rows_len", "rows_slice"]

@@ -184,6 +184,9 @@ def next_move(rollout: RolloutRecord, comparison: LiveComparison, policy: Rollou
     return None
 
 
+JUDGE_SHARE = 10.0  # wait >= 10 x the last judgement's duration: judging costs <= ~10 %
+
+
 class RolloutDriver:
     """Follows (and moves) the rollout of one served model on this replica."""
 
@@ -197,6 +200,9 @@ class RolloutDriver:
         self.error: str | None = None
         self._judged_at = 0.0
         self._pending: set[asyncio.Task[None]] = set()
+        self._judge_cost = 0.0  # seconds to wait at least between judgements
+        self._policy_of: tuple[tuple[int, int] | None, RolloutSettings] = (
+            None, RolloutSettings())
 
     @property
     def store(self) -> Store:
@@ -238,32 +244,56 @@ class RolloutDriver:
 
     async def _try_candidate(self, candidate: ServedModel, rows: Any
                              ) -> tuple[np.ndarray | None, str | None]:
-        timeout = self._policy().timeout_ms / 1000.0
         try:
-            return await asyncio.wait_for(candidate.batcher(rows), timeout), None
+            return await asyncio.wait_for(candidate.batcher.submit(rows),
+                                          self._policy().timeout_ms / 1000.0), None
         except TimeoutError:
-            kind = "timeout"
-        except QueueFull:
+            return None, self._failed(candidate, "timeout")
+        except Exception as exc:  # noqa: BLE001 - the candidate's failure must not reach the client
+            return None, self._failed(candidate, exc)
+
+    def _failed(self, candidate: ServedModel, failure: BaseException | str) -> str:
+        """Count a candidate failure and name its kind: timeout, overloaded or error."""
+        if isinstance(failure, str):
+            kind = failure
+        elif isinstance(failure, QueueFull):
             kind = "overloaded"
-        except DriftloopError:  # its preprocessing refused a value the holder's took
+        else:
             kind = "error"
-        except Exception:  # noqa: BLE001 - the candidate's failure must not reach the client
-            logger.exception("the rollout candidate %s v%s failed a request",
-                             candidate.name, candidate.version)
-            kind = "error"
+            if not isinstance(failure, DriftloopError):  # preprocessing refusals are expected
+                logger.error("the rollout candidate %s v%s failed a request", candidate.name,
+                             candidate.version, exc_info=failure)
         self.metrics.rollout_failures.labels(candidate.name, kind).inc()
-        return None, kind
+        return kind
 
     def _shadow(self, rollout: RolloutRecord, candidate: ServedModel, holder: ServedModel,
                 rows: Any, ids: list[str], outputs: np.ndarray, held_ms: float) -> None:
-        async def score() -> None:
-            started = time.perf_counter()
-            cand_out, error = await self._try_candidate(candidate, rows)
-            if error == "overloaded":
-                return  # the candidate could not keep up: no evidence either way
+        """Queue the candidate on the same rows with a callback and a timer, no task: the
+        holder's request pays only for the enqueue (see ``benchmarks/bench_serve.py
+        --shadow``)."""
+        started = time.perf_counter()
+        try:
+            future = candidate.batcher.submit(rows)
+        except Exception as exc:  # noqa: BLE001 - overloaded or closing: no evidence either way
+            self._failed(candidate, exc)
+            return
+        timer = asyncio.get_running_loop().call_later(self._policy().timeout_ms / 1000.0,
+                                                      future.cancel)
+
+        def scored(done: asyncio.Future[np.ndarray]) -> None:
+            timer.cancel()
+            cand_out, error = None, None
+            if done.cancelled():
+                error = self._failed(candidate, "timeout")
+            elif done.exception() is not None:
+                error = self._failed(candidate, done.exception())  # type: ignore[arg-type]
+                if error == "overloaded":
+                    return
+            else:
+                cand_out = done.result()
             self._record(rollout, ids, holder.version, holder, outputs, held_ms, candidate,
                          cand_out, (time.perf_counter() - started) * 1000.0, error)
-        self._spawn(score())
+        future.add_done_callback(scored)
 
     async def _score_holder(self, rollout: RolloutRecord, candidate: ServedModel,
                             holder: ServedModel, rows: Any, ids: list[str],
@@ -293,7 +323,12 @@ class RolloutDriver:
 
     def _policy(self) -> RolloutSettings:
         rollout = self.rollout
-        return RolloutSettings.model_validate(rollout.policy) if rollout else RolloutSettings()
+        if rollout is None:
+            return RolloutSettings()
+        key = (rollout.id, rollout.revision)
+        if self._policy_of[0] != key:  # validated once per rollout change, not per request
+            self._policy_of = (key, RolloutSettings.model_validate(rollout.policy))
+        return self._policy_of[1]
 
     async def run(self) -> None:
         """:meth:`tick` every ``serve.poll_s`` until cancelled."""
@@ -328,9 +363,12 @@ class RolloutDriver:
                 return
         self.rollout = record
         policy = self._policy()
-        if time.monotonic() - self._judged_at >= policy.check_s:
-            self._judged_at = time.monotonic()
+        if time.monotonic() - self._judged_at >= max(policy.check_s, self._judge_cost):
+            started = self._judged_at = time.monotonic()
             await self.judge(record, policy)
+            # a judgement rereads every observation (labels arrive for old rows at any time):
+            # a long rollout is judged less often so that it takes at most a tenth of the time
+            self._judge_cost = JUDGE_SHARE * (time.monotonic() - started)
 
     def _drop(self) -> None:
         if self.candidate is not None:
