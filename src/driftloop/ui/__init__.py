@@ -1,4 +1,5 @@
-"""The dashboard: models, versions, monitoring, the loop and the audit log, in a browser.
+"""The dashboard: models, versions, monitoring, the loop, rollouts and the audit log, in a
+browser.
 
 ``driftloop serve`` serves it at ``/`` next to the prediction endpoints; ``driftloop ui`` serves
 it alone. Pages draw JSON from the store with a charting library vendored into the package

@@ -1,10 +1,13 @@
-"""The dashboard's admin actions: promote, roll back and deactivate an alias, each with a reason.
+"""The dashboard's admin actions: promote, roll back and deactivate an alias, and abort a
+rollout, each with a reason.
 
 An action needs an active API key with role ``admin`` (:func:`admin_actor`); it is audited as
 ``api_key:PREFIX`` (the key's prefix, which ``driftloop keys list`` maps to the key's name), with
 the reason given. The work is done by the registry's own functions, so the dashboard promotes
 exactly as ``driftloop models promote`` does: gates run, and failed gates refuse unless the
-admin overrides them (``force``, audited).
+admin overrides them (``force``, audited); and aborts a rollout exactly as ``driftloop models
+rollout NAME --abort`` does (:func:`driftloop.registry.rollouts.abort_rollout`: the holder keeps
+the alias, the stage change is audited).
 
 Examples
 --------
@@ -33,8 +36,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from driftloop.errors import UsageError
 from driftloop.http import Refused, hash_key
-from driftloop.registry import Registry
+from driftloop.registry import Registry, rollouts
 from driftloop.registry.aliases import check_alias
 from driftloop.store import Store
 
@@ -112,7 +116,45 @@ def deactivate(registry: Registry, name: str, body: Mapping[str, Any], actor: st
     return {"ok": True, "audit_seq": seq, "message": f"{name}@{alias} deactivated."}
 
 
-ACTIONS = {"promote": promote, "rollback": rollback, "deactivate": deactivate}
+def abort_rollout(registry: Registry, name: str, body: Mapping[str, Any], actor: str
+                  ) -> dict[str, Any]:
+    """Stop the rollout of ``name`` to ``body["alias"]`` under way, the holder kept (audited as
+    a ``rollout_stage`` to ``aborted``). ``body["rollout"]``, when given, is the id of the
+    rollout the admin saw: a different one under way now is refused (409), not aborted."""
+    reason = reason_of(body)
+    alias = check_alias(_alias(body))
+    seen = body.get("rollout")
+    if seen is not None and (not isinstance(seen, int) or isinstance(seen, bool)):
+        raise Refused(422, "bad_rollout", "'rollout' must be a rollout id (1, 2, ...).")
+    registry.store.get_version(name)  # an unknown model is named as such (404)
+    current = registry.store.active_rollout(name, alias)
+    if current is None:
+        last = next((r for r in registry.store.list_rollouts(name, limit=50)
+                     if r.alias == alias), None)
+        ended = "" if last is None else (f"; its last rollout ({last.id}, v"
+                                         f"{last.candidate_version}) ended {last.stage}")
+        raise Refused(409, "no_rollout", f"{name}@{alias} has no rollout under way, so there "
+                      f"is nothing to abort{ended}.")
+    if seen is not None and seen != current.id:
+        raise Refused(409, "rollout_changed", f"rollout {seen} of {name}@{alias} is no longer "
+                      f"under way (rollout {current.id}, v{current.candidate_version}, is); "
+                      "reload the page and look again before aborting.")
+    try:
+        record = rollouts.abort_rollout(registry, name, alias, reason=reason, actor=actor)
+    except UsageError as exc:  # it ended (or kept moving) between the check and the abort
+        raise Refused(409, "no_rollout", str(exc)) from None
+    entry = next((e for e in reversed(registry.audit.entries(
+        subject=f"model:{name}", action="rollout_stage", limit=20))
+        if e.details.get("rollout") == record.id and e.details.get("to") == "aborted"), None)
+    before = current.stage if entry is None else entry.details.get("from")
+    return {"ok": True, "audit_seq": None if entry is None else entry.seq,
+            "rollout": record.id, "stage": record.stage,
+            "message": f"rollout {record.id} of {name} v{record.candidate_version} aborted in "
+                       f"{before}; v{record.holder_version} keeps {alias}."}
+
+
+ACTIONS = {"promote": promote, "rollback": rollback, "deactivate": deactivate,
+           "abort_rollout": abort_rollout}
 """The admin actions by URL name."""
 
 
@@ -123,5 +165,5 @@ def _alias(body: Mapping[str, Any]) -> str:
     return alias
 
 
-__all__ = ["ACTIONS", "MAX_REASON", "Refused", "admin_actor", "deactivate", "promote",
-           "reason_of", "rollback"]
+__all__ = ["ACTIONS", "MAX_REASON", "Refused", "abort_rollout", "admin_actor", "deactivate",
+           "promote", "reason_of", "rollback"]

@@ -1,4 +1,4 @@
-"""The dashboard over HTTP: five pages, the JSON they draw from, and the admin actions.
+"""The dashboard over HTTP: six pages, the JSON they draw from, and the admin actions.
 
 Pages (one HTML shell each; the page's script fetches JSON and draws it with the vendored
 Chart.js, so nothing is loaded from the internet)::
@@ -7,6 +7,7 @@ Chart.js, so nothing is loaded from the internet)::
     GET  /ui/models/{name}/versions/{version}      card, lineage, calibration, slices, curve
     GET  /ui/models/{name}/monitoring              drift timeline, performance, alerts
     GET  /ui/loop                                  retrain events: triggers and gates
+    GET  /ui/rollouts                              rollouts: stage, share, live comparison
     GET  /ui/audit                                 the audit log and its verification
 
 JSON (read-only; a key with role ``read`` or ``admin`` once any key was ever created, or
@@ -19,19 +20,20 @@ in an HttpOnly session cookie after ``POST /ui/api/login``)::
     GET  /ui/api/models/{name}/monitoring?limit=1000
     GET  /ui/api/windows/{id}
     GET  /ui/api/loop?model=NAME&limit=200
+    GET  /ui/api/rollouts?model=NAME&limit=50
     GET  /ui/api/audit?limit=200&action=promote&subject=churn:v3
     POST /ui/api/audit/verify
     POST /ui/api/login      {"key": "dl_…"}: sets the session cookie (never put in a URL)
     POST /ui/api/logout
 
 Admin actions (``Authorization: Bearer KEY`` of a key with role ``admin``; body
-``{"alias", "reason", "version"?, "force"?}``)::
+``{"alias", "reason", "version"?, "force"?, "rollout"?}``)::
 
-    POST /ui/api/models/{name}/promote | rollback | deactivate
+    POST /ui/api/models/{name}/promote | rollback | deactivate | abort_rollout
 
 Errors answer ``{"error": {"code", "message", "fields"}}`` like the model server: 401/403
-auth, 404 unknown model or window, 409 refused (gates failed, nothing to roll back), 422 bad
-body (no reason), 501 not available.
+auth, 404 unknown model or window, 409 refused (gates failed, no rollout under way to abort),
+422 bad body (no reason), 501 not available.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ PAGES = {
     "version": "Model version",
     "monitoring": "Monitoring",
     "loop": "Loop",
+    "rollouts": "Rollouts",
     "audit": "Audit log",
 }
 _MAX_BODY = 16_384
@@ -71,7 +74,8 @@ Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
 
 _WHY = {400: "The body is not a JSON object.", 401: "No API key, or an unknown or revoked one.",
         403: "The key's role does not allow this (read needs read or admin; actions admin).",
-        404: "No such model, version, window or action.", 409: "Refused (a gate failed).",
+        404: "No such model, version, window or action.",
+        409: "Refused (a gate failed, or no rollout is under way).",
         413: "The body is over the limit.", 422: "Bad input (e.g. no reason given)."}
 
 
@@ -140,6 +144,8 @@ def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRout
     login.add_api_route("/ui/models/{name}/monitoring", page("monitoring"), methods=["GET"],
                          include_in_schema=False)
     login.add_api_route("/ui/loop", page("loop"), methods=["GET"], include_in_schema=False)
+    login.add_api_route("/ui/rollouts", page("rollouts"), methods=["GET"],
+                         include_in_schema=False)
     login.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
 
     @router.get("/ui/api/models", responses=_documented())
@@ -176,6 +182,12 @@ def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRout
                  limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200) -> Response:
         """Loop iterations, newest first."""
         return _answer(lambda: views.loop_view(registry, model or None, limit=limit))
+
+    @router.get("/ui/api/rollouts", responses=_documented(404))
+    def api_rollouts(model: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=views.MAX_ROLLOUTS)] = 50) -> Response:
+        """Rollouts, those under way first: stage, share, live comparison, decision."""
+        return _answer(lambda: views.rollouts_view(registry, model or None, limit=limit))
 
     @router.get("/ui/api/audit", responses=_documented())
     def api_audit(limit: Annotated[int, Query(ge=1, le=views.MAX_ROWS)] = 200,
@@ -219,7 +231,8 @@ def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRout
                 responses=_documented(400, 404, 409, 413, 422))
     async def api_admin(name: str, action: str, request: Request,
                         secret: PresentedKey) -> Response:
-        """Promote, roll back or deactivate (admin key, reason required; audited)."""
+        """Promote, roll back, deactivate or abort a rollout (admin key, reason required;
+        audited)."""
         if action not in ACTIONS:
             return _error(404, "not_found", f"no admin action '{action}'; actions: "
                           f"{', '.join(ACTIONS)}.")

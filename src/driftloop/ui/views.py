@@ -1,7 +1,8 @@
 """What each dashboard page shows, as plain JSON built from the registry and the store.
 
 One function per page (and per drill-down): :func:`models_view`, :func:`version_view`,
-:func:`monitoring_view`, :func:`window_view`, :func:`loop_view`, :func:`audit_view`. They
+:func:`monitoring_view`, :func:`window_view`, :func:`loop_view`, :func:`rollouts_view`,
+:func:`audit_view`. They
 return dicts of JSON values only (times as ISO 8601 text, NaN as None), so the router just
 serialises them and the browser draws them. Nothing here writes.
 
@@ -46,6 +47,7 @@ from driftloop.registry.evidence import data_checks, evaluations
 from driftloop.store import VersionRecord
 from driftloop.store.audit_anchors import newest_anchor
 from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
+from driftloop.store.rollouts import RolloutRecord
 from driftloop.ui.health import health
 
 KEY_METRICS = {
@@ -55,6 +57,8 @@ KEY_METRICS = {
 """The metrics shown for each version in the models table."""
 MAX_WINDOWS = 5000
 MAX_ROWS = 2000
+MAX_ROLLOUTS = 200
+_HISTORY = 1000  # audited stage changes read per model for the rollouts page
 _AUDIT_OF_VERSION = 50
 _FINDING_COLUMNS = 10
 
@@ -229,6 +233,66 @@ def loop_view(registry: Registry, name: str | None = None, *, limit: int = 200
     return plain({"model": name, "runs": [_loop_run(r) for r in reversed(runs)]})
 
 
+def rollouts_view(registry: Registry, name: str | None = None, *, limit: int = 50
+                  ) -> dict[str, Any]:
+    """The newest ``limit`` rollouts (of ``name``), those under way first: stage, share,
+    planned shares, policy, the live comparison of candidate against holder (every check's
+    estimate with its confidence-sequence interval, the verdict and what it rests on), the
+    decision, and the audited stage changes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from driftloop.config import RolloutSettings, Settings
+    >>> from driftloop.evaluate.live import compare_live
+    >>> from driftloop.registry import Registry
+    >>> from driftloop.store import RolloutEvidence
+    >>> home = tempfile.mkdtemp()
+    >>> reg = Registry.open(Settings.load(overrides={"home": home}, environ={}, cwd=home))
+    >>> for n in (1, 2):
+    ...     _ = reg.store.add_version("churn", None, "binary", "table", str(n) * 64, "b" * 64,
+    ...                               {}, 10)
+    >>> policy = RolloutSettings(shares=[0.1, 0.5])
+    >>> r = reg.store.start_rollout("churn", "production", candidate_version=2,
+    ...     holder_version=1, policy=policy.model_dump(mode="json"), actor="ops")
+    >>> n = 400  # both right on the same rows, 360 labelled: too few to decide yet
+    >>> ev = RolloutEvidence(rows=n, stage=["shadow"] * n, answered_by=[1] * n,
+    ...     holder_output=[1] * n, candidate_output=[1] * n, holder_confidence=[0.8] * n,
+    ...     candidate_confidence=[0.85] * n, holder_ms=[2.0] * n, candidate_ms=[3.0] * n,
+    ...     candidate_error=[None] * n, labels=[1] * 360 + [None] * 40,
+    ...     label_order=list(range(360)))
+    >>> _ = reg.store.move_rollout(r.id, expected_revision=1, stage="canary", share=0.1,
+    ...     step=0, evidence=compare_live(ev, policy).to_json())
+    >>> shown = rollouts_view(reg, "churn")["rollouts"][0]
+    >>> shown["stage"], shown["share_percent"], shown["planned_shares"], shown["active"]
+    ('canary', 10.0, [0.1, 0.5], True)
+    >>> live = shown["comparison"]
+    >>> live["verdict"], live["basis"], live["labelled"], live["rows"]
+    ('continue', 'labels', 360, 400)
+    >>> deciding = next(c for c in live["checks"] if c["deciding"])
+    >>> deciding["name"], deciding["estimate"], deciding["low"] < 0 < deciding["high"]
+    ('accuracy_difference', 0.0, True)
+    >>> reg.store.close()
+    """
+    store = registry.store
+    if name is not None and not store.list_versions(name):
+        store.get_version(name)  # names the missing model and the models there are
+    found = store.list_rollouts(name, limit=max(1, min(limit, MAX_ROLLOUTS)))
+    found.sort(key=lambda r: (not r.active, -r.id))  # under way first, then newest first
+    history: dict[int, list[dict[str, Any]]] = {}
+    for model in sorted({r.model_name for r in found}):
+        for e in registry.audit.entries(subject=f"model:{model}", action="rollout_stage",
+                                        limit=_HISTORY):
+            details = e.details
+            if isinstance(details.get("rollout"), int):
+                history.setdefault(details["rollout"], []).append({
+                    "at": e.at, "seq": e.seq, "actor": e.actor, "from": details.get("from"),
+                    "to": details.get("to"), "share": details.get("share"),
+                    "decision": details.get("decision")})
+    return plain({"model": name, "rollouts": [_rollout(r, history.get(r.id, []))
+                                              for r in found]})
+
+
 def audit_view(
     registry: Registry, *, limit: int = 200, action: str | None = None,
     subject: str | None = None,
@@ -334,6 +398,73 @@ def _loop_run(r: LoopRunRecord) -> dict[str, Any]:
     }
 
 
+_CHECKS = (  # (evidence key, what it is, the evidence basis that rests on it, signed)
+    ("accuracy_difference", "accuracy difference, candidate − holder (labelled rows)",
+     "labels", True),
+    ("estimate_difference", "estimated accuracy difference, candidate − holder (calibrated "
+     "confidence, no labels)", "estimate", True),
+    ("agreement", "agreement (share of rows answered alike)", "agreement", False),
+    ("holder_estimate", "holder's estimated accuracy (no labels)", None, False),
+    ("candidate_estimate", "candidate's estimated accuracy (no labels)", None, False),
+    ("error_rate", "candidate error rate (raised or timed out)", "errors", False),
+    ("slow_share", "share of candidate rows slower than max_p99_ms", "latency", False),
+)
+
+
+def _rollout(r: RolloutRecord, history: list[dict[str, Any]]) -> dict[str, Any]:
+    policy = r.policy
+    shares = [s for s in policy.get("shares") or [] if _number(s)]
+    return {
+        "id": r.id, "model": r.model_name, "alias": r.alias,
+        "candidate_version": r.candidate_version, "holder_version": r.holder_version,
+        "stage": r.stage, "active": r.active, "share": r.share,
+        "share_percent": round(100.0 * r.share, 1), "step": r.step,
+        "planned_shares": shares,
+        "policy": {"name": policy.get("policy"), "margin": policy.get("margin"),
+                   "confidence": policy.get("confidence"),
+                   "min_labels": policy.get("min_labels"),
+                   "use_estimate": policy.get("use_estimate"),
+                   "shadow_rows": policy.get("shadow_rows"), "shadow_s": policy.get("shadow_s"),
+                   "step_rows": policy.get("step_rows"), "step_s": policy.get("step_s"),
+                   "max_error_rate": policy.get("max_error_rate"),
+                   "max_p99_ms": policy.get("max_p99_ms"),
+                   "max_duration_s": policy.get("max_duration_s")},
+        "actor": r.actor, "started_at": r.started_at, "stage_started_at": r.stage_started_at,
+        "ended_at": r.ended_at, "decision": r.decision,
+        "comparison": _comparison(r.evidence, r.stage_rows_from),
+        "history": history,
+    }
+
+
+def _comparison(ev: Mapping[str, Any], stage_rows_from: int) -> dict[str, Any] | None:
+    """The live comparison stored by the serving replicas (see
+    :meth:`driftloop.evaluate.live.LiveComparison.to_json`); None before the first judgement."""
+    if not ev or not isinstance(ev, Mapping) or "verdict" not in ev:
+        return None
+    basis = ev.get("basis")
+    checks = []
+    for key, label, rests_on, signed in _CHECKS:
+        found = ev.get(key)
+        if not isinstance(found, Mapping):
+            continue
+        checks.append({"name": key, "label": label, "signed": signed,
+                       "estimate": found.get("mean"), "low": found.get("low"),
+                       "high": found.get("high"), "rows": found.get("rows"),
+                       "deciding": rests_on is not None and rests_on == basis})
+    rows = ev.get("rows")
+    return {
+        "verdict": ev.get("verdict"), "basis": basis, "reason": ev.get("reason"),
+        "rows": rows, "labelled": ev.get("labelled"),
+        "stage_rows": max(0, rows - stage_rows_from) if _number(rows) else None,
+        "checks": checks,
+        "candidate_accuracy_bound": ev.get("candidate_accuracy_bound"),
+        "holder_accuracy": ev.get("holder_accuracy"),
+        "candidate_accuracy": ev.get("candidate_accuracy"),
+        "prediction_shift": ev.get("prediction_shift"),
+        "latency_ms": ev.get("latency_ms") or {},
+    }
+
+
 def _finding(f: Mapping[str, Any]) -> dict[str, Any]:
     # rows and details are left out: they may quote data, and the page needs the message
     columns = list(f.get("columns") or [])
@@ -356,12 +487,14 @@ def _number(value: Any) -> bool:
 
 __all__ = [
     "KEY_METRICS",
+    "MAX_ROLLOUTS",
     "audit_view",
     "loop_view",
     "models_view",
     "monitoring_view",
     "plain",
     "reliability_png",
+    "rollouts_view",
     "verify_view",
     "version_view",
     "window_view",

@@ -191,17 +191,20 @@ const DL = (() => {
     }
   }
 
-  /* Admin actions: promote | rollback | deactivate, with key and reason. */
+  /* Admin actions: promote | rollback | deactivate | abort_rollout, with key and reason. */
   let adminKey = "";
-  function admin({ action, model, version, alias }) {
+  function admin({ action, model, version, alias, rollout }) {
     const dialog = document.getElementById("admin");
     const what = { promote: `Promote ${model} v${version}`, rollback: `Roll back ${model}@${alias}`,
-                   deactivate: `Deactivate ${model}@${alias}` }[action];
+                   deactivate: `Deactivate ${model}@${alias}`,
+                   abort_rollout: `Abort rollout #${rollout} of ${model} v${version}` }[action];
     document.getElementById("admin-title").textContent = what;
     document.getElementById("admin-what").textContent = {
       promote: "Points the alias at this version if every promotion gate passes.",
       rollback: "Points the alias back at the version that held it before.",
       deactivate: "Stops the alias pointing at any version; serving it stops.",
+      abort_rollout: "Stops the rollout now: the holder keeps the alias and answers every " +
+        "request again; the candidate is dropped.",
     }[action];
     document.getElementById("admin-key").value = adminKey;
     const aliasInput = document.getElementById("admin-alias");
@@ -225,6 +228,7 @@ const DL = (() => {
         body.version = version;
         body.force = document.getElementById("admin-force").checked;
       }
+      if (action === "abort_rollout") body.rollout = rollout;
       const headers = { "Content-Type": "application/json" };
       if (adminKey) headers.Authorization = `Bearer ${adminKey}`;
       try {

@@ -37,7 +37,9 @@
         el("span", { class: "muted" }, `${model.task} · ${model.versions.length} version(s) · ` +
           `latest v${model.latest_version}`),
         el("a", { href: `/ui/models/${encodeURIComponent(model.name)}/monitoring` },
-          "Monitoring →")),
+          "Monitoring →"),
+        el("a", { href: `/ui/rollouts?model=${encodeURIComponent(model.name)}` },
+          "Rollouts →")),
       el("p", { class: "sub health-reason" }, model.health.reason),
       w ? el("p", { class: "sub" }, `Latest window #${w.id} (v${w.version}): ${w.rows} rows ` +
         `up to ${time(w.end_at)} · ${w.drifted.length} of ${w.features} features drifted ` +
