@@ -61,10 +61,10 @@ Shadow (``--shadow``)
     the store (the rollout is store state every server of the model follows). Interleaved as
     above; ``summary_shadow`` gives per C the median throughput and p99 of both, the ratios
     of the closed-loop points, then both servers at the *same offered load* (open loop, the
-    Python client paced at half the no-shadow server's best throughput, latency counted from
-    when each request was due): ``paced_p99_ratio`` is the target (holder p99 with shadow
-    within +10 % of without); and how many rows the shadow actually scored (so the figures are
-    known to include the shadow's work).
+    Python client paced at ``--paced-shares`` of the no-shadow server's best throughput,
+    latency counted from when each request was due): ``paced[share].p99_ratio`` is the target
+    (holder p99 with shadow within +10 % of without); and how many rows the shadow actually
+    scored (so the figures are known to include the shadow's work).
 
 How to run (from the repository root; ``apt-get install wrk`` for the C load generator)::
 
@@ -523,7 +523,7 @@ def _shadow_home(home: str, model: str) -> tuple[str, Any]:
                                   weights=registry.artifacts.get_bytes(holder.weights_sha256),
                                   metrics={}, actor="bench", reason="shadow candidate")
     # a shadow that never ends during the run, judged at the default cadence
-    policy = RolloutSettings(shadow_rows=10**9, use_estimate=False, min_labels=10**9)
+    policy = RolloutSettings(shadow_rows=10**9, use_estimate=False, min_labels=10**9, check_s=float(os.environ.get("BENCH_CHECK_S", "2")))
     rollout = start_rollout(registry, model, candidate.version, to="production", policy=policy)
     registry.close()
 
@@ -541,9 +541,10 @@ def _shadow(home: str, model: str, load: _Load, args: argparse.Namespace) -> dic
                _Server(copy, model, 64, True, args, shadow=True)]
     try:
         results = _interleaved(servers, load, args, "serve_shadow", stop=False)
-        # the same offered load for both: half of the no-shadow server's best throughput
-        rate = round(0.5 * max(r["requests_per_s"] for r in results if not r["shadow"]), 1)
-        paced = _paced(servers, load, args, rate)
+        # the same offered load for both: shares of the no-shadow server's best throughput
+        best = max(r["requests_per_s"] for r in results if not r["shadow"])
+        paced = {share: _paced(servers, load, args, round(share * best, 1))
+                 for share in args.paced_shares}
         rows = scored()
     finally:
         for server in servers:
@@ -565,19 +566,22 @@ def _shadow(home: str, model: str, load: _Load, args: argparse.Namespace) -> dic
                                       for c in cs},
             "p99_ratio_by_c": {c: round(median(True, c, "p99_ms") / median(False, c, "p99_ms"),
                                         3) for c in cs},
-            "paced_rate_per_s": rate,
-            "paced_p99_ms_off": _median([r for r in paced if not r["shadow"]], "p99_ms"),
-            "paced_p99_ms_shadow": _median([r for r in paced if r["shadow"]], "p99_ms"),
-            "paced_p99_ratio": round(
-                _median([r for r in paced if r["shadow"]], "p99_ms")
-                / _median([r for r in paced if not r["shadow"]], "p99_ms"), 3),
-            "paced_p50_ratio": round(
-                _median([r for r in paced if r["shadow"]], "p50_ms")
-                / _median([r for r in paced if not r["shadow"]], "p50_ms"), 3),
+            "paced": {share: _paced_summary(rows_of) for share, rows_of in paced.items()},
             "shadow_rows_scored": rows,
             "answered_with_shadow": sum(r["answered"] for r in results if r["shadow"]),
             "errors": sum(r["errors"] for r in results),
             "refused": sum(r["refused"] for r in results)}
+
+
+def _paced_summary(paced: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median p50/p99 off and on at one offered rate, and their ratios (on / off)."""
+    off = [r for r in paced if not r["shadow"]]
+    on = [r for r in paced if r["shadow"]]
+    return {"rate_per_s": paced[0]["rate_per_s"],
+            "p50_ms_off": _median(off, "p50_ms"), "p50_ms_shadow": _median(on, "p50_ms"),
+            "p99_ms_off": _median(off, "p99_ms"), "p99_ms_shadow": _median(on, "p99_ms"),
+            "p50_ratio": round(_median(on, "p50_ms") / _median(off, "p50_ms"), 3),
+            "p99_ratio": round(_median(on, "p99_ms") / _median(off, "p99_ms"), 3)}
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -739,6 +743,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="N > 1: instead of the sweep, compare `driftloop serve --workers N` "
                         "with 1 worker (and the unbatched baseline) for each model")
+    parser.add_argument("--paced-shares", type=float, nargs="+", default=[0.25, 0.5],
+                        help="with --shadow: open-loop rates as shares of the best "
+                        "no-shadow throughput")
     parser.add_argument("--shadow", action="store_true",
                         help="instead of the sweep: shadow on vs off (table models)")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)

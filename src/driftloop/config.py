@@ -376,6 +376,10 @@ class RolloutSettings(BaseModel):
     max_duration_s: float = Field(
         86400.0, gt=0, description="an undecided rollout ends after this, the holder kept")
     check_s: float = Field(2.0, gt=0, description="how often a replica judges the evidence")
+    shadow_batch_ms: float = Field(
+        50.0, ge=0, description="in shadow, how long the candidate's batches wait to fill: "
+        "fewer, larger batches cost the holder's requests less CPU (the candidate's shadow "
+        "latency includes this wait; canary batches wait serve.max_latency_ms)")
 
 
 class LoopSettings(BaseModel):

@@ -258,3 +258,63 @@ def test_monitor_cuts_the_same_windows_from_two_replicas_log_as_from_one(
     assert len(claimed) == len(set(claimed))  # each row in exactly one window
     left = store.unwindowed_predictions(MODEL)
     assert len(claimed) + len(left) == len(rows) and len(left) < WINDOW
+
+
+def test_a_rollout_in_the_store_is_followed_by_both_replicas_alike(cluster):
+    """The rollout is store state: both replicas route the same subject to the same version
+    (the assignment is a hash of the rollout and the subject, not a replica's choice), both
+    write their paired observations into the one store, and an abort reaches both."""
+    from driftloop.config import RolloutSettings
+    from driftloop.registry.rollouts import abort_rollout, start_rollout
+
+    skip = ["metrics", "calibration", "slices", "data_check", "pii", "card", "holder"]
+    registry = Registry.open(Settings.load(overrides={
+        "home": cluster.home, "store_url": cluster.url, "gates": {"skip": skip}},
+        environ={}, cwd=cluster.home))
+    holder = registry.holder(MODEL, "production").version
+    candidate = 2 if holder == 1 else 1
+    # a canary that neither steps nor decides during the test: only the routing is looked at
+    policy = RolloutSettings(shadow_rows=0, shares=[0.5], step_rows=10**9, use_estimate=False,
+                             min_labels=10**9, timeout_ms=60_000, max_p99_ms=60_000,
+                             max_error_rate=0.99, check_s=POLL_S)
+    rollout = start_rollout(registry, MODEL, candidate, to="production", policy=policy,
+                            reason="replica test")
+    rows = table(rows=40, seed=3)
+    bodies = [{"instances": [{"age": float(r["age"]), "city": r["city"]}], "ids": [f"s-{i}"]}
+              for i, r in enumerate(rows.to_dict(orient="records"))]
+
+    def versions(url: str) -> list[int]:
+        with httpx.Client(base_url=url, headers=cluster.headers(), timeout=30) as client:
+            out = []
+            for body in bodies:
+                answer = client.post(f"/v1/models/{MODEL}/predict", json=body)
+                assert answer.status_code == 200, answer.text
+                out.append(answer.json()["version"])
+            return out
+
+    try:
+        for replica in cluster.replicas:
+            _wait(lambda r=replica: set(versions(r.url)) == {holder, candidate},
+                  POLL_S + SLACK_S, f"replica {replica.name} in canary")
+        a, b = (versions(r.url) for r in cluster.replicas)
+        assert a == b  # each subject answered by the same version on either replica
+        assert 0.2 < a.count(candidate) / len(a) < 0.8
+        _wait(lambda: _observers(registry, rollout.id) == {"a", "b"}, 10,
+              "observations from both replicas")
+    finally:
+        abort_rollout(registry, MODEL, "production", reason="replica test over")
+    for replica in cluster.replicas:
+        _wait(lambda r=replica: set(versions(r.url)) == {holder}, POLL_S + SLACK_S,
+              f"replica {replica.name} back on the holder only")
+    registry.close()
+
+
+def _observers(registry: Registry, rollout_id: int) -> set[str]:
+    """The replicas that wrote observations of the rollout (as the servers wrote them)."""
+    from sqlalchemy import select
+
+    from driftloop.store.tables import RolloutObservation
+
+    with registry.store.session(write=False) as session:
+        return set(session.scalars(select(RolloutObservation.replica).where(
+            RolloutObservation.rollout_id == rollout_id).distinct()))

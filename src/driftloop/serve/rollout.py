@@ -51,7 +51,7 @@ from driftloop.serve.batcher import QueueFull
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.prediction_log import PredictionLog, row_ids
 from driftloop.serve.swap import ModelSlot, ServedModel
-from driftloop.store import RolloutRecord, Store, utcnow
+from driftloop.store import EvidenceCursor, RolloutRecord, Store, utcnow
 
 logger = logging.getLogger("driftloop.serve")
 ACTOR = "driftloop-rollout"
@@ -184,6 +184,7 @@ def next_move(rollout: RolloutRecord, comparison: LiveComparison, policy: Rollou
     return None
 
 
+FRESH_READ_S = 600.0  # reread a rollout's whole evidence this often (rows committed late)
 JUDGE_SHARE = 10.0  # wait >= 10 x the last judgement's duration: judging costs <= ~10 %
 
 
@@ -201,6 +202,8 @@ class RolloutDriver:
         self._judged_at = 0.0
         self._pending: set[asyncio.Task[None]] = set()
         self._judge_cost = 0.0  # seconds to wait at least between judgements
+        self._cursor: EvidenceCursor | None = None  # what this replica has read of the evidence
+        self._cursor_at = 0.0
         self._policy_of: tuple[tuple[int, int] | None, RolloutSettings] = (
             None, RolloutSettings())
 
@@ -363,12 +366,21 @@ class RolloutDriver:
                 return
         self.rollout = record
         policy = self._policy()
+        self._tune(self.candidate, record.stage, policy)
         if time.monotonic() - self._judged_at >= max(policy.check_s, self._judge_cost):
             started = self._judged_at = time.monotonic()
             await self.judge(record, policy)
             # a judgement rereads every observation (labels arrive for old rows at any time):
             # a long rollout is judged less often so that it takes at most a tenth of the time
             self._judge_cost = JUDGE_SHARE * (time.monotonic() - started)
+
+    def _tune(self, candidate: ServedModel, stage: str, policy: RolloutSettings) -> None:
+        """Shadow batches wait ``shadow_batch_ms`` and hold 4x the rows; canary ones are the
+        server's (the candidate then answers clients)."""
+        shadow = stage == "shadow"
+        wait_ms = policy.shadow_batch_ms if shadow else self.settings.max_latency_ms
+        candidate.batcher.max_latency_s = max(wait_ms, self.settings.max_latency_ms) / 1000.0
+        candidate.batcher.max_batch_size = self.settings.max_batch_size * (4 if shadow else 1)
 
     def _drop(self) -> None:
         if self.candidate is not None:
@@ -378,7 +390,12 @@ class RolloutDriver:
     async def judge(self, record: RolloutRecord, policy: RolloutSettings) -> None:
         """Compare the versions on the evidence so far; move the stage when called for."""
         try:
-            evidence = await asyncio.to_thread(self.store.rollout_evidence, record.id)
+            now = time.monotonic()
+            if (self._cursor is None or self._cursor.rollout_id != record.id
+                    or now - self._cursor_at > FRESH_READ_S):
+                self._cursor, self._cursor_at = EvidenceCursor(record.id), now
+            evidence = await asyncio.to_thread(self.store.rollout_evidence, record.id,
+                                               self._cursor)
             comparison = compare_live(evidence, policy)
         except Exception as exc:  # noqa: BLE001 - judge again at the next check
             self.error = logged_error(logger, f"cannot judge rollout {record.id}", exc)

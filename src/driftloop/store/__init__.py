@@ -36,7 +36,7 @@ from driftloop.store.records import (
     RunRecord,
     VersionRecord,
 )
-from driftloop.store.rollouts import RolloutEvidence, RolloutRecord
+from driftloop.store.rollouts import EvidenceCursor, RolloutEvidence, RolloutRecord
 
 __all__ = [
     "ALIAS_ACTIONS",
@@ -54,6 +54,7 @@ __all__ = [
     "AuditRecord",
     "ChainReport",
     "DatasetRecord",
+    "EvidenceCursor",
     "EventHook",
     "MoveHook",
     "ReportRecord",
