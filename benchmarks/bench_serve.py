@@ -523,7 +523,7 @@ def _shadow_home(home: str, model: str) -> tuple[str, Any]:
                                   weights=registry.artifacts.get_bytes(holder.weights_sha256),
                                   metrics={}, actor="bench", reason="shadow candidate")
     # a shadow that never ends during the run, judged at the default cadence
-    policy = RolloutSettings(shadow_rows=10**9, use_estimate=False, min_labels=10**9, check_s=float(os.environ.get("BENCH_CHECK_S", "2")))
+    policy = RolloutSettings(shadow_rows=10**9, use_estimate=False, min_labels=10**9)
     rollout = start_rollout(registry, model, candidate.version, to="production", policy=policy)
     registry.close()
 
