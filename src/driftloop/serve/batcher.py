@@ -118,6 +118,15 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftloop-infer")
+        self._busy = False  # a batch is in the inference thread
+        # (yield_to, max_defer_s): run a batch only while that batcher is idle, waiting at
+        # most max_defer_s for it; a shadow model yields to the model that answers clients
+        self.yield_to: tuple[Batcher, float] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch running."""
+        return not self._busy and not self._queued
 
     @property
     def queued(self) -> int:
@@ -188,6 +197,15 @@ class Batcher:
                 timer.cancel()
             self._waiter, self._idle = None, False
 
+    async def _defer(self) -> None:
+        """Wait (polling every millisecond) until ``yield_to`` is idle, at most its bound."""
+        if self.yield_to is None or self._closing:
+            return
+        other, max_defer_s = self.yield_to
+        deadline = time.monotonic() + max_defer_s
+        while not other.idle and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -200,6 +218,7 @@ class Batcher:
                 remaining = self._pending[0].queued_at + self.max_latency_s - time.monotonic()
                 if remaining > 0:
                     await self._sleep(remaining)
+            await self._defer()
             reason = "full" if self._queued >= self.max_batch_size else "timeout"
             batch: list[_Item] = []
             size = 0
@@ -213,6 +232,7 @@ class Batcher:
             if not batch:
                 continue
             started = time.monotonic()
+            self._busy = True
             try:
                 out = await loop.run_in_executor(self._executor, self.infer,
                                                  [i.rows for i in batch])
@@ -221,6 +241,8 @@ class Batcher:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
+            finally:
+                self._busy = False
             offset = 0
             for item in batch:
                 if not item.future.done():

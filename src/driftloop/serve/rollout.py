@@ -375,12 +375,18 @@ class RolloutDriver:
             self._judge_cost = JUDGE_SHARE * (time.monotonic() - started)
 
     def _tune(self, candidate: ServedModel, stage: str, policy: RolloutSettings) -> None:
-        """Shadow batches wait ``shadow_batch_ms`` and hold 4x the rows; canary ones are the
-        server's (the candidate then answers clients)."""
+        """Shadow batches wait ``shadow_batch_ms``, hold 4x the rows and yield to the holder's
+        batches; canary ones are the server's (the candidate then answers clients)."""
         shadow = stage == "shadow"
         wait_ms = policy.shadow_batch_ms if shadow else self.settings.max_latency_ms
-        candidate.batcher.max_latency_s = max(wait_ms, self.settings.max_latency_ms) / 1000.0
-        candidate.batcher.max_batch_size = self.settings.max_batch_size * (4 if shadow else 1)
+        batcher = candidate.batcher
+        batcher.max_latency_s = max(wait_ms, self.settings.max_latency_ms) / 1000.0
+        batcher.max_batch_size = self.settings.max_batch_size * (4 if shadow else 1)
+        holder = self.slot.current
+        # in shadow the candidate's batches also wait (up to shadow_batch_ms more) for the
+        # holder's batcher to be idle: its CPU time comes out of the holder's gaps
+        batcher.yield_to = ((holder.batcher, policy.shadow_batch_ms / 1000.0)
+                            if shadow and holder is not None else None)
 
     def _drop(self) -> None:
         if self.candidate is not None:
