@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -208,6 +208,21 @@ class GateSettings(BaseModel):
         return self
 
 
+class OutputPolicy(BaseModel):
+    """What a classification answer shows the client (the prediction log keeps it all).
+
+    ``full``: every class's probability; ``rounded``: rounded to ``decimals``; ``top_k``: the
+    ``k`` most probable classes with their probabilities (rounded), no full vector; ``label``:
+    the predicted class only. Less output costs clients information and buys resistance to
+    model extraction and membership inference, which feed on exact probabilities."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["full", "rounded", "top_k", "label"] = Field(
+        "full", description="full, rounded, top_k or label")
+    k: int = Field(1, ge=1, le=100, description="classes shown by top_k")
+    decimals: int = Field(2, ge=0, le=6, description="decimals of rounded and top_k")
+
+
 class ServeSettings(BaseModel):
     """``serve:``: defaults of ``driftloop serve`` (the HTTP model server)."""
 
@@ -247,6 +262,31 @@ class ServeSettings(BaseModel):
         "", max_length=64, description="this replica's name in the prediction log (empty: "
         "host:pid, distinct per process)"
     )
+    rate_limit: str | None = Field(
+        None, description="requests each API key (or the open loopback client) may send to "
+        "the predict endpoints, e.g. '20/second;1000/hour' (per replica; over it: 429)")
+    row_budget: str | None = Field(
+        None, description="instances each API key may have predicted, e.g. '100000/day' (a "
+        "query budget against model extraction; per replica; over it: 429, audited)")
+    output: OutputPolicy = Field(
+        default_factory=lambda: OutputPolicy(), description="what a classification answer "
+        "shows: full probabilities, rounded ones, the top k classes, or the label only")
+    output_by_model: dict[str, OutputPolicy] = Field(
+        default_factory=dict, description="the output policy of named models (others: output)")
+
+    @field_validator("rate_limit", "row_budget")
+    @classmethod
+    def _limits(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a limit such as '20/second' or "
+                             "'100000/day;2000/minute'") from None
+        return value
 
 
 class DriftSettings(BaseModel):

@@ -59,6 +59,22 @@ def served_model(tmp_path_factory: pytest.TempPathFactory,
     return Served(settings, registry, frame.drop(columns=["target"]), frame["target"])
 
 
+def own_copy(served: Served, home: Any, request: pytest.FixtureRequest, why: str) -> Served:
+    """The served model (v1, promoted) in a store of its own at ``home``: once a key was
+    created, a store stays closed for good, so a test creating keys must not close the
+    session's shared store."""
+    settings = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+                             environ={}, cwd=home)
+    registry = Registry.open(settings)
+    source = served.registry
+    record = source.get(MODEL, 1)
+    registry.register(MODEL, run_id=None, bundle=source.bundle(record),
+                      weights=source.artifacts.get_bytes(record.weights_sha256), metrics={},
+                      actor="test", reason=why)
+    registry.promote(MODEL, 1, to="production", force=True, reason="test bootstrap")
+    return Served(settings, registry, served.frame, served.target)
+
+
 def instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-able instances of feature rows."""
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}

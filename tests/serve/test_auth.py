@@ -10,13 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from driftloop.config import Settings
-from driftloop.registry import Registry
 from driftloop.serve.auth import create_key, hash_key, list_keys, revoke_key
 from driftloop.store.tables import ApiKey
-from pg_server import store_overrides
 
-from .conftest import MODEL, Served, instances, start_server
+from .conftest import MODEL, Served, instances, own_copy, start_server
 
 pytestmark = pytest.mark.slow
 OPEN, PREDICT, FEEDBACK, ADMIN = "open", "predict", "feedback", "admin"
@@ -25,20 +22,11 @@ OPEN, PREDICT, FEEDBACK, ADMIN = "open", "predict", "feedback", "admin"
 @pytest.fixture(scope="module")
 def own_store(served_model: Served, tmp_path_factory: pytest.TempPathFactory,
               request: pytest.FixtureRequest) -> Iterator[Served]:
-    """The served model in a store of its own: once a key was created, a store stays closed
-    for good, so the matrix must not close the session's shared store."""
-    home = tmp_path_factory.mktemp("auth-home")
-    settings = Settings.load(overrides={"home": str(home), **store_overrides(request)},
-                             environ={}, cwd=home)
-    registry = Registry.open(settings)
-    source = served_model.registry
-    record = source.get(MODEL, 1)
-    registry.register(MODEL, run_id=None, bundle=source.bundle(record),
-                      weights=source.artifacts.get_bytes(record.weights_sha256), metrics={},
-                      actor="test", reason="the auth matrix's own store")
-    registry.promote(MODEL, 1, to="production", force=True, reason="test bootstrap")
-    yield Served(settings, registry, served_model.frame, served_model.target)
-    registry.close()
+    """The served model in a store of its own (the matrix creates keys)."""
+    copy = own_copy(served_model, tmp_path_factory.mktemp("auth-home"), request,
+                    "the auth matrix's own store")
+    yield copy
+    copy.registry.close()
 
 
 @pytest.fixture(scope="module")

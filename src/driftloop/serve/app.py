@@ -41,7 +41,9 @@ from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull, rows_len
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
 from driftloop.serve.metrics import ServeMetrics
+from driftloop.serve.output_policy import shown
 from driftloop.serve.prediction_log import PredictionLog, row_ids
+from driftloop.serve.quota import QueryBudget
 from driftloop.serve.rollout import RolloutDriver, RolloutLog
 from driftloop.serve.swap import ModelSlot, ServedModel
 from driftloop.serve.validation import MAX_ID_CHARS, RequestInvalid, subject_ids
@@ -79,6 +81,8 @@ _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or r
         403: "The key's role may not call this endpoint.", 404: "No such model is served here.",
         413: "The body, or the number of instances, is over the limit.",
         422: "The body does not match the model's schema (the fields at fault are named).",
+        429: "The API key is over its rate limit or row budget (serve.rate_limit, "
+             "serve.row_budget); retry after Retry-After seconds.",
         503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
 _FEEDBACK_WHY = {
     404: "A request id that no prediction returned (code unknown_request; the message names "
@@ -107,6 +111,9 @@ _PREDICTED = {"type": "object", "required": ["model", "version", "predictions", 
                   "predictions": {"type": "array"},
                   "probabilities": {"type": "array",
                                     "items": {"type": "array", "items": {"type": "number"}}},
+                  "top_k": {"type": "array", "items": {"type": "array", "items": {
+                      "type": "object", "properties": {"class": {},
+                                                       "probability": {"type": "number"}}}}},
                   "request_id": {"type": "string"},
                   "request_ids": {"type": "array", "items": {"type": "string"}}}}
 _INFERRED = {"type": "object", "required": ["model_name", "model_version", "id", "outputs"],
@@ -129,7 +136,7 @@ _RELOADED = {"type": "object", "required": ["models", "replicas", "replica"], "p
     "models": {"type": "object", "additionalProperties": {"type": "object", "properties": {
         "version": {"type": ["integer", "null"]}, "swapped": {"type": "boolean"},
         "generation": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}}}}}}
-_PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 503)
+_PREDICT_ANSWERS = _answers(200, _PREDICTED, 400, 401, 403, 404, 413, 422, 429, 503)
 
 
 def replica_name(instance: str = "") -> str:
@@ -251,6 +258,9 @@ def create_app(
                          key=pii_key(cfg.pii_hash_key, registry.artifacts))
            if cfg.log_predictions else None)
 
+    budget = QueryBudget(cfg.rate_limit, cfg.row_budget)
+    audited_over: set[tuple[str, str, int]] = set()  # (key, limit, window): audited once
+
     # a model served at its alias follows that alias's rollouts (a pinned version does not)
     rollout_log = RolloutLog(registry.store, metrics=metrics, max_rows=cfg.log_buffer,
                              flush_ms=cfg.log_flush_ms, replica=replica)
@@ -320,6 +330,31 @@ def create_app(
                            {"WWW-Authenticate": "Bearer"})
         raise Refused(403, "forbidden", f"this API key's role may not call an endpoint that "
                        f"needs role '{role}'.")
+
+    async def spend(secret: str | None, name: str, instances: Any) -> None:
+        """Count the request against its key's rate limit and row budget; 429 past them (the
+        first refusal of a key in a window is audited)."""
+        if not budget.active:
+            return
+        who = key_source(secret)
+        over = budget.check(who, len(instances) if isinstance(instances, list) else 1)
+        if over is None:
+            return
+        metrics.rate_limited.labels(name, over.kind).inc()
+        mark = (who, over.limit, over.window_reset)
+        if mark not in audited_over:
+            audited_over.add(mark)
+            await asyncio.to_thread(registry.audit.append, f"api_key:{who}",
+                                    "query_budget_exceeded", f"model:{name}",
+                                    {"kind": over.kind, "limit": over.limit})
+        what = "requests" if over.kind == "requests" else "instances predicted"
+        setting = "serve.rate_limit" if over.kind == "requests" else "serve.row_budget"
+        raise Refused(429, "rate_limited", f"this API key is over its limit of {over.limit} "
+                      f"{what} ({setting}); retry after {over.retry_after_s} s.",
+                      {"Retry-After": str(over.retry_after_s)})
+
+    def policy_of(name: str) -> Any:
+        return cfg.output_by_model.get(name, cfg.output)
 
     async def read_json(request: Request) -> Any:
         length = request.headers.get("content-length")
@@ -402,6 +437,7 @@ def create_app(
         slot = slot_of(name)
         body = await read_json(request)
         instances = field(body, "instances")
+        await spend(secret, name, instances)
         served = served_of(slot)
         columns = (served.validator.columns_from_instances(instances)
                    if served.validator is not None else None)
@@ -410,7 +446,8 @@ def create_app(
         key = next((s for s in subjects or () if s is not None), None)
         answer, n, used = await run(served, columns, instances, rid, key)
         ids = log_rows(used, rid, columns, answer, n, subjects=subjects)
-        out: dict[str, Any] = {"model": name, "version": used.version, **answer,
+        out: dict[str, Any] = {"model": name, "version": used.version,
+                               **shown(answer, used.loaded.bundle.classes, policy_of(name)),
                                "request_id": rid}
         if len(ids) > 1:
             out["request_ids"] = ids
@@ -418,7 +455,7 @@ def create_app(
 
     @app.post("/v2/models/{name}/infer", openapi_extra={"requestBody": _INFER_BODY},
               tags=["predict"], responses=_answers(200, _INFERRED, 400, 401, 403, 404, 413,
-                                                   422, 503))
+                                                   422, 429, 503))
     async def infer(name: str, request: Request, secret: PresentedKey) -> Response:
         """Predict in the KServe/Triton V2 JSON shape: one input tensor per feature."""
         await require(secret, "predict")
@@ -430,6 +467,7 @@ def create_app(
             raise RequestInvalid("this model takes arrays; use /v1/models/{name}/predict.",
                                  code="unsupported", fields=["inputs"])
         columns = served.validator.columns_from_v2(inputs)
+        await spend(secret, name, next(iter(columns.values()), []))
         # the request id is the server's, so two clients can never collide; the client's own
         # id is echoed (the V2 protocol) and kept in the log as its reference, under its key
         rid = uuid.uuid4().hex
@@ -437,6 +475,7 @@ def create_app(
         client_id = body.get("id") if isinstance(body.get("id"), str) else None
         ref = None if client_id is None else f"{key_source(secret)}:{client_id[:64]}"
         log_rows(served, rid, columns, answer, n, client_ref=ref)
+        answer = shown(answer, served.loaded.bundle.classes, policy_of(name))
         preds = answer["predictions"]
         kind = "BYTES" if preds and isinstance(preds[0], str) else "FP64"
         outputs = [{"name": "predictions", "shape": [len(preds)], "datatype": kind,
@@ -445,6 +484,14 @@ def create_app(
             probs = answer["probabilities"]
             outputs.append({"name": "probabilities", "shape": [len(probs), len(probs[0])],
                             "datatype": "FP64", "data": [p for row in probs for p in row]})
+        if "top_k" in answer:  # two [N, k] tensors: the classes and their probabilities
+            top = answer["top_k"]
+            k = len(top[0]) if top else 0
+            outputs += [{"name": "top_k_classes", "shape": [len(top), k], "datatype": "BYTES",
+                         "data": [str(c["class"]) for row in top for c in row]},
+                        {"name": "top_k_probabilities", "shape": [len(top), k],
+                         "datatype": "FP64", "data": [c["probability"] for row in top
+                                                      for c in row]}]
         out = {"model_name": name, "model_version": str(served.version),
                "id": rid if client_id is None else client_id,
                "parameters": {"request_id": rid}, "outputs": outputs}

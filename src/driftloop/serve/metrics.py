@@ -72,6 +72,9 @@ class ServeMetrics:
             "driftloop_rollout_answers", "rows answered during a rollout, by stage and by the "
             "role of the version whose answer was returned", ["model", "stage", "role"],
             registry=r)
+        self.rate_limited = Counter(
+            "driftloop_rate_limited", "predict requests refused with 429 by a key's rate "
+            "limit (kind requests) or row budget (kind rows)", ["model", "kind"], registry=r)
         self.rollout_failures = Counter(
             "driftloop_rollout_candidate_failures", "rows a rollout's candidate failed (error, "
             "timeout) or skipped (overloaded); no client request fails because of them",
