@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from driftloop.config import ServeSettings
+from driftloop.config import OutputPolicy, ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.errors import logged_error
@@ -343,6 +343,8 @@ def create_app(
         metrics.rate_limited.labels(name, over.kind).inc()
         mark = (who, over.limit, over.window_reset)
         if mark not in audited_over:
+            now = time.time()  # windows already over need no mark: the set stays small
+            audited_over.difference_update([m for m in audited_over if m[2] < now])
             audited_over.add(mark)
             await asyncio.to_thread(registry.audit.append, f"api_key:{who}",
                                     "query_budget_exceeded", f"model:{name}",
@@ -353,7 +355,7 @@ def create_app(
                       f"{what} ({setting}); retry after {over.retry_after_s} s.",
                       {"Retry-After": str(over.retry_after_s)})
 
-    def policy_of(name: str) -> Any:
+    def policy_of(name: str) -> OutputPolicy:
         return cfg.output_by_model.get(name, cfg.output)
 
     async def read_json(request: Request) -> Any:

@@ -370,8 +370,8 @@ class RolloutDriver:
         if time.monotonic() - self._judged_at >= max(policy.check_s, self._judge_cost):
             started = self._judged_at = time.monotonic()
             await self.judge(record, policy)
-            # a judgement rereads every observation (labels arrive for old rows at any time):
-            # a long rollout is judged less often so that it takes at most a tenth of the time
+            # comparing (and now and then rereading) grows with the rollout: a long one is
+            # judged less often, so that judging takes at most about a tenth of the time
             self._judge_cost = JUDGE_SHARE * (time.monotonic() - started)
 
     def _tune(self, candidate: ServedModel, stage: str, policy: RolloutSettings) -> None:

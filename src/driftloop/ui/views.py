@@ -411,6 +411,10 @@ _CHECKS = (  # (evidence key, what it is, the evidence basis that rests on it, s
 )
 
 
+_POLICY_SHOWN = ("margin", "confidence", "min_labels", "use_estimate", "shadow_rows", "shadow_s",
+                 "step_rows", "step_s", "max_error_rate", "max_p99_ms", "max_duration_s")
+
+
 def _rollout(r: RolloutRecord, history: list[dict[str, Any]]) -> dict[str, Any]:
     policy = r.policy
     shares = [s for s in policy.get("shares") or [] if _number(s)]
@@ -420,15 +424,8 @@ def _rollout(r: RolloutRecord, history: list[dict[str, Any]]) -> dict[str, Any]:
         "stage": r.stage, "active": r.active, "share": r.share,
         "share_percent": round(100.0 * r.share, 1), "step": r.step,
         "planned_shares": shares,
-        "policy": {"name": policy.get("policy"), "margin": policy.get("margin"),
-                   "confidence": policy.get("confidence"),
-                   "min_labels": policy.get("min_labels"),
-                   "use_estimate": policy.get("use_estimate"),
-                   "shadow_rows": policy.get("shadow_rows"), "shadow_s": policy.get("shadow_s"),
-                   "step_rows": policy.get("step_rows"), "step_s": policy.get("step_s"),
-                   "max_error_rate": policy.get("max_error_rate"),
-                   "max_p99_ms": policy.get("max_p99_ms"),
-                   "max_duration_s": policy.get("max_duration_s")},
+        "policy": {"name": policy.get("policy"),
+                   **{key: policy.get(key) for key in _POLICY_SHOWN}},
         "actor": r.actor, "started_at": r.started_at, "stage_started_at": r.stage_started_at,
         "ended_at": r.ended_at, "decision": r.decision,
         "comparison": _comparison(r.evidence, r.stage_rows_from),
