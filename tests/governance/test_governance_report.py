@@ -15,6 +15,7 @@ import pytest
 from driftloop.cli import main
 from driftloop.config import Settings
 from driftloop.governance.erasure import erase_subject
+from driftloop.governance.iso42001 import CONTROLS
 from driftloop.governance.report import SUBCATEGORIES, governance_report
 from driftloop.registry import ModelBundle, Registry
 from driftloop.registry.aliases import deactivate
@@ -47,10 +48,20 @@ def test_a_bare_store_reports_gaps_with_the_commands_that_close_them(tmp_path: P
     assert by_id["MEASURE 2.4"].produce == "driftloop monitor --model credit"
     assert by_id["MEASURE 2.1"].produce == "driftloop evaluate credit:1 DATA"
     assert by_id["GOVERN 1.4"].status == "evidence"  # the registration itself is audited
-    assert report.counts()["gap"] == len(report.gaps) >= 10
+    assert report.counts()["gap"] >= 10
+    assert report.counts()["gap"] + report.control_counts()["gap"] == len(report.gaps)
+    controls = {i.id: i for i in report.controls}
+    assert [i.id for i in report.controls] == [c.id for c in CONTROLS]
+    for control in ("A.5.4", "A.6.2.4", "A.6.2.6", "A.7.4", "A.7.5", "A.8.4"):
+        assert controls[control].status == "gap" and controls[control].produce, control
+    assert controls["A.5.4"].produce == "driftloop evaluate credit:1 --privacy"
+    assert controls["A.7.4"].produce == "driftloop data check DATA --target COL --deep"
+    assert controls["A.6.2.8"].status == "evidence"  # the audit chain holds the registration
     md = report.to_markdown()
-    assert "## MEASURE 2.4 — gap" in md and "`driftloop monitor --model credit`" in md
-    assert "Not served by driftloop" in md
+    assert "### MEASURE 2.4 — gap" in md and "`driftloop monitor --model credit`" in md
+    assert "## ISO/IEC 42001:2023 Annex A" in md and "### A.6.2.6 — gap" in md
+    assert "NIST AI RMF 1.0: not served by driftloop" in md
+    assert "**A.10 (A.10.2-A.10.4)**" in md
 
 
 def test_slices_too_small_to_rank_are_a_gap_not_fairness_evidence(tmp_path: Path) -> None:
@@ -156,6 +167,14 @@ def test_after_training_and_operation_the_evidence_is_listed(trained: Registry) 
     assert "1 of 1 webhook deliveries succeeded" in text["MANAGE 4.3"]
     assert "audit chain: all" in text["GOVERN 1.4"]
 
+    controls = {i.id: " ".join(i.evidence) for i in report.controls}
+    assert "2 monitor window(s)" in controls["A.6.2.6"]  # the same evidence as MEASURE 2.4
+    assert "train dataset" in controls["A.7.5"] and "test dataset" in controls["A.7.5"]
+    assert "1 erasure request(s) audited" in controls["A.7.2"]
+    assert "forced past failed gates" in controls["A.6.2.5"]
+    assert "code commit" in controls["A.4.4"] and "torch" in controls["A.4.4"]
+    assert "audit chain of" in controls["A.6.2.8"]
+
     page = report.to_html()
     assert page.startswith("<!doctype html>") and "<script" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no CDN, nothing remote
@@ -178,7 +197,10 @@ def test_cli_formats_output_file_and_exit_codes(tmp_path: Path, monkeypatch, cap
     registry = _bare(tmp_path)
     monkeypatch.setenv("DRIFTLOOP_HOME", registry.settings.home)
     code, out, _ = _cli(capsys, "report", "governance", "credit", "--json")
-    assert code == 0 and json.loads(out)["counts"]["gap"] >= 10
+    body = json.loads(out)
+    assert code == 0 and body["counts"]["gap"] >= 10
+    assert body["iso_42001"]["framework"] == "ISO/IEC 42001:2023 Annex A"
+    assert {c["id"] for c in body["iso_42001"]["controls"]} == {c.id for c in CONTROLS}
     code, _, err = _cli(capsys, "report", "governance", "credit", "--format", "html",
                         "--output", "gov.html")
     assert code == 0 and "gap(s)" in err

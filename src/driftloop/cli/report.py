@@ -34,10 +34,11 @@ def report_governance_cmd(
         TextFormat.md),
     output: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
     fail_on_gap: Annotated[bool, typer.Option(
-        "--fail-on-gap", help="Exit 1 when a subcategory has no evidence.")] = False,
+        "--fail-on-gap", help="Exit 1 when a subcategory or control has no evidence.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Map NIST AI RMF 1.0 subcategories to live evidence in the store; list the gaps."""
+    """Map NIST AI RMF 1.0 subcategories and ISO/IEC 42001 Annex A controls to live evidence
+    in the store; list the gaps."""
     from driftloop.governance.report import governance_report
 
     with open_registry() as registry:
@@ -52,7 +53,7 @@ def report_governance_cmd(
         err.print(f"governance report written to {output} ({c['evidence']} with evidence, "
                   f"{c['gap']} gap(s), {c['attention']} needing attention)")
     if fail_on_gap and report.gaps:
-        raise CheckFailed(f"{len(report.gaps)} subcategory(ies) without evidence: "
+        raise CheckFailed(f"{len(report.gaps)} subcategory(ies) or control(s) without evidence: "
                           + ", ".join(i.id for i in report.gaps))
 
 

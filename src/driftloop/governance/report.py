@@ -75,7 +75,8 @@ class Item:
 
 @dataclass(frozen=True)
 class GovernanceReport:
-    """The subcategories of :data:`SUBCATEGORIES` for one model, with their live evidence.
+    """The subcategories of :data:`SUBCATEGORIES` and the controls of
+    :data:`driftloop.governance.iso42001.CONTROLS` for one model, with their live evidence.
 
     Attributes
     ----------
@@ -84,7 +85,9 @@ class GovernanceReport:
     alias, holder
         The served alias (``serve.alias``) and the version holding it (None: none does).
     items
-        One per subcategory, in the order of :data:`SUBCATEGORIES`.
+        One per NIST AI RMF subcategory, in the order of :data:`SUBCATEGORIES`.
+    controls
+        One per ISO/IEC 42001 Annex A control served, in the order of ``CONTROLS``.
     """
 
     model: str
@@ -94,88 +97,124 @@ class GovernanceReport:
     generated_at: datetime
     items: list[Item]
     not_served: list[tuple[str, str]] = field(default_factory=list)
+    controls: list[Item] = field(default_factory=list)
+    controls_not_served: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def gaps(self) -> list[Item]:
-        return [i for i in self.items if i.status == "gap"]
+        """Subcategories and controls without evidence."""
+        return [i for i in [*self.items, *self.controls] if i.status == "gap"]
 
     def counts(self) -> dict[str, int]:
-        """Items per status."""
-        found = Counter(i.status for i in self.items)
-        return {status: found.get(status, 0) for status in STATUSES}
+        """NIST subcategories per status."""
+        return _counts(self.items)
+
+    def control_counts(self) -> dict[str, int]:
+        """ISO/IEC 42001 controls per status."""
+        return _counts(self.controls)
 
     def to_json(self) -> dict[str, Any]:
+        from driftloop.governance.iso42001 import FRAMEWORK
+
         return {
-            "framework": "NIST AI RMF 1.0 (NIST AI 100-1)", "model": self.model,
+            "framework": NIST, "model": self.model,
             "version": self.version, "alias": self.alias, "holder": self.holder,
             "generated_at": self.generated_at.isoformat(), "counts": self.counts(),
             "items": [i.to_json() for i in self.items],
             "not_served": [{"id": i, "why": why} for i, why in self.not_served],
+            "iso_42001": {
+                "framework": FRAMEWORK, "counts": self.control_counts(),
+                "controls": [i.to_json() for i in self.controls],
+                "not_served": [{"id": i, "why": why} for i, why in self.controls_not_served],
+            },
         }
 
+    def _sections(self) -> list[tuple[str, str, str, list[Item], list[tuple[str, str]]]]:
+        from driftloop.governance.iso42001 import FRAMEWORK
+
+        return [("NIST AI RMF 1.0", "subcategories", "subcategory", self.items, self.not_served),
+                (FRAMEWORK, "controls", "control", self.controls, self.controls_not_served)]
+
     def to_markdown(self) -> str:
-        """The report as Markdown."""
-        c = self.counts()
-        lines = [
-            f"# Governance report: {self.model} v{self.version}", "",
-            f"NIST AI RMF 1.0 subcategories that driftloop serves, with the evidence in the store "
-            f"on {self.generated_at:%Y-%m-%d %H:%M} UTC. {self._served()}", "",
-            f"**{c['evidence']} with evidence · {c['gap']} gap(s) · {c['attention']} needing "
-            "attention.** A gap is not claimed; it names the command that produces the evidence.",
-            "", "| subcategory | status | evidence |", "|---|---|---|",
-        ]
-        lines += [f"| {i.id} | {i.status} | {_md(i.evidence[0]) if i.evidence else '-'} |"
-                  for i in self.items]
-        for i in self.items:
-            lines += ["", f"## {i.id} — {i.status}", "", f"> {i.statement}", "",
-                      f"How driftloop serves it: {i.serves}", ""]
-            lines += [f"- {_md(line)}" for line in i.evidence] or ["- no evidence in the store"]
-            if i.produce:
-                lines += ["", f"To produce the evidence: `{i.produce}`"]
-        lines += ["", "## Not served by driftloop", ""]
-        lines += [f"- **{i}**: {why}" for i, why in self.not_served]
+        """The report as Markdown: the NIST section, then the ISO/IEC 42001 one."""
+        lines = [f"# Governance report: {self.model} v{self.version}", "",
+                 f"The evidence in the store on {self.generated_at:%Y-%m-%d %H:%M} UTC. "
+                 f"{self._served()} A gap is not claimed; it names the command that produces "
+                 "the evidence."]
+        for framework, plural, noun, items, not_served in self._sections():
+            c = _counts(items)
+            lines += [
+                "", f"## {framework}", "",
+                f"{framework} {plural} that driftloop serves: **{c['evidence']} with evidence · "
+                f"{c['gap']} gap(s) · {c['attention']} needing attention.**",
+                "", f"| {noun} | status | evidence |", "|---|---|---|",
+            ]
+            lines += [f"| {i.id} | {i.status} | {_md(i.evidence[0]) if i.evidence else '-'} |"
+                      for i in items]
+            for i in items:
+                lines += ["", f"### {i.id} — {i.status}", "", f"> {i.statement}", "",
+                          f"How driftloop serves it: {i.serves}", ""]
+                lines += [f"- {_md(line)}" for line in i.evidence] or [
+                    "- no evidence in the store"]
+                if i.produce:
+                    lines += ["", f"To produce the evidence: `{i.produce}`"]
+            lines += ["", f"### {framework}: not served by driftloop", ""]
+            lines += [f"- **{i}**: {why}" for i, why in not_served]
         return "\n".join(lines) + "\n"
 
     def to_html(self) -> str:
         """The report as one self-contained HTML page (no script, no external resource)."""
         e = html.escape
-        c = self.counts()
         title = f"Governance report: {self.model} v{self.version}"
-        rows = "".join(
-            f'<tr><td><a href="#{_anchor(i.id)}">{e(i.id)}</a></td>'
-            f'<td class="{i.status}">{e(i.status)}</td>'
-            f"<td>{e(i.evidence[0]) if i.evidence else '-'}</td></tr>" for i in self.items)
         parts = [
             "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
             f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
             f"<h1>{e(title)}</h1>",
-            f"<p>NIST AI RMF 1.0 subcategories that driftloop serves, with the evidence in the "
-            f"store on {self.generated_at:%Y-%m-%d %H:%M} UTC. {e(self._served())}</p>",
-            f"<p><b>{c['evidence']} with evidence · {c['gap']} gap(s) · {c['attention']} needing "
-            "attention.</b> A gap is not claimed; it names the command that produces the "
+            f"<p>The evidence in the store on {self.generated_at:%Y-%m-%d %H:%M} UTC. "
+            f"{e(self._served())} A gap is not claimed; it names the command that produces the "
             "evidence.</p>",
-            "<table><thead><tr><th>subcategory</th><th>status</th><th>evidence</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>",
         ]
-        for i in self.items:
-            evidence = "".join(f"<li>{e(line)}</li>" for line in i.evidence) or (
-                "<li>no evidence in the store</li>")
-            produce = (f"<p>To produce the evidence: <code>{e(i.produce)}</code></p>"
-                       if i.produce else "")
-            parts.append(
-                f'<section id="{_anchor(i.id)}"><h2>{e(i.id)} — '
-                f'<span class="{i.status}">{e(i.status)}</span></h2>'
-                f"<blockquote>{e(i.statement)}</blockquote>"
-                f"<p>How driftloop serves it: {e(i.serves)}</p><ul>{evidence}</ul>{produce}"
-                "</section>")
-        served = "".join(f"<li><b>{e(i)}</b>: {e(why)}</li>" for i, why in self.not_served)
-        parts += [f"<h2>Not served by driftloop</h2><ul>{served}</ul>", "</body></html>"]
+        for framework, plural, noun, items, not_served in self._sections():
+            c = _counts(items)
+            rows = "".join(
+                f'<tr><td><a href="#{_anchor(i.id)}">{e(i.id)}</a></td>'
+                f'<td class="{i.status}">{e(i.status)}</td>'
+                f"<td>{e(i.evidence[0]) if i.evidence else '-'}</td></tr>" for i in items)
+            parts += [
+                f"<h2>{e(framework)}</h2>",
+                f"<p>{e(framework)} {plural} that driftloop serves: <b>{c['evidence']} with "
+                f"evidence · {c['gap']} gap(s) · {c['attention']} needing attention.</b></p>",
+                f"<table><thead><tr><th>{noun}</th><th>status</th><th>evidence</th></tr>"
+                f"</thead><tbody>{rows}</tbody></table>",
+            ]
+            for i in items:
+                evidence = "".join(f"<li>{e(line)}</li>" for line in i.evidence) or (
+                    "<li>no evidence in the store</li>")
+                produce = (f"<p>To produce the evidence: <code>{e(i.produce)}</code></p>"
+                           if i.produce else "")
+                parts.append(
+                    f'<section id="{_anchor(i.id)}"><h3>{e(i.id)} — '
+                    f'<span class="{i.status}">{e(i.status)}</span></h3>'
+                    f"<blockquote>{e(i.statement)}</blockquote>"
+                    f"<p>How driftloop serves it: {e(i.serves)}</p><ul>{evidence}</ul>{produce}"
+                    "</section>")
+            served = "".join(f"<li><b>{e(i)}</b>: {e(why)}</li>" for i, why in not_served)
+            parts.append(f"<h3>{e(framework)}: not served by driftloop</h3><ul>{served}</ul>")
+        parts.append("</body></html>")
         return "\n".join(parts)
 
     def _served(self) -> str:
         held = (f"v{self.holder} holds '{self.alias}'" if self.holder is not None
                 else f"no version holds '{self.alias}'")
         return f"Reported on: v{self.version} ({held})."
+
+
+NIST = "NIST AI RMF 1.0 (NIST AI 100-1)"
+
+
+def _counts(items: list[Item]) -> dict[str, int]:
+    found = Counter(i.status for i in items)
+    return {status: found.get(status, 0) for status in STATUSES}
 
 
 _CSS = (
@@ -192,7 +231,7 @@ def _md(text: str) -> str:
 
 
 def _anchor(sub_id: str) -> str:
-    return sub_id.lower().replace(" ", "-").replace(".", "-")
+    return sub_id.lower().replace(" ", "-").replace(".", "-").replace(",", "")
 
 
 # -- the evidence of one model, read once --------------------------------------------------------
@@ -719,14 +758,21 @@ def governance_report(
     >>> next(i for i in report.items if i.id == "MEASURE 2.4").produce
     'driftloop monitor --model churn'
     """
+    from driftloop.governance import iso42001
+
     context = _Context(registry, name, version)
-    items = []
-    for sub in SUBCATEGORIES:
-        status, lines, produce = sub.collect(context)
-        items.append(Item(sub.id, sub.statement, sub.serves, status, lines, produce))
     holder = None if context.holder is None else context.holder.version
     return GovernanceReport(name, context.version.version, context.alias, holder, utcnow(),
-                            items, list(NOT_SERVED))
+                            _collect(SUBCATEGORIES, context), list(NOT_SERVED),
+                            _collect(iso42001.CONTROLS, context), list(iso42001.NOT_SERVED))
+
+
+def _collect(rows: tuple[Subcategory, ...], context: _Context) -> list[Item]:
+    items = []
+    for row in rows:
+        status, lines, produce = row.collect(context)
+        items.append(Item(row.id, row.statement, row.serves, status, lines, produce))
+    return items
 
 
 __all__ = [
