@@ -130,6 +130,8 @@ def test_only_standardised_numeric_columns_move_and_categories_stay():
         "pgd": pgd(model, x, x_cat, test.y, eps, mask, steps=7, seed=3),
     }
     assert model.module.training
+    again = fgsm(model, x, x_cat, test.y, eps, mask)  # dropout on would not repeat itself
+    assert np.array_equal(again.x, attacks["fgsm"].x)
     for name, moved in attacks.items():
         assert moved.x_cat is x_cat and np.array_equal(moved.x_cat, test.x_cat), name
         assert np.array_equal(moved.x[:, ~mask], test.x[:, ~mask]), name

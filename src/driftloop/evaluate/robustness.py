@@ -56,7 +56,8 @@ Models Resistant to Adversarial Attacks. ICLR.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +158,17 @@ class _Attacker:
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
+@contextmanager
+def _serving(model: LoadedModel) -> Iterator[None]:
+    """Eval mode (dropout off: attack the model that serves), then the mode it had before."""
+    was_training = model.module.training
+    model.module.eval()
+    try:
+        yield
+    finally:
+        model.module.train(was_training)
+
+
 def _batches(n: int) -> list[slice]:
     return [slice(start, start + _BATCH) for start in range(0, n, _BATCH)]
 
@@ -187,10 +199,11 @@ def fgsm(model: LoadedModel, x: np.ndarray, x_cat: np.ndarray | None, y: np.ndar
     epsilon = _check_epsilon(epsilon)
     attacker, step = _Attacker(model, x_cat), torch.from_numpy(mask.astype(np.float32))
     out = np.empty_like(x, dtype=np.float32)
-    for rows in _batches(len(x)):
-        xb = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
-        _, grad = attacker.loss_and_grad(xb, torch.from_numpy(y[rows]), rows)
-        out[rows] = (xb + epsilon * grad.sign() * step).numpy()
+    with _serving(model):
+        for rows in _batches(len(x)):
+            xb = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
+            _, grad = attacker.loss_and_grad(xb, torch.from_numpy(y[rows]), rows)
+            out[rows] = (xb + epsilon * grad.sign() * step).numpy()
     return Perturbed(out, x_cat)
 
 
@@ -207,22 +220,29 @@ def pgd(model: LoadedModel, x: np.ndarray, x_cat: np.ndarray | None, y: np.ndarr
     alpha = STEP_FACTOR * epsilon / steps
     generator = torch.Generator().manual_seed(seed)
     out = np.empty_like(x, dtype=np.float32)
-    for rows in _batches(len(x)):
-        xb = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
-        yb = torch.from_numpy(y[rows])
-        start = torch.rand(xb.shape, generator=generator, dtype=torch.float32)
-        delta = (2 * start - 1) * epsilon * move
-        best = xb.clone()
-        best_loss = torch.full((len(xb),), -torch.inf, dtype=torch.float64)
-        for step in range(steps + 1):
-            candidate = xb + delta
-            loss, grad = attacker.loss_and_grad(candidate, yb, rows)
-            better = loss > best_loss
-            best[better], best_loss = candidate[better], torch.where(better, loss, best_loss)
-            if step < steps:
-                delta = torch.clamp(delta + alpha * grad.sign() * move, -epsilon, epsilon)
-        out[rows] = best.numpy()
+    with _serving(model):
+        for rows in _batches(len(x)):
+            out[rows] = _pgd_batch(attacker, x[rows], y[rows], rows, epsilon, alpha, move, steps,
+                                   generator)
     return Perturbed(out, x_cat)
+
+
+def _pgd_batch(attacker: _Attacker, x: np.ndarray, y: np.ndarray, rows: slice, epsilon: float,
+               alpha: float, move: torch.Tensor, steps: int,
+               generator: torch.Generator) -> np.ndarray:
+    xb, yb = torch.from_numpy(np.asarray(x, dtype=np.float32)), torch.from_numpy(y)
+    start = torch.rand(xb.shape, generator=generator, dtype=torch.float32)
+    delta = (2 * start - 1) * epsilon * move
+    best = xb.clone()
+    best_loss = torch.full((len(xb),), -torch.inf, dtype=torch.float64)
+    for step in range(steps + 1):
+        candidate = xb + delta
+        loss, grad = attacker.loss_and_grad(candidate, yb, rows)
+        better = loss > best_loss
+        best[better], best_loss = candidate[better], torch.where(better, loss, best_loss)
+        if step < steps:
+            delta = torch.clamp(delta + alpha * grad.sign() * move, -epsilon, epsilon)
+    return best.numpy()
 
 
 @dataclass(frozen=True)
@@ -307,17 +327,13 @@ def evaluate_robustness(
     radii = [_check_epsilon(e) for e in epsilons]
     mask = perturbable_columns(model.bundle.preprocessor, x.shape[1])
     attacker = _Attacker(model, x_cat)
-    was_training = model.module.training
-    model.module.eval()  # dropout off: attack the model that serves
-    try:
+    with _serving(model):
         clean = attacker.predict(x)
         results = [
             _at_radius(model, attacker, x, x_cat, y, clean, eps, mask, steps=steps,
                        boot={"n_resamples": n_resamples, "confidence": confidence, "seed": seed})
             for eps in radii
         ]
-    finally:
-        model.module.train(was_training)
     perturbed, untouched = _column_names(model.bundle.preprocessor, mask)
     return RobustnessReport(len(x), perturbed, untouched, steps, seed, float(model.temperature),
                             results)

@@ -407,6 +407,9 @@ def _check_robustness(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     if not section.get("applicable"):
         return _not_applicable("robustness", str(section.get("reason")))
     results = section.get("results") or []
+    if not results:
+        return _missing("robustness", bound, f"the robustness section of {evaluation.label()} "
+                        f"holds no result; run `{command}`")
     wanted = (policy.robust_epsilon if policy.robust_epsilon is not None
               else max(float(r["epsilon"]) for r in results))
     found = next((r for r in results if math.isclose(float(r["epsilon"]), wanted)), None)
