@@ -94,6 +94,27 @@ class EvaluateSettings(BaseModel):
         0.05, ge=0, description="gap to overall (absolute for [0, 1] metrics, else relative)"
     )
     max_slice_columns: int = Field(20, ge=0, description="feature columns sliced at training")
+    robustness: bool = Field(
+        True, description="measure accuracy under bounded perturbations of the numeric "
+        "features (classification tables; at training and by `driftloop evaluate`)"
+    )
+    robustness_epsilon: list[float] = Field(
+        default_factory=lambda: [0.1], min_length=1, description="L-infinity radius of the "
+        "perturbations in standardised units (epsilon x std in raw units); one or a list"
+    )
+    robustness_steps: int = Field(10, ge=1, le=1000, description="PGD steps (step size 2.5 "
+                                  "epsilon / steps)")
+
+    @field_validator("robustness_epsilon", mode="before")
+    @classmethod
+    def _epsilons(cls, value: Any) -> Any:
+        values = [value] if isinstance(value, (int, float)) else value
+        if isinstance(values, list):
+            bad = [v for v in values if isinstance(v, (int, float)) and not 0 <= v < float("inf")]
+            if bad:
+                raise ValueError(f"epsilon {bad[0]!r} is not a finite number >= 0 (a radius in "
+                                 "standardised units, e.g. 0.1)")
+        return values
 
 
 class CheckSettings(BaseModel):
@@ -195,6 +216,14 @@ class GateSettings(BaseModel):
     compare_metric: str | None = Field(
         None, description="metric compared with the holder, row by row: accuracy "
         "(classification), rmse or mae (regression); None: accuracy, or rmse (regression)"
+    )
+    max_robust_drop: float | None = Field(
+        None, ge=0, le=1, description="robustness gate (off when None): largest accepted upper "
+        "bound of the paired interval of clean - PGD accuracy"
+    )
+    robust_epsilon: float | None = Field(
+        None, ge=0, description="robustness gate: the evaluated epsilon it reads; None: the "
+        "largest one evaluated"
     )
     skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
 

@@ -161,8 +161,9 @@ def test_every_gate_reports_json_with_the_policy_hash(registry, factory):
     factory.version()
     report = registry.gate("credit", 1, to="production")
     body = json.loads(json.dumps(report.to_json()))
-    assert {r["name"].split(":")[0] for r in body["results"]} == set(GATES) - {"metrics"} | {
-        "metric"}
+    # robustness is off unless gates.max_robust_drop is set, and then not reported
+    assert {r["name"].split(":")[0] for r in body["results"]} == set(GATES) - {
+        "metrics", "robustness"} | {"metric"}
     assert len(body["policy_sha256"]) == 64 and body["policy"]["max_ece"] == 0.1
     assert body["evaluation"]["fingerprint"] == "e" * 64
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from driftloop.cli.output import JsonFlag, emit_json, out, plain, settings, table, warn
+from driftloop.errors import UsageError
 
 
 def train_cmd(
@@ -158,6 +159,14 @@ def print_training(result: Any) -> None:
     out.print(f"run folder {result.run_dir}")
 
 
+def _epsilons(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--robustness-epsilon must be numbers separated by commas, e.g. "
+                         f"0.05,0.1. Got {text!r} instead.") from None
+
+
 def evaluate_cmd(
     ref: Annotated[str, typer.Argument(metavar="MODEL[:VERSION]", help="Registered model.")],
     data: Annotated[Path, typer.Argument(help="CSV, Parquet (with the target) or NPZ file.")],
@@ -168,16 +177,24 @@ def evaluate_cmd(
     diagram: Annotated[
         Path | None, typer.Option(help="Also write the reliability diagram PNG here.")
     ] = None,
+    robustness_epsilon: Annotated[
+        str | None, typer.Option(help="L-infinity radii of the robustness section in "
+                                 "standardised units: EPS[,EPS] (default evaluate.robustness_"
+                                 "epsilon).")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices.
+    """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices,
+    robustness.
 
     The report is stored as an artifact linked to the version and the data's fingerprint.
     """
     from driftloop.registry.registry import evaluate
 
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
-    report = evaluate(ref, data, slices=columns, target=target, settings=settings())
+    current = settings(evaluate=None if robustness_epsilon is None else {
+        "robustness": True, "robustness_epsilon": _epsilons(robustness_epsilon)})
+    report = evaluate(ref, data, slices=columns, target=target, settings=current)
     if diagram is not None:
         report.write_diagram(diagram)
     if json_out:

@@ -28,6 +28,7 @@ accuracy                1.0000  [1.0000, 1.0000]
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class EvaluationReport:
     diagram_sha256: str | None = None
     artifact_sha256: str | None = None  # set once stored
     per_row: dict[str, Any] | None = field(default=None, repr=False)  # RowOutcomes.to_json()
+    robustness: dict[str, Any] | None = None  # evaluate.robustness: accuracy under attack
 
     def row_outcomes(self) -> RowOutcomes | None:
         """Each evaluated row's outcome, for a paired comparison (None: not kept)."""
@@ -101,6 +103,7 @@ class EvaluationReport:
             "diagram_sha256": self.diagram_sha256,
             "artifact_sha256": self.artifact_sha256,
             "per_row": None if self.per_row is None else dict(self.per_row),
+            "robustness": self.robustness,
         }
 
     @classmethod
@@ -125,6 +128,7 @@ class EvaluationReport:
                 diagram_sha256=data.get("diagram_sha256"),
                 artifact_sha256=data.get("artifact_sha256"),
                 per_row=None if data.get("per_row") is None else dict(data["per_row"]),
+                robustness=data.get("robustness"),
             )
         except (KeyError, TypeError) as exc:
             raise UsageError(f"evaluation report JSON is malformed (bad field {exc}).") from None
@@ -162,6 +166,10 @@ class EvaluationReport:
             )
         if self.slices is not None:
             lines += _slice_lines(self.slices)
+        if self.robustness is not None:
+            from driftloop.evaluate.robustness import robustness_lines
+
+            lines += robustness_lines(self.robustness)
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -315,7 +323,10 @@ def evaluate_model(
         model=dict(model_ref) if model_ref is not None else None,
         warnings=inputs.warnings, **report_options(settings.evaluate),
     )
-    return report, inputs.columns
+    from driftloop.evaluate.robustness import robustness_section
+
+    robust = robustness_section(model, inputs.x, inputs.x_cat, inputs.y, settings.evaluate)
+    return dataclasses.replace(report, robustness=robust), inputs.columns
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:

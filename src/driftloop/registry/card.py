@@ -296,7 +296,8 @@ def build_card(
     training = CardSection("training_data", "Training data", training_items)
     quantitative = CardSection("quantitative_analyses", "Quantitative analyses",
                                [("Disaggregated results", facts.slice_summary()),
-                                ("Calibration", facts.calibration())],
+                                ("Calibration", facts.calibration()),
+                                ("Robustness", facts.robustness())],
                                [facts.slice_table()] if facts.slices else [])
     ethics = CardSection("ethical_considerations", "Ethical considerations", [
         ("Considerations", text.get("ethical_considerations")),
@@ -369,6 +370,22 @@ class _Facts:
             return None
         return (f"temperature {cal['temperature']:.3f}; ECE {cal['before']['ece']:.4f} before, "
                 f"{cal['after']['ece']:.4f} after calibration ({cal.get('bins', '?')} bins)")
+
+    def robustness(self) -> str | None:
+        found = None if self.evaluation is None else self.evaluation.robustness
+        if not found:
+            return "not applicable (regression)" if self.version.task == "regression" else None
+        if not found.get("applicable"):
+            return f"not applicable ({found.get('reason')})"
+        parts = []
+        for r in found.get("results") or []:
+            acc, d = r["accuracy"], r["drop"]
+            parts.append(f"epsilon {r['epsilon']:g}: accuracy {acc['clean']['value']:.4f} clean, "
+                         f"{acc['random']['value']:.4f} random noise, {acc['fgsm']['value']:.4f} "
+                         f"FGSM, {acc['pgd']['value']:.4f} PGD (drop {d['value']:+.4f}, "
+                         f"paired interval [{d['low']:+.4f}, {d['high']:+.4f}])")
+        return ("; ".join(parts) + " — L-infinity perturbations of the numeric features in "
+                "standardised units; categorical and boolean features unchanged")
 
     def slice_summary(self) -> str | None:
         s = self.slices

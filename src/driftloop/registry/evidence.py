@@ -65,6 +65,11 @@ class Evaluation:
         return self.body.get("slices") or None
 
     @property
+    def robustness(self) -> dict[str, Any] | None:
+        """The robustness section (accuracy under perturbations), or None when not measured."""
+        return self.body.get("robustness") or None
+
+    @property
     def worst_slice(self) -> dict[str, Any] | None:
         """The worst ranked slice (column, value, count, metric, gap, flagged), or None."""
         slices = self.slices or {}

@@ -21,6 +21,8 @@ holder              on the same rows as the alias's holder (at least ``min_holdo
                     the ``confidence`` interval of the paired difference in
                     ``compare_metric`` lies above 0 (``holder_policy: superior``) or above
                     −``margin`` (``non_inferior``)
+robustness          off unless ``max_robust_drop`` is set: the upper bound of the paired
+                    interval of clean − PGD accuracy (at ``robust_epsilon``) ≤ it
 ==================  =====================================================================
 
 The holder gate never decides on two point estimates: both versions' evaluation reports keep
@@ -54,6 +56,7 @@ churn v1 → production: 5 of 7 gates failed
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -389,6 +392,44 @@ def _check_holder(ev: Evidence, policy: GateSettings) -> list[GateResult]:
                        details)]
 
 
+def _check_robustness(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    if policy.max_robust_drop is None:
+        return []  # off: the gate is not part of the policy, so it is not reported
+    bound = f"<= {policy.max_robust_drop:g}"
+    if ev.candidate.task == "regression":
+        return _not_applicable("robustness", "a regression model has no accuracy to attack")
+    command = f"driftloop evaluate {ev.candidate.model_name}:{ev.candidate.version} DATA"
+    evaluation = ev.evaluation
+    section = evaluation.robustness if evaluation is not None else None
+    if evaluation is None or section is None:
+        return _missing("robustness", bound, f"no evaluation report of {ev.ref} holds a "
+                        f"robustness section; run `{command}` with evaluate.robustness on")
+    if not section.get("applicable"):
+        return _not_applicable("robustness", str(section.get("reason")))
+    results = section.get("results") or []
+    if not results:
+        return _missing("robustness", bound, f"the robustness section of {evaluation.label()} "
+                        f"holds no result; run `{command}`")
+    wanted = (policy.robust_epsilon if policy.robust_epsilon is not None
+              else max(float(r["epsilon"]) for r in results))
+    found = next((r for r in results if math.isclose(float(r["epsilon"]), wanted)), None)
+    if found is None:
+        listed = ", ".join(f"{float(r['epsilon']):g}" for r in results)
+        return _missing("robustness", bound, f"{evaluation.label()} measured "
+                        f"epsilon {listed}, not gates.robust_epsilon = {wanted:g}; run "
+                        f"`{command} --robustness-epsilon {wanted:g}`")
+    drop, acc = found["drop"], found["accuracy"]
+    passed = float(drop["high"]) <= policy.max_robust_drop
+    detail = (f"accuracy {acc['clean']['value']:.4g} clean, {acc['pgd']['value']:.4g} under "
+              f"PGD at epsilon {wanted:g} (standardised units): drop {drop['value']:+.4g}, "
+              f"{drop['confidence']:.0%} paired interval [{drop['low']:+.4g}, "
+              f"{drop['high']:+.4g}]; its upper bound must be {bound}"
+              + ("" if passed else "; the model may lose more accuracy than allowed")
+              + f" ({evaluation.label()})")
+    return [GateResult("robustness", passed, round(float(drop["high"]), 6), bound, detail,
+                       {"epsilon": wanted, **found})]
+
+
 def _row_outcomes(evaluation: Evaluation) -> RowOutcomes | None:
     stored = evaluation.body.get("per_row")
     return None if not stored else RowOutcomes.from_json(stored)
@@ -405,6 +446,8 @@ GATES: dict[str, Gate] = {
         Gate("card", "the required model card text is written", _check_card),
         Gate("holder", "better than the alias's holder on paired rows (or not worse by more "
              "than margin, non_inferior)", _check_holder),
+        Gate("robustness", "accuracy lost under PGD at most max_robust_drop (off when unset)",
+             _check_robustness),
     )
 }
 """Every gate, in the order they are run and reported."""

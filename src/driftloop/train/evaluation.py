@@ -8,7 +8,8 @@ After the ranks finish, the launcher
 2. evaluates the test split as ``driftloop evaluate`` does (:func:`evaluate_test_split`):
    metrics with bootstrap intervals, ECE before and after scaling, a reliability diagram, and
    slices by the feature columns (their raw test-split values are written into the run folder
-   by :func:`write_slice_rows` before the ranks start, so a resumed run has them too).
+   by :func:`write_slice_rows` before the ranks start, so a resumed run has them too), and
+   accuracy under bounded perturbations of the numeric features (``evaluate.robustness``).
 
 Everything reads the run folder only (``RUN/bundle.json``, ``RUN/data/*``), like the ranks.
 """
@@ -28,6 +29,7 @@ from driftloop.data import PreparedData, read_table
 from driftloop.data.values import category_keys, is_text
 from driftloop.evaluate.calibration import TemperatureScaler
 from driftloop.evaluate.report import EvaluationReport, build_report, report_options
+from driftloop.evaluate.robustness import robustness_section
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
 from driftloop.train.spec import DATA_DIR, TrainSpec
@@ -106,11 +108,14 @@ def evaluate_test_split(
         raw = loaded.predict_arrays(*inputs, calibrated=False)
     slice_path = run_dir / DATA_DIR / SLICE_ROWS_FILE
     frame = pd.read_parquet(slice_path) if slice_path.is_file() else None
-    return build_report(
+    report = build_report(
         loaded.task, y, outputs, uncalibrated=raw, temperature=loaded.temperature,
         frame=frame, slices=list(frame.columns) if frame is not None else [],
         dataset=dataset, **report_options(settings),
     )
+    x, x_cat = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+    return dataclasses.replace(report, robustness=robustness_section(loaded, x, x_cat, y,
+                                                                     settings))
 
 
 def _split(run_dir: Path, split: str) -> list[np.ndarray]:
