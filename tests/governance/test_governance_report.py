@@ -41,7 +41,8 @@ def test_a_bare_store_reports_gaps_with_the_commands_that_close_them(tmp_path: P
     report = governance_report(_bare(tmp_path), "credit")
     by_id = {i.id: i for i in report.items}
     assert [i.id for i in report.items] == [s.id for s in SUBCATEGORIES]
-    for sub in ("MAP 1.1", "MEASURE 2.1", "MEASURE 2.3", "MEASURE 2.4", "MEASURE 2.10",
+    for sub in ("MAP 1.1", "MEASURE 2.1", "MEASURE 2.3", "MEASURE 2.4", "MEASURE 2.7",
+                "MEASURE 2.10",
                 "MEASURE 2.11", "MANAGE 1.1", "MANAGE 2.4", "MANAGE 4.1", "MANAGE 4.3"):
         assert by_id[sub].status == "gap" and by_id[sub].evidence == [], sub
         assert by_id[sub].produce, sub
@@ -167,7 +168,10 @@ def test_after_training_and_operation_the_evidence_is_listed(trained: Registry) 
     assert "1 of 1 webhook deliveries succeeded" in text["MANAGE 4.3"]
     assert "audit chain: all" in text["GOVERN 1.4"]
 
+    assert re.search(r"robustness at ε 0\.1 .*PGD \d\.\d{3} \[", text["MEASURE 2.7"])
+    assert "no API key created: servers listen on loopback only" in text["MEASURE 2.7"]
     controls = {i.id: " ".join(i.evidence) for i in report.controls}
+    assert "robustness at ε 0.1" in controls["A.6.2.4"]
     assert "2 monitor window(s)" in controls["A.6.2.6"]  # the same evidence as MEASURE 2.4
     assert "train dataset" in controls["A.7.5"] and "test dataset" in controls["A.7.5"]
     assert "1 erasure request(s) audited" in controls["A.7.2"]

@@ -484,6 +484,21 @@ def _measure_2_4(c: _Context) -> Found:
     return _found(lines)
 
 
+def _measure_2_7(c: _Context) -> Found:
+    from driftloop.governance import evidence_lines
+
+    found = evidence_lines.robustness(c) + evidence_lines.poisoning(c)
+    if not found:
+        return _found([], f"driftloop evaluate {c.ref} DATA (with evaluate.robustness on)")
+    keys = c.store.list_api_keys()
+    roles = Counter(k.role for k in keys)
+    found.append(f"{len(keys)} active API key(s) ("
+                 + ", ".join(f"{r} {n}" for r, n in sorted(roles.items())) + "); "
+                 "servers refuse to listen off loopback without them" if keys else
+                 "no API key created: servers listen on loopback only")
+    return _found(found + evidence_lines.query_budgets(c))
+
+
 def _measure_2_10(c: _Context) -> Found:
     if not c.data_checks:
         return _found([], "driftloop data check DATA --target COL")
@@ -682,6 +697,12 @@ SUBCATEGORIES: tuple[Subcategory, ...] = (
         "the monitor tests each window of the prediction log for drift, estimates performance "
         "without labels and raises alerts", _measure_2_4),
     Subcategory(
+        "MEASURE 2.7", "AI system security and resilience – as identified in the MAP function "
+        "– are evaluated and documented.",
+        "adversarial robustness of each evaluation (FGSM/PGD, paired drop with its interval), "
+        "the poisoning screen of the training data, API keys per role, per-key query budgets "
+        "and output policies against extraction", _measure_2_7),
+    Subcategory(
         "MEASURE 2.10", "Privacy risk of the AI system – as identified in the MAP function – "
         "is examined and documented.",
         "the data check's PII scan, PII gate, hashing of PII columns in the prediction log, "
@@ -725,8 +746,6 @@ NOT_SERVED: tuple[tuple[str, str], ...] = (
     ("MAP 5.1-5.2", "impacts on people and communities need human judgement (write them in the "
      "model card's ethical considerations)"),
     ("MEASURE 2.2", "driftloop runs no evaluations with human subjects"),
-    ("MEASURE 2.7", "API keys and hash-verified artifacts exist, but no security or adversarial "
-     "robustness evaluation"),
     ("MEASURE 2.9", "models are validated and documented but not explained (no feature "
      "attributions)"),
     ("MEASURE 2.12", "energy use and environmental impact of training are not measured"),
@@ -754,7 +773,7 @@ def governance_report(
     ...                  actor="ci", reason="demo")
     >>> report = governance_report(reg, "churn")
     >>> report.counts()
-    {'evidence': 3, 'gap': 11, 'attention': 0}
+    {'evidence': 3, 'gap': 12, 'attention': 0}
     >>> next(i for i in report.items if i.id == "MEASURE 2.4").produce
     'driftloop monitor --model churn'
     """
