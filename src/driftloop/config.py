@@ -94,6 +94,16 @@ class EvaluateSettings(BaseModel):
         0.05, ge=0, description="gap to overall (absolute for [0, 1] metrics, else relative)"
     )
     max_slice_columns: int = Field(20, ge=0, description="feature columns sliced at training")
+    privacy_reference_models: int = Field(
+        4, ge=2, le=8, description="privacy audit (--privacy): reference models trained for "
+        "offline LiRA, each on a random half of rows disjoint from the audited ones",
+    )
+    privacy_workers: int = Field(1, ge=1, le=2, description="privacy audit: workers per "
+                                 "reference model")
+    privacy_max_rows: int = Field(1000, ge=20, description="privacy audit: most members (and as "
+                                  "many non-members) audited")
+    privacy_min_rows: int = Field(50, ge=10, description="privacy audit: fewest members (and "
+                                  "non-members) an audit needs")
 
 
 class CheckSettings(BaseModel):
@@ -195,6 +205,10 @@ class GateSettings(BaseModel):
     compare_metric: str | None = Field(
         None, description="metric compared with the holder, row by row: accuracy "
         "(classification), rmse or mae (regression); None: accuracy, or rmse (regression)"
+    )
+    privacy_auc_max: float | None = Field(
+        None, ge=0.5, le=1, description="privacy gate (off when None): the upper bound of the "
+        "strongest membership-inference attack's AUC interval must be at most this",
     )
     skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
 

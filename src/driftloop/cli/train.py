@@ -168,16 +168,28 @@ def evaluate_cmd(
     diagram: Annotated[
         Path | None, typer.Option(help="Also write the reliability diagram PNG here.")
     ] = None,
+    privacy: Annotated[
+        bool, typer.Option("--privacy", help="Also audit membership inference: train "
+                           "reference models, attack training rows vs DATA and the test split.")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices.
 
     The report is stored as an artifact linked to the version and the data's fingerprint.
+    With --privacy it holds a membership-inference audit too (rows of DATA the model never
+    trained on are the non-members, with its test split).
     """
     from driftloop.registry.registry import evaluate
 
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
-    report = evaluate(ref, data, slices=columns, target=target, settings=settings())
+    if privacy:
+        from driftloop.loop.privacy_audit import evaluate_with_privacy
+
+        report = evaluate_with_privacy(ref, data, slices=columns, target=target,
+                                       settings=settings())
+    else:
+        report = evaluate(ref, data, slices=columns, target=target, settings=settings())
     if diagram is not None:
         report.write_diagram(diagram)
     if json_out:
