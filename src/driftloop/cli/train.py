@@ -177,8 +177,7 @@ def evaluate_cmd(
     """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices.
 
     The report is stored as an artifact linked to the version and the data's fingerprint.
-    With --privacy it holds a membership-inference audit too (rows of DATA the model never
-    trained on are the non-members, with its test split).
+    With --privacy it also holds a membership-inference audit (non-members: DATA, test split).
     """
     from driftloop.registry.registry import evaluate
 

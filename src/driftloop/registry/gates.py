@@ -17,13 +17,13 @@ slices              no slice flagged by the evaluation is worse than overall by 
 data_check          the data check of the training data found no error
 pii                 no feature holds personal data, unless named in ``allow_pii``
 card                the model card text named in ``card_required`` is written
-privacy             (only when ``privacy_auc_max`` is set) the upper bound of the strongest
-                    membership-inference attack's AUC interval ≤ ``privacy_auc_max``
-                    (``driftloop evaluate NAME:V DATA --privacy``)
 holder              on the same rows as the alias's holder (at least ``min_holdout_rows``),
                     the ``confidence`` interval of the paired difference in
                     ``compare_metric`` lies above 0 (``holder_policy: superior``) or above
                     −``margin`` (``non_inferior``)
+privacy             (only when ``privacy_auc_max`` is set) the upper bound of the strongest
+                    membership-inference attack's AUC interval ≤ ``privacy_auc_max``
+                    (``driftloop evaluate NAME:V DATA --privacy``)
 ==================  =====================================================================
 
 The holder gate never decides on two point estimates: both versions' evaluation reports keep
@@ -51,8 +51,8 @@ churn v1 → production: 5 of 8 gates failed
   FAIL data_check       measured None  bound 0 errors  missing evidence: no data check of churn v1's training data is stored; run `driftloop data check DATA --target COL` on the data it was trained on
   FAIL pii              measured None  bound none  missing evidence: no data check of churn v1's training data is stored, so its features were not scanned for personal data
   FAIL card             measured ['caveats']  bound ['intended_use', 'ethical_considerations', 'caveats']  model card text missing: caveats (write it under `card:` in driftloop.yaml)
-  ok   privacy          measured None  bound None  not applicable: gates.privacy_auc_max is not set
   ok   holder           measured None  bound None  production has no holder yet
+  ok   privacy          measured None  bound None  not applicable: gates.privacy_auc_max is not set
 """  # noqa: E501
 
 from __future__ import annotations
@@ -435,10 +435,10 @@ GATES: dict[str, Gate] = {
         Gate("data_check", "the training data's check found no error", _check_data),
         Gate("pii", "no feature holds personal data unless allowed", _check_pii),
         Gate("card", "the required model card text is written", _check_card),
-        Gate("privacy", "membership-inference attack AUC (upper bound) at most privacy_auc_max",
-             _check_privacy),
         Gate("holder", "better than the alias's holder on paired rows (or not worse by more "
              "than margin, non_inferior)", _check_holder),
+        Gate("privacy", "membership-inference attack AUC (upper bound) at most privacy_auc_max",
+             _check_privacy),
     )
 }
 """Every gate, in the order they are run and reported."""
