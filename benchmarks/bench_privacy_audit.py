@@ -13,7 +13,7 @@ What is measured
     For each, both attacks: ROC AUC and TPR at 1 % FPR with their 95 % bootstrap intervals, and
     the exposed members. The baseline is the loss-threshold attack (Yeom et al. 2018); driftloop's
     reference-model attack is offline LiRA (Carlini et al. 2022). ``ratio`` is LiRA's AUC
-    advantage over LiRA-free guessing divided by the loss attack's: (AUC_lira − 0.5) /
+    advantage over chance divided by the loss attack's: (AUC_lira − 0.5) /
     (AUC_loss − 0.5); ``tpr_ratio`` the same for TPR at 1 % FPR.
 
 How to run (from the repository root; a few minutes on 2 cores)::
