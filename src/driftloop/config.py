@@ -116,6 +116,17 @@ class EvaluateSettings(BaseModel):
                                  "standardised units, e.g. 0.1)")
         return values
 
+    privacy_reference_models: int = Field(
+        4, ge=2, le=8, description="privacy audit (--privacy): reference models trained for "
+        "offline LiRA, each on a random half of rows disjoint from the audited ones",
+    )
+    privacy_workers: int = Field(1, ge=1, le=2, description="privacy audit: workers per "
+                                 "reference model")
+    privacy_max_rows: int = Field(1000, ge=20, description="privacy audit: most members (and as "
+                                  "many non-members) audited")
+    privacy_min_rows: int = Field(50, ge=10, description="privacy audit: fewest members (and "
+                                  "non-members) an audit needs")
+
 
 class CheckSettings(BaseModel):
     """Defaults for ``driftloop data check`` / :func:`driftloop.check_data`."""
@@ -224,6 +235,10 @@ class GateSettings(BaseModel):
     robust_epsilon: float | None = Field(
         None, ge=0, description="robustness gate: the evaluated epsilon it reads; None: the "
         "largest one evaluated"
+    )
+    privacy_auc_max: float | None = Field(
+        None, ge=0.5, le=1, description="privacy gate (off when None): the upper bound of the "
+        "strongest membership-inference attack's AUC interval must be at most this",
     )
     skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
 

@@ -182,19 +182,30 @@ def evaluate_cmd(
                                  "standardised units: EPS[,EPS] (default evaluate.robustness_"
                                  "epsilon).")
     ] = None,
+    privacy: Annotated[
+        bool, typer.Option("--privacy", help="Also audit membership inference: train "
+                           "reference models, attack training rows vs DATA and the test split.")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Evaluate a model version on DATA: metrics with 95% intervals, calibration, slices,
     robustness.
 
     The report is stored as an artifact linked to the version and the data's fingerprint.
+    With --privacy it also holds a membership-inference audit (non-members: DATA, test split).
     """
     from driftloop.registry.registry import evaluate
 
     columns = [c.strip() for c in (slices or "").split(",") if c.strip()]
     current = settings(evaluate=None if robustness_epsilon is None else {
         "robustness": True, "robustness_epsilon": _epsilons(robustness_epsilon)})
-    report = evaluate(ref, data, slices=columns, target=target, settings=current)
+    if privacy:
+        from driftloop.loop.privacy_audit import evaluate_with_privacy
+
+        report = evaluate_with_privacy(ref, data, slices=columns, target=target,
+                                       settings=current)
+    else:
+        report = evaluate(ref, data, slices=columns, target=target, settings=current)
     if diagram is not None:
         report.write_diagram(diagram)
     if json_out:

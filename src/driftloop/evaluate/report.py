@@ -73,6 +73,7 @@ class EvaluationReport:
     artifact_sha256: str | None = None  # set once stored
     per_row: dict[str, Any] | None = field(default=None, repr=False)  # RowOutcomes.to_json()
     robustness: dict[str, Any] | None = None  # evaluate.robustness: accuracy under attack
+    privacy: dict[str, Any] | None = None  # PrivacyReport.to_json() (evaluate --privacy)
 
     def row_outcomes(self) -> RowOutcomes | None:
         """Each evaluated row's outcome, for a paired comparison (None: not kept)."""
@@ -104,6 +105,7 @@ class EvaluationReport:
             "artifact_sha256": self.artifact_sha256,
             "per_row": None if self.per_row is None else dict(self.per_row),
             "robustness": self.robustness,
+            "privacy": None if self.privacy is None else dict(self.privacy),
         }
 
     @classmethod
@@ -129,6 +131,7 @@ class EvaluationReport:
                 artifact_sha256=data.get("artifact_sha256"),
                 per_row=None if data.get("per_row") is None else dict(data["per_row"]),
                 robustness=data.get("robustness"),
+                privacy=None if data.get("privacy") is None else dict(data["privacy"]),
             )
         except (KeyError, TypeError) as exc:
             raise UsageError(f"evaluation report JSON is malformed (bad field {exc}).") from None
@@ -170,6 +173,10 @@ class EvaluationReport:
             from driftloop.evaluate.robustness import robustness_lines
 
             lines += robustness_lines(self.robustness)
+        if self.privacy is not None:
+            from driftloop.evaluate.privacy import privacy_summary
+
+            lines += privacy_summary(self.privacy)
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -346,6 +353,15 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         ) from None
 
 
+def evaluation_arrays(
+    data: str | os.PathLike[str] | pd.DataFrame, model: LoadedModel, target: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(x, x_cat, y)`` of ``data`` preprocessed as ``model`` was trained (rows with a missing
+    target left out), as :func:`evaluate_model` reads them; the privacy audit's non-members."""
+    inputs = _read_eval_data(data, model, target)
+    return inputs.x, inputs.x_cat, inputs.y
+
+
 @dataclass(frozen=True)
 class _EvalInputs:
     x: np.ndarray
@@ -430,6 +446,7 @@ __all__ = [
     "EvaluationReport",
     "build_report",
     "evaluate_model",
+    "evaluation_arrays",
     "parse_ref",
     "report_options",
 ]

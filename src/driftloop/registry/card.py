@@ -221,6 +221,8 @@ def build_card(
     datasets = store.run_datasets(version.run_id) if version.run_id else {}
     evaluation = next(iter(evaluations(store, registry.artifacts, version)), None)
     check = next(iter(data_checks(store, registry.artifacts, version)), None)
+    audited = next((e for e in evaluations(store, registry.artifacts, version)
+                    if e.body.get("privacy")), None)
     parent = store.get_version_by_id(version.parent_id) if version.parent_id else None
     aliases = [a.alias for a in store.list_aliases(version.model_name)
                if a.version_id == version.id]
@@ -302,6 +304,7 @@ def build_card(
     ethics = CardSection("ethical_considerations", "Ethical considerations", [
         ("Considerations", text.get("ethical_considerations")),
         ("Personal data in the training data", _pii_fact(check, features)),
+        ("Privacy audit", _privacy_fact(audited, version)),
     ])
     caveats = CardSection("caveats_and_recommendations", "Caveats and recommendations", [
         ("Caveats and recommendations", text.get("caveats")),
@@ -313,6 +316,28 @@ def build_card(
         details, intended, factors, metrics, evaluation_data, training, quantitative, ethics,
         caveats,
     ])
+
+
+def _privacy_fact(audited: Evaluation | None, version: VersionRecord) -> str:
+    """The membership-inference audit in one sentence: each attack's AUC with its interval."""
+    if audited is None:
+        return (f"not audited (run `driftloop evaluate {version.model_name}:{version.version} "
+                "DATA --privacy`)")
+    privacy = audited.body["privacy"]
+    attacks = privacy.get("attacks") or {}
+    parts = [f"{name} attack AUC {_valued(a['auc'])}, TPR at 1% FPR "
+             f"{_valued(a['tpr_at_fpr'].get('0.01') or {'value': float('nan')})}, "
+             f"{a['exposed']} of {a['members']} training rows exposed"
+             for name, a in attacks.items()]
+    first = next(iter(attacks.values()), {})
+    return (f"membership inference on {first.get('members', '?')} training rows vs "
+            f"{first.get('non_members', '?')} unseen rows, "
+            f"{privacy.get('reference_models', 0)} reference models: " + "; ".join(parts)
+            + f" (AUC 0.5: no better than chance; {audited.label()})")
+
+
+def _valued(m: Mapping[str, Any]) -> str:
+    return f"{m['value']:.4f} {_band(m)}"
 
 
 def _pii_fact(check: DataCheck | None, features: list[str]) -> str | None:

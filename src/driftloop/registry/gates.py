@@ -23,6 +23,9 @@ holder              on the same rows as the alias's holder (at least ``min_holdo
                     −``margin`` (``non_inferior``)
 robustness          off unless ``max_robust_drop`` is set: the upper bound of the paired
                     interval of clean − PGD accuracy (at ``robust_epsilon``) ≤ it
+privacy             (only when ``privacy_auc_max`` is set) the upper bound of the strongest
+                    membership-inference attack's AUC interval ≤ ``privacy_auc_max``
+                    (``driftloop evaluate NAME:V DATA --privacy``)
 ==================  =====================================================================
 
 The holder gate never decides on two point estimates: both versions' evaluation reports keep
@@ -43,7 +46,7 @@ Examples
 >>> report.passed
 False
 >>> print(report.summary())
-churn v1 → production: 5 of 7 gates failed
+churn v1 → production: 5 of 8 gates failed
   FAIL metric:roc_auc   measured 0.41  bound >= 0.5  roc_auc 0.41 (test metrics recorded at registration; no interval)
   ok   calibration      measured 0.02  bound <= 0.1  ECE 0.02 (test metrics recorded at registration)
   FAIL slices           measured None  bound <= 0.05  missing evidence: no evaluation report with slices is linked to churn v1; run `driftloop evaluate churn:1 DATA --slices COL,...`
@@ -51,6 +54,7 @@ churn v1 → production: 5 of 7 gates failed
   FAIL pii              measured None  bound none  missing evidence: no data check of churn v1's training data is stored, so its features were not scanned for personal data
   FAIL card             measured ['caveats']  bound ['intended_use', 'ethical_considerations', 'caveats']  model card text missing: caveats (write it under `card:` in driftloop.yaml)
   ok   holder           measured None  bound None  production has no holder yet
+  ok   privacy          measured None  bound None  not applicable: gates.privacy_auc_max is not set
 """  # noqa: E501
 
 from __future__ import annotations
@@ -132,6 +136,7 @@ class Evidence:
     data_check: DataCheck | None = None
     features: list[str] | None = field(default_factory=list)
     card_missing: list[str] | None = None
+    privacy: Evaluation | None = None  # the newest evaluation with a privacy audit
 
     @property
     def ref(self) -> str:
@@ -306,6 +311,33 @@ def _check_card(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     return [GateResult("card", not missing, missing, list(policy.card_required), detail)]
 
 
+def _check_privacy(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    limit = policy.privacy_auc_max
+    if limit is None:
+        return _not_applicable("privacy", "gates.privacy_auc_max is not set")
+    bound = f"<= {limit:g}"
+    privacy = None if ev.privacy is None else ev.privacy.body.get("privacy")
+    if ev.privacy is None or not privacy:
+        return _missing("privacy", bound, f"no membership-inference audit of {ev.ref} is "
+                        f"stored; run `driftloop evaluate {ev.candidate.model_name}:"
+                        f"{ev.candidate.version} DATA --privacy`")
+    source = ev.privacy.label()
+    attacks = privacy.get("attacks") or {}
+    # the stronger attack is the one whose interval reaches higher: the gate bounds the worst
+    name = max(attacks, key=lambda k: attacks[k]["auc"].get("high") or attacks[k]["auc"]["value"])
+    attack, auc = attacks[name], attacks[name]["auc"]
+    if auc.get("high") is None:
+        return [GateResult("privacy", False, None, bound, f"the {name} attack's AUC has no "
+                           f"interval ({source}); audit again on more rows")]
+    high = float(auc["high"])
+    detail = (f"strongest attack {name}: AUC {auc['value']:.4g} [{auc['low']:.4g}, {high:.4g}] "
+              f"on {attack['members']} training rows vs {attack['non_members']} unseen rows; "
+              f"the upper bound must be at most {limit:g} ({source})")
+    return [GateResult("privacy", high <= limit, round(high, 6), bound, detail,
+                       {"attack": name, "auc": dict(auc),
+                        "report": ev.privacy.report.artifact_sha256})]
+
+
 _SEED = 0  # the paired bootstrap's draws: fixed, so a decision can be recomputed exactly
 
 
@@ -448,6 +480,8 @@ GATES: dict[str, Gate] = {
              "than margin, non_inferior)", _check_holder),
         Gate("robustness", "accuracy lost under PGD at most max_robust_drop (off when unset)",
              _check_robustness),
+        Gate("privacy", "membership-inference attack AUC (upper bound) at most privacy_auc_max",
+             _check_privacy),
     )
 }
 """Every gate, in the order they are run and reported."""

@@ -424,6 +424,7 @@ class Registry:
             data_check=next(iter(data_checks(self.store, self.artifacts, candidate)), None),
             features=features(self.bundle(candidate).schema),
             card_missing=missing_text(text, self.settings.gates.card_required),
+            privacy=next((e for e in mine if e.body.get("privacy")), None),
         )
         return run_gates(evidence, self.settings.gates)
 

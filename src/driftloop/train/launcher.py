@@ -423,6 +423,37 @@ def test_metrics(model: LoadedModel, run_dir: Path) -> dict[str, float]:
 test_metrics.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
+def train_unregistered(
+    spec: TrainSpec,
+    splits: dict[str, Sequence[np.ndarray]],
+    run_dir: Path,
+    *,
+    workers: int = 1,
+    seed: int | None = None,
+) -> bytes:
+    """Train ``spec``'s model on given arrays in a fresh ``run_dir``; return the best weights.
+
+    Nothing is recorded or registered and the store is not opened: this is how the privacy
+    audit (:mod:`driftloop.loop.privacy_audit`) trains reference models with a version's own
+    spec (architecture, epochs, optimiser, early stopping) on rows of its choosing.
+    ``splits`` maps ``"train"`` and ``"val"`` to the arrays of :meth:`TrainSpec.array_files`
+    (already preprocessed, as in the version's run folder); ``seed`` replaces the spec's.
+    """
+    rows = len(splits["train"][-1])
+    batch = min(spec.batch_size, max(1, rows // workers))  # a small half still takes steps
+    spec = dataclasses.replace(
+        spec, run_id=run_dir.name, seed=spec.seed if seed is None else seed, batch_size=batch,
+        threads_per_worker=max(1, cores() // workers), progress=False,
+    )
+    (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        for fname, value in zip(spec.array_files(split), splits[split], strict=True):
+            np.save(run_dir / DATA_DIR / fname, np.ascontiguousarray(value))
+    spec.write(run_dir)
+    _launch(run_dir, workers, 0, show_progress=False)
+    return (run_dir / OUTPUTS_DIR / WEIGHTS_FILE).read_bytes()
+
+
 def _check_enough_rows(prepared: PreparedData, workers: int, batch_size: int) -> None:
     rows = prepared.row_counts["train"]
     if rows < workers * batch_size:
@@ -574,4 +605,4 @@ def _bundle(prepared: PreparedData, model_ref: str) -> ModelBundle:
     )
 
 
-__all__ = ["TrainResult", "test_metrics", "train", "worker_command"]
+__all__ = ["TrainResult", "test_metrics", "train", "train_unregistered", "worker_command"]
