@@ -84,6 +84,19 @@ def test_the_audit_is_stored_with_the_version_and_keeps_no_rows(models):
     assert "Privacy audit" in card and "lira attack AUC" in card
 
 
+def test_the_governance_report_shows_the_audit_under_both_frameworks(models):
+    from driftloop.governance.report import governance_report
+
+    with Registry.open(models.settings) as registry:
+        report = governance_report(registry, "overfit", models.overfit.version)
+    nist = {i.id: " ".join(i.evidence) for i in report.items}
+    iso = {i.id: i for i in report.controls}
+    assert "membership inference (lira, 87 members vs 87 non-members" in nist["MEASURE 2.10"]
+    assert iso["A.5.4"].status == "evidence"
+    assert "attack AUC 0." in " ".join(iso["A.5.4"].evidence)
+    assert "2 reference model(s)" in " ".join(iso["A.5.4"].evidence)
+
+
 def test_privacy_gate_refuses_above_the_bound_and_passes_below(models):
     high = models.report.privacy["attacks"]["loss"]["auc"]["high"]
     strongest = max(a["auc"]["high"] for a in models.report.privacy["attacks"].values())

@@ -90,15 +90,23 @@ def robustness(c: _Context) -> list[str]:
 
 
 def privacy_audit(c: _Context) -> list[str]:
-    """The newest evaluation's membership-inference audit: attack AUC with its interval."""
+    """The newest evaluation's membership-inference audit: per attack the AUC and TPR at 1 %
+    FPR with their intervals, and how many members are exposed (a count, never rows)."""
     for ev in c.evaluations:
         section = ev.body.get("privacy")
         if not section:
             continue
         found = []
         for name, attack in sorted((section.get("attacks") or {}).items()):
-            found.append(f"membership inference ({name}): attack AUC "
-                         f"{_interval(attack.get('auc'))}")
+            tpr = (attack.get("tpr_at_fpr") or {}).get("0.01")
+            found.append(
+                f"membership inference ({name}, {attack.get('members')} members vs "
+                f"{attack.get('non_members')} non-members, {ev.label()}): attack AUC "
+                f"{_interval(attack.get('auc'))}, TPR at 1% FPR {_interval(tpr)}; "
+                f"{attack.get('exposed')} member(s) exposed "
+                f"({float(attack.get('exposed_share') or 0):.1%})")
+        found.append(f"{section.get('reference_models')} reference model(s), trained on rows "
+                     "disjoint from the audited ones")
         return found
     return []
 

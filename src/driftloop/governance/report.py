@@ -522,6 +522,11 @@ def _measure_2_10(c: _Context) -> Found:
     lines.append(f"{len(erasures)} erasure request(s) audited in this store ({rows} rows "
                  "removed), each under a salted hash of the id" if erasures else
                  "no erasure request audited yet (`driftloop erase --subject-id ID`)")
+    from driftloop.governance import evidence_lines
+
+    lines += evidence_lines.differential_privacy(c)
+    lines += evidence_lines.privacy_audit(c) or [
+        f"no membership-inference audit yet (`driftloop evaluate {c.ref} DATA --privacy`)"]
     return _found(lines, "keep the PII key backed up; rotate it with serve.pii_hash_key and "
                   "serve.previous_pii_hash_keys", problem=problem)
 
