@@ -118,7 +118,7 @@ class EvaluateSettings(BaseModel):
 
     privacy_reference_models: int = Field(
         4, ge=2, le=8, description="privacy audit (--privacy): reference models trained for "
-        "offline LiRA, each on a random half of rows disjoint from the audited ones",
+        "offline LiRA, each on as many rows as the target, disjoint from the audited ones",
     )
     privacy_workers: int = Field(1, ge=1, le=2, description="privacy audit: workers per "
                                  "reference model")

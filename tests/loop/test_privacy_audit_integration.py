@@ -61,13 +61,14 @@ def test_overfit_model_is_exposed_and_the_reference_attack_finds_more(models):
     privacy = models.report.privacy
     loss, lira = privacy["attacks"]["loss"], privacy["attacks"]["lira"]
     assert loss["members"] == loss["non_members"] == 87
-    assert loss["auc"]["low"] > 0.7 and lira["auc"]["low"] > 0.7
+    assert loss["auc"]["low"] > 0.65 and lira["auc"]["low"] > 0.7
     # at low FPR (what Carlini et al. argue matters) the reference-model attack exposes more
-    assert lira["tpr_at_fpr"]["0.01"]["value"] > loss["tpr_at_fpr"]["0.01"]["value"]
+    assert lira["tpr_at_fpr"]["0.01"]["value"] > loss["tpr_at_fpr"]["0.01"]["value"] + 0.05
     assert lira["exposed"] > loss["exposed"]
-    # and it is not shown worse on AUC: its interval reaches the loss attack's value
-    assert lira["auc"]["high"] >= loss["auc"]["value"]
+    # and, its reference models trained on as many rows as the target, it ranks better overall
+    assert lira["auc"]["value"] > loss["auc"]["value"]
     assert privacy["reference_models"] == 2
+    assert privacy["settings"]["reference_rows"] == privacy["settings"]["target_rows"] == 174
     assert privacy["settings"]["non_member_sources"]["test"] == 38
     assert {s["value"] for s in privacy["slices"]} <= {str(c) for c in range(10)}
 

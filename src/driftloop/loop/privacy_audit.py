@@ -12,10 +12,10 @@ gate and the model card read it from there). It
    ``evaluate.privacy_max_rows``, at least ``evaluate.privacy_min_rows``;
 3. trains ``evaluate.privacy_reference_models`` reference models with the version's own spec
    (:func:`driftloop.train.launcher.train_unregistered`: same architecture, epochs, optimiser
-   and early stopping; nothing registered) each on a random half of a **pool disjoint from the
-   audited rows** (the training rows not audited plus the validation split; the other half is
-   its validation split), so that no reference model saw an audited row — the offline setting
-   of LiRA;
+   and early stopping; nothing registered) each on a random sample of a **pool disjoint from
+   the audited rows** (the training rows not audited, the validation split, and the rows never
+   seen that are not audited), as many rows as the target trained on where the pool allows, so
+   that no reference model saw an audited row — the offline setting of LiRA;
 4. scores the audited rows with the loss attack and offline LiRA
    (:mod:`driftloop.evaluate.privacy`) and measures each attack's AUC and TPR at low FPR with
    bootstrap intervals, overall and per class.
@@ -123,11 +123,15 @@ def audit_version(
         )
     order = rng.permutation(_rows(train))
     members, rest = _take(train, order[:n]), _take(train, order[n:])
-    non_members = _take(unseen, rng.choice(_rows(unseen), n, replace=False))
+    picked = rng.permutation(_rows(unseen))
+    non_members, spare = _take(unseen, picked[:n]), _take(unseen, picked[n:])
     audited = [np.concatenate([a, b]) for a, b in zip(members, non_members, strict=True)]
     member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
-    pool = [np.concatenate([a, b]) for a, b in zip(rest, val, strict=True)]
-    references = _reference_outputs(model, spec, pool, audited[:-1], settings, rng)
+    # the population the reference models draw from: every row the target trained on or saw
+    # except the audited ones, plus the never-seen rows not audited
+    pool = [np.concatenate(parts) for parts in zip(rest, val, spare, strict=True)]
+    sizes = _reference_sizes(_rows(pool), _rows(train), _rows(val))
+    references = _reference_outputs(model, spec, pool, sizes, audited[:-1], settings, rng)
     report = audit(
         model.predict_arrays(*audited[:-1], calibrated=False), audited[-1], member, references,
         classes=[str(c) for c in model.bundle.classes], min_count=cfg.slice_min_count,
@@ -135,7 +139,8 @@ def audit_version(
     )
     settings_used = {
         **report.settings, "members": n, "non_members": n, "pool_rows": _rows(pool),
-        "reference_rows": _rows(pool) // 2, "reference_workers": cfg.privacy_workers,
+        "reference_rows": sizes[0], "reference_val_rows": sizes[1],
+        "target_rows": _rows(train), "reference_workers": cfg.privacy_workers,
         "non_member_sources": sources, "probabilities": "uncalibrated",
     }
     warnings = list(report.warnings) + ([
@@ -208,15 +213,28 @@ def _non_members(
     return [np.concatenate(parts) for parts in zip(*kept, strict=True)], counts, dropped
 
 
+def _reference_sizes(pool: int, train: int, val: int) -> tuple[int, int]:
+    """Training and validation rows of each reference model: as many training rows as the
+    target had where the pool allows (LiRA's reference models mimic the target's training, and
+    a model trained on fewer rows is less confident on every row, which blurs the per-row
+    calibration), else what is left after a validation split like the target's.
+
+    >>> _reference_sizes(1000, 174, 37), _reference_sizes(124, 174, 37)
+    ((174, 37), (93, 31))
+    """
+    held = max(1, min(val, pool // 4))
+    return min(train, pool - held), held
+
+
 def _reference_outputs(
-    model: LoadedModel, spec: TrainSpec, pool: Arrays, inputs: Arrays, settings: Settings,
-    rng: np.random.Generator,
+    model: LoadedModel, spec: TrainSpec, pool: Arrays, sizes: tuple[int, int], inputs: Arrays,
+    settings: Settings, rng: np.random.Generator,
 ) -> list[np.ndarray]:
-    """Probabilities of ``inputs`` from reference models, each trained on a random half of
-    ``pool`` (the other half its validation split) with the version's spec."""
+    """Probabilities of ``inputs`` from reference models, each trained on a random sample of
+    ``pool`` (``sizes``: training and validation rows) with the version's spec."""
     cfg = settings.evaluate
-    half = _rows(pool) // 2
-    if half < 2 * cfg.privacy_workers:
+    rows, held = sizes
+    if rows < 2 * cfg.privacy_workers:
         raise DataError(f"the reference models' pool holds {_rows(pool)} rows, too few to train "
                         "on; pass DATA with more rows, or audit a model trained on more data.")
     bundle = dataclasses.replace(model.bundle, calibration=None)
@@ -225,7 +243,8 @@ def _reference_outputs(
     with tempfile.TemporaryDirectory(dir=settings.runs_dir, prefix="privacy-") as tmp:
         for k in range(cfg.privacy_reference_models):
             order = rng.permutation(_rows(pool))
-            splits = {"train": _take(pool, order[:half]), "val": _take(pool, order[half:])}
+            splits = {"train": _take(pool, order[:rows]),
+                      "val": _take(pool, order[rows:rows + held])}
             weights = train_unregistered(spec, splits, Path(tmp) / f"reference-{k}",
                                          workers=cfg.privacy_workers, seed=spec.seed + 1 + k)
             reference = LoadedModel(bundle, weights, allowed_factories=[bundle.model])
