@@ -237,7 +237,8 @@ def _gate(reg, **gates):
 
 def test_the_gate_reads_the_upper_bound_of_the_paired_drop(robust_report):
     report, reg = robust_report
-    assert "robustness" not in _gate(reg)  # off unless gates.max_robust_drop is set
+    off = _gate(reg)["robustness"]  # off unless gates.max_robust_drop is set
+    assert off.passed and off.detail == "off: gates.max_robust_drop is not set"
     drop = report.robustness["results"][-1]["drop"]  # the largest epsilon, 0.25
     high = drop["high"]
     refused = _gate(reg, max_robust_drop=round(high - 0.01, 4))["robustness"]

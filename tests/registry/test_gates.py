@@ -28,7 +28,7 @@ def test_a_better_candidate_is_accepted_with_values_and_bounds(registry, factory
     assert registry.holder("credit", "production").version == 2
     found = results(promotion.gates)
     assert list(found) == ["metric:roc_auc", "calibration", "slices", "data_check", "pii",
-                           "card", "holder", "privacy"]
+                           "card", "holder", "robustness", "privacy"]
     assert all(r.passed for r in found.values())
     holder = found["holder"]
     # right on a superset of the holder's rows: the interval's lower bound is above 0
@@ -161,9 +161,8 @@ def test_every_gate_reports_json_with_the_policy_hash(registry, factory):
     factory.version()
     report = registry.gate("credit", 1, to="production")
     body = json.loads(json.dumps(report.to_json()))
-    # robustness is off unless gates.max_robust_drop is set, and then not reported
     assert {r["name"].split(":")[0] for r in body["results"]} == set(GATES) - {
-        "metrics", "robustness"} | {"metric"}
+        "metrics"} | {"metric"}
     assert len(body["policy_sha256"]) == 64 and body["policy"]["max_ece"] == 0.1
     assert body["evaluation"]["fingerprint"] == "e" * 64
 

@@ -46,7 +46,7 @@ Examples
 >>> report.passed
 False
 >>> print(report.summary())
-churn v1 → production: 5 of 8 gates failed
+churn v1 → production: 5 of 9 gates failed
   FAIL metric:roc_auc   measured 0.41  bound >= 0.5  roc_auc 0.41 (test metrics recorded at registration; no interval)
   ok   calibration      measured 0.02  bound <= 0.1  ECE 0.02 (test metrics recorded at registration)
   FAIL slices           measured None  bound <= 0.05  missing evidence: no evaluation report with slices is linked to churn v1; run `driftloop evaluate churn:1 DATA --slices COL,...`
@@ -54,7 +54,8 @@ churn v1 → production: 5 of 8 gates failed
   FAIL pii              measured None  bound none  missing evidence: no data check of churn v1's training data is stored, so its features were not scanned for personal data
   FAIL card             measured ['caveats']  bound ['intended_use', 'ethical_considerations', 'caveats']  model card text missing: caveats (write it under `card:` in driftloop.yaml)
   ok   holder           measured None  bound None  production has no holder yet
-  ok   privacy          measured None  bound None  not applicable: gates.privacy_auc_max is not set
+  ok   robustness       measured None  bound None  off: gates.max_robust_drop is not set
+  ok   privacy          measured None  bound None  off: gates.privacy_auc_max is not set
 """  # noqa: E501
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ class Gate:
 
 def _missing(name: str, bound: Any, why: str) -> list[GateResult]:
     return [GateResult(name, False, None, bound, f"missing evidence: {why}")]
+
+
+def _off(name: str, setting: str) -> list[GateResult]:
+    """An optional gate the policy leaves off: reported (so nobody reads it as forgotten) and
+    passed."""
+    return [GateResult(name, True, None, None, f"off: gates.{setting} is not set")]
 
 
 def _not_applicable(name: str, why: str) -> list[GateResult]:
@@ -314,7 +321,7 @@ def _check_card(ev: Evidence, policy: GateSettings) -> list[GateResult]:
 def _check_privacy(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     limit = policy.privacy_auc_max
     if limit is None:
-        return _not_applicable("privacy", "gates.privacy_auc_max is not set")
+        return _off("privacy", "privacy_auc_max")
     bound = f"<= {limit:g}"
     privacy = None if ev.privacy is None else ev.privacy.body.get("privacy")
     if ev.privacy is None or not privacy:
@@ -426,7 +433,7 @@ def _check_holder(ev: Evidence, policy: GateSettings) -> list[GateResult]:
 
 def _check_robustness(ev: Evidence, policy: GateSettings) -> list[GateResult]:
     if policy.max_robust_drop is None:
-        return []  # off: the gate is not part of the policy, so it is not reported
+        return _off("robustness", "max_robust_drop")
     bound = f"<= {policy.max_robust_drop:g}"
     if ev.candidate.task == "regression":
         return _not_applicable("robustness", "a regression model has no accuracy to attack")
