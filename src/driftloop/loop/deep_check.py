@@ -107,7 +107,7 @@ def deep_findings(
         return []
     encoder = TargetEncoder().fit(labelled[target], report.task)
     codes = encoder.transform(labelled[target]).astype(np.int64)
-    reps, features, accuracy = first_pass(labelled, schema, codes, settings.train, cfg)
+    reps, features, names, accuracy = first_pass(labelled, schema, codes, settings.train, cfg)
     screen = screen_backdoor(
         reps, codes, features, dims=cfg.backdoor_dims, max_k=cfg.backdoor_max_k,
         max_cluster_share=cfg.backdoor_max_cluster_share,
@@ -118,17 +118,17 @@ def deep_findings(
         trigger_rest_share=cfg.backdoor_trigger_rest_share, seed=cfg.seed,
     )
     classes = [str(c) for c in encoder.classes_]
-    found = _backdoor_finding(screen, rows, classes, target, cfg)
-    return [*found, _summary(screen, report, classes, accuracy, len(rows) < len(frame))]
+    found = _backdoor_finding(screen, rows, classes, names, cfg)
+    return [*found, _summary(screen, report, classes, names, accuracy, len(rows) < len(frame))]
 
 
 def first_pass(
     frame: pd.DataFrame, schema: Schema, codes: np.ndarray, train: TrainSettings,
     cfg: CheckSettings,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, list[str], float]:
     """Train the table MLP on all of ``frame`` for ``cfg.deep_epochs`` epochs; return every
     row's representation at the layer before the output, the model inputs (numeric block and
-    category codes side by side) and the training accuracy."""
+    category codes side by side), their column names and the training accuracy."""
     pre = TablePreprocessor(schema).fit(frame)
     x, x_cat = pre.transform(frame)
     inputs = {"n_numeric": x.shape[1], "cardinalities": pre.cardinalities_}
@@ -142,7 +142,9 @@ def first_pass(
         reps, logits = _penultimate(net, xt, ct)
     accuracy = float((logits.argmax(1) == yt).float().mean())
     features = np.column_stack([x, x_cat.astype(np.float32)])
-    return reps.numpy(), features, accuracy
+    names = [*pre.numeric_feature_names_,
+             *(c.name for c in schema.features if c.kind == "categorical")]
+    return reps.numpy(), features, names, accuracy
 
 
 def _fit(net: nn.Module, x: torch.Tensor, x_cat: torch.Tensor, y: torch.Tensor,
@@ -173,29 +175,33 @@ def _penultimate(net: nn.Module, x: torch.Tensor,
 
 
 def _backdoor_finding(screen: BackdoorScreen, rows: np.ndarray, classes: list[str],
-                      target: str, cfg: CheckSettings) -> list[Finding]:
+                      names: list[str], cfg: CheckSettings) -> list[Finding]:
     if not screen.count:
         return []
+    flagged = [c for c in screen.classes if c.flagged]
+    columns = sorted({names[j] for c in flagged for j in c.trigger_features}, key=names.index)
     per_class = ", ".join(
-        f"'{classes[c.label]}' {c.cluster_rows} of {c.rows} rows ({c.cluster_share:.1%})"
-        for c in screen.classes if c.flagged
+        f"label '{classes[c.label]}': {c.cluster_rows} of its {c.rows} rows "
+        f"({c.cluster_share:.1%}), sharing one value on "
+        f"{', '.join(names[j] for j in c.trigger_features)}"
+        for c in flagged
     )
     positions = rows[screen.rows]
     return [Finding(
         "backdoor", "error",
-        f"{screen.count} rows ({screen.share:.1%}) look planted (a backdoor): within their "
-        f"class they form a separate cluster in a first-pass model's last hidden layer, and a "
+        f"{screen.count} rows ({screen.share:.1%}) look planted (a backdoor): they share rare "
+        f"values, form a separate cluster in a first-pass model's last hidden layer, and a "
         f"model trained without them puts them in another class — {per_class}",
-        [target], [int(i) for i in positions[: cfg.max_rows_listed]], screen.count,
+        columns, [int(i) for i in positions[: cfg.max_rows_listed]], screen.count,
         "Look for what these rows share (a value no other row has, a common source) and drop "
         "them, or their source, before training: a model trained on them answers the planted "
         "label whenever that pattern appears.",
-        {"share": screen.share, **_screen_details(screen, classes)},
+        {"share": screen.share, **_screen_details(screen, classes, names)},
     )]
 
 
-def _summary(screen: BackdoorScreen, report: DataReport, classes: list[str], accuracy: float,
-             sampled: bool) -> Finding:
+def _summary(screen: BackdoorScreen, report: DataReport, classes: list[str], names: list[str],
+             accuracy: float, sampled: bool) -> Finding:
     labels = next((f for f in report.findings if f.check == "label_errors"), None)
     label_count = labels.count if labels else 0
     label_rate = float(labels.details.get("rate", 0.0)) if labels else 0.0
@@ -210,12 +216,17 @@ def _summary(screen: BackdoorScreen, report: DataReport, classes: list[str], acc
                  "first_pass_accuracy": accuracy,
                  "backdoor": {"count": screen.count, "share": screen.share},
                  "label_errors": {"count": label_count, "rate": label_rate},
-                 **_screen_details(screen, classes)},
+                 **_screen_details(screen, classes, names)},
     )
 
 
-def _screen_details(screen: BackdoorScreen, classes: list[str]) -> dict[str, Any]:
-    return {"classes": [{**c.to_json(), "label": classes[c.label]} for c in screen.classes]}
+def _screen_details(screen: BackdoorScreen, classes: list[str],
+                    names: list[str]) -> dict[str, Any]:
+    return {"classes": [
+        {**c.to_json(), "label": classes[c.label],
+         "trigger_columns": [names[j] for j in c.trigger_features]}
+        for c in screen.classes
+    ]}
 
 
 __all__ = ["check_data_deep", "deep_findings", "first_pass"]
