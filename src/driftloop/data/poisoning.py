@@ -19,22 +19,23 @@ How they combine (the rule; measured in ``benchmarks/bench_backdoor.py``): a cle
 multimodal too (the tail of a skewed feature, a subtype, the rows near the other class), so a
 small separate cluster alone is no finding. A candidate is flagged when both hold:
 
-1. **exclusionary reclassification** (Chen et al.'s own test): a quick gradient-boosted model
-   trained on the *input features* of every row but the cluster's puts at least
-   ``min_reclassified`` of the cluster in another class than its label (a natural subgroup
-   keeps its label; planted rows came from another class). On its own this also flags clusters
-   of rows near the class boundary, so:
-2. **a shared trigger**: on some feature, at least ``trigger_share`` of the cluster holds one
-   value that at most ``trigger_rest_share`` of the other rows hold (:func:`shared_values`).
-   Planted rows share the attacker's exact values; natural rows share ranges.
+1. **a shared trigger**: on some feature, at least ``trigger_share`` of the cluster holds one
+   value that at most ``trigger_rest_share`` of the other classes' rows hold
+   (:func:`shared_values`). Planted rows share the attacker's exact values; natural rows share
+   ranges. The class's rows carrying the whole trigger (in the cluster or not: the planted rows
+   of several source classes fall in several clusters) are the suspects;
+2. **exclusionary reclassification** (Chen et al.'s own test): a quick gradient-boosted model
+   trained on the *input features* of every row but the suspects puts at least
+   ``min_reclassified`` of them in another class than their label. A natural subgroup with a
+   value of its own keeps its label; planted rows came from other classes.
 
-The flagged rows are the class's rows that carry the whole trigger (in the cluster or not),
-most suspicious first by spectral score. The spectral signature ranks, it does not decide: on
-tabular MLPs the class's top singular direction is often its natural spread (measured: 0 % of a
-planted cluster among the top spectral scores on breast cancer, 100 % on make_classification),
-so a threshold on it alone flags clean rows; its overlap with the flagged rows is reported
-(``spectral_overlap``). What this does not find: a trigger without a shared value (a blend, a
-pattern spread over many features) — the candidate clusters are still reported per class.
+The flagged rows are the suspects, most suspicious first by spectral score. The spectral
+signature ranks, it does not decide: on tabular MLPs the class's top singular direction is often
+its natural spread (measured: 0 % of a planted cluster among the top spectral scores on breast
+cancer, 100 % on make_classification), so a threshold on it alone flags clean rows; its overlap
+with the flagged rows is reported (``spectral_overlap``). What this does not find: a trigger
+without a shared value (a blend, a pattern spread over many features) — the candidate clusters
+are still reported per class.
 
 Examples
 --------
@@ -86,7 +87,7 @@ class ClassScreen:
     cluster_rows: int = 0
     cluster_share: float = 0.0
     silhouette: float = 0.0
-    reclassified_share: float | None = None  # None: no cluster was a candidate
+    reclassified_share: float | None = None  # None: no candidate had a shared trigger
     trigger_features: list[int] = field(default_factory=list)  # feature indices (columns)
     spectral_overlap: float = 0.0
     flagged: bool = False
@@ -211,9 +212,11 @@ def reclassified_share(features: np.ndarray, labels: np.ndarray, cluster: np.nda
 def shared_values(features: np.ndarray, cluster: np.ndarray, *,
                   min_share: float = _DEFAULTS.backdoor_trigger_share,
                   max_rest_share: float = _DEFAULTS.backdoor_trigger_rest_share,
-                  ) -> dict[int, float]:
+                  rest: np.ndarray | None = None) -> dict[int, float]:
     """The features on which at least ``min_share`` of the ``cluster`` rows hold one value that
-    at most ``max_rest_share`` of the other rows hold: ``{feature index: value}``.
+    at most ``max_rest_share`` of the ``rest`` rows (default: all others) hold:
+    ``{feature index: value}``. The screen compares with the *other classes'* rows: planted
+    rows outside the cluster carry the trigger too.
 
     A planted trigger is a value pattern the planted rows share and clean rows rarely have; a
     cluster of natural rows shares ranges, not exact values.
@@ -225,8 +228,10 @@ def shared_values(features: np.ndarray, cluster: np.ndarray, *,
     >>> shared_values(x, np.arange(12)), shared_values(x, np.arange(12, 24))
     ({1: 7.5}, {})
     """
-    rest = np.ones(len(features), dtype=bool)
-    rest[cluster] = False
+    if rest is None:
+        outside = np.ones(len(features), dtype=bool)
+        outside[cluster] = False
+        rest = np.flatnonzero(outside)
     found = {}
     for j in range(features.shape[1]):
         values, counts = np.unique(features[cluster, j], return_counts=True)
@@ -298,15 +303,17 @@ def screen_backdoor(
             if mask.sum() < min_cluster_rows or share > max_cluster_share \
                     or silhouette < min_silhouette:
                 continue
-            moved = reclassified_share(features, labels, members[mask], seed)
-            trigger = (shared_values(features, members[mask], min_share=trigger_share,
-                                     max_rest_share=trigger_rest_share)
-                       if moved >= min_reclassified else {})
+            others = np.flatnonzero(labels != code)
+            trigger = shared_values(features, members[mask], min_share=trigger_share,
+                                    max_rest_share=trigger_rest_share, rest=others)
+            moved = None
             if trigger:  # the class's rows that carry the whole trigger, in the cluster or not
-                carry = np.logical_and.reduce([features[members, j] == v
-                                               for j, v in trigger.items()])
-                mask = carry
-            tests.append((bool(trigger), moved, trigger, silhouette, mask))
+                mask = np.logical_and.reduce([features[members, j] == v
+                                              for j, v in trigger.items()])
+                # all carriers left out: carriers outside the cluster would teach the trigger
+                moved = reclassified_share(features, labels, members[mask], seed)
+            flagged = moved is not None and moved >= min_reclassified
+            tests.append((flagged, moved, trigger if flagged else {}, silhouette, mask))
         classes.append(_class_screen(int(code), members, scores, tests))
         for flagged, *_, mask in tests:
             if flagged:
@@ -326,7 +333,7 @@ def _first_seen(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _class_screen(code: int, members: np.ndarray, scores: np.ndarray,
-                  tests: list[tuple[bool, float, dict[int, float], float, np.ndarray]],
+                  tests: list[tuple[bool, float | None, dict[int, float], float, np.ndarray]],
                   ) -> ClassScreen:
     """The class's record: its flagged clusters together, else its most suspicious candidate."""
     if not tests:
@@ -334,10 +341,11 @@ def _class_screen(code: int, members: np.ndarray, scores: np.ndarray,
     hits = [t for t in tests if t[0]]
     if hits:
         mask = np.logical_or.reduce([t[4] for t in hits])
-        moved, silhouette = min(t[1] for t in hits), min(t[3] for t in hits)
+        moved = min(t[1] or 0.0 for t in hits)
+        silhouette = min(t[3] for t in hits)
         trigger = sorted({j for t in hits for j in t[2]})
     else:
-        _, moved, _, silhouette, mask = max(tests, key=lambda t: t[1])
+        _, moved, _, silhouette, mask = max(tests, key=lambda t: -1.0 if t[1] is None else t[1])
         trigger = []
     top = np.argsort(-scores, kind="stable")[: int(mask.sum())]
     return ClassScreen(code, len(members), int(mask.sum()), float(mask.mean()), silhouette,
