@@ -91,12 +91,15 @@ def check_data_deep(
 
 def deep_findings(
     frame: pd.DataFrame, target: str, report: DataReport, settings: Settings,
-    left_out: set[str] = frozenset(),  # type: ignore[assignment]
+    left_out: set[str] | None = None,
 ) -> list[Finding]:
-    """The ``backdoor`` and ``deep_check`` findings for ``frame`` (see the module docstring)."""
+    """The ``backdoor`` and ``deep_check`` findings for ``frame`` (see the module docstring);
+    ``left_out`` columns (leaked, personal data) are not fed to the first-pass model."""
     cfg = settings.check
+    left_out = left_out or set()
     rows = np.flatnonzero(~missing_mask(frame[target]))
-    if len(rows) > cfg.deep_max_rows:
+    sampled = len(rows) > cfg.deep_max_rows
+    if sampled:
         rng = np.random.default_rng(cfg.seed)
         rows = np.sort(rng.choice(rows, cfg.deep_max_rows, replace=False))
     labelled = frame.iloc[rows].reset_index(drop=True)
@@ -119,7 +122,7 @@ def deep_findings(
     )
     classes = [str(c) for c in encoder.classes_]
     found = _backdoor_finding(screen, rows, classes, names, cfg)
-    return [*found, _summary(screen, report, classes, names, accuracy, len(rows) < len(frame))]
+    return [*found, _summary(screen, report, classes, names, accuracy, sampled)]
 
 
 def first_pass(
