@@ -148,6 +148,28 @@ class CheckSettings(BaseModel):
     pii_sample: int = Field(2000, ge=10, description="non-missing cells sampled per text column")
     pii_min_rate: float = Field(0.05, gt=0, le=1, description="hit rate that marks a PII column")
     seed: int = 0
+    # --deep: a first-pass MLP's penultimate layer screened for a backdoor cluster per class
+    deep_epochs: int = Field(30, ge=1, description="epochs of the --deep first-pass model")
+    deep_max_rows: int = Field(20_000, ge=100, description="rows sampled for --deep")
+    backdoor_dims: int = Field(10, ge=1, description="ICA components per class")
+    backdoor_max_k: int = Field(4, ge=2, description="finest k-means split of a class")
+    backdoor_max_cluster_share: float = Field(
+        0.35, gt=0, lt=0.5, description="largest share of a class a backdoor cluster may hold"
+    )
+    backdoor_min_cluster_rows: int = Field(5, ge=2, description="smallest cluster that counts")
+    backdoor_min_silhouette: float = Field(
+        0.05, ge=-1, le=1, description="mean silhouette of a candidate cluster's rows"
+    )
+    backdoor_min_reclassified: float = Field(
+        0.3, gt=0, le=1,
+        description="share of a cluster a model without it puts in another class",
+    )
+    backdoor_trigger_share: float = Field(
+        0.8, gt=0, le=1, description="share of a cluster holding one value on a trigger feature"
+    )
+    backdoor_trigger_rest_share: float = Field(
+        0.01, ge=0, lt=1, description="largest share of the other rows holding that value"
+    )
 
 
 CARD_FIELDS: tuple[str, ...] = (

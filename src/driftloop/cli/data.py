@@ -32,16 +32,22 @@ def data_check_cmd(
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit 1 when a finding is at least this severe.")
     ] = FailOn.error,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also train a quick first-pass model and screen its "
+                           "last hidden layer for a planted backdoor (classification).")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Check a table for problems that would hurt a model trained on it.
 
     Records the dataset (fingerprint, source, rows, schema) and the report in the store.
+    With --deep, a backdoor finding (rows planted with a trigger and a label) is an error.
     """
     from driftloop.data.check import check_data
+    from driftloop.loop.deep_check import check_data_deep
     current = settings()
     with open_registry(current) as registry:
-        report = check_data(
+        report = (check_data_deep if deep else check_data)(
             data, target, against, task=task, group_column=group_column,  # type: ignore[arg-type]
             settings=current, store=registry.store, artifacts=registry.artifacts,
         )

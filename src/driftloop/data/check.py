@@ -20,6 +20,8 @@ near_row_overlap   warning   rows of DATA in OTHER after rounding numbers
 group_overlap      error     values of the group column in both tables (warning: id columns)
 label_errors       info/warn likely mislabelled rows (cross-validated model + cleanlab)
 pii                warning   columns holding personal data (excluded from training)
+backdoor           error     planted rows (``--deep``: :mod:`driftloop.loop.deep_check`)
+deep_check         info      what ``--deep`` screened, beside the label-error count
 ================== ========= ==========================================================
 
 The report states the dataset's provenance (fingerprint, source, rows, schema); passing a
@@ -73,7 +75,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
 CHECKS: tuple[str, ...] = (
     "excluded_column", "constant_column", "id_like_column", "missing_target", "missing_values",
     "duplicate_rows", "class_imbalance", "target_leakage", "row_overlap", "near_row_overlap",
-    "group_overlap", "label_errors", "pii",
+    "group_overlap", "label_errors", "pii", "backdoor", "deep_check",
 )
 MIN_LABEL_ROWS = 50  # fewer rows: too few to cross-validate a model on
 
