@@ -108,3 +108,29 @@ def test_cli_clean_table_exits_0_and_regression_exits_2(workdir, capsys):
     code = main(["data", "check", "reg.csv", "--target", "label", "--deep"])
     captured = capsys.readouterr()
     assert code == 2 and "regression" in captured.err and "Traceback" not in captured.err
+
+
+def test_the_governance_report_shows_the_screen_of_the_training_data(tmp_path):
+    from driftloop.governance.report import governance_report
+    from driftloop.registry import Registry
+    from driftloop.train.launcher import train
+
+    settings = Settings.load(overrides={"home": str(tmp_path / "home")}, environ={},
+                             cwd=tmp_path)
+    path = tmp_path / "clean.csv"
+    table("make_classification").to_csv(path, index=False)
+    result = train(path, "label", name="clean", workers=1, epochs=2, settings=settings,
+                   progress=False)
+    with Registry.open(settings) as registry:
+        before = {i.id: i for i in governance_report(registry, "clean").controls}
+        assert "no poisoning screen yet" in " ".join(before["A.7.4"].evidence)
+        check_data_deep(path, "label", settings=settings, store=registry.store,
+                        artifacts=registry.artifacts)
+        report = governance_report(registry, "clean", result.version)
+    iso = {i.id: i for i in report.controls}
+    nist = {i.id: " ".join(i.evidence) for i in report.items}
+    screen = " ".join(iso["A.7.4"].evidence)
+    assert iso["A.7.4"].status == "evidence"
+    assert "poisoning screen in data check" in screen and "0 suspicious rows (0.0%)" in screen
+    assert "backdoor suspected" not in screen
+    assert "poisoning screen" in nist["MEASURE 2.7"]

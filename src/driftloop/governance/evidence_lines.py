@@ -122,11 +122,19 @@ def differential_privacy(c: _Context) -> list[str]:
 
 
 def poisoning(c: _Context) -> list[str]:
-    """The newest deep data check's poisoning screen: suspicious rows' count and share."""
+    """The newest deep data check's poisoning screen (`data check --deep`): what it screened
+    and the suspicious rows' count and share."""
     for check in c.data_checks:
-        for finding in check.body.get("findings") or []:
-            if finding.get("check") == "backdoor":
-                return [f"poisoning screen: {finding.get('message')}"]
+        found = {f.get("check"): f for f in check.body.get("findings") or []}
+        if "deep_check" not in found:
+            continue
+        screen = (found["deep_check"].get("details") or {}).get("backdoor") or {}
+        lines = [f"poisoning screen in {check.label()}: {found['deep_check'].get('message')}"]
+        if "backdoor" in found:
+            lines.append(f"backdoor suspected: {screen.get('count')} row(s) "
+                         f"({float(screen.get('share') or 0):.1%}) on columns "
+                         + ", ".join(found["backdoor"].get("columns") or []))
+        return lines
     return []
 
 

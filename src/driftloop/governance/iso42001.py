@@ -125,9 +125,9 @@ def _data_quality(c: _Context) -> Found:
     counts = check.body.get("counts") or check.report.summary
     found = [f"{check.label()}: {counts.get('error', 0)} error(s), "
              f"{counts.get('warning', 0)} warning(s)"]
-    found += lines_of.label_issues(check) + lines_of.poisoning(c)
-    return _found(found, None if lines_of.poisoning(c) else
-                  "driftloop data check DATA --target COL --deep", problem=not check.passed)
+    found += lines_of.label_issues(check) + (lines_of.poisoning(c) or [
+        "no poisoning screen yet (`driftloop data check DATA --target COL --deep`)"])
+    return _found(found, "driftloop data check DATA --target COL", problem=not check.passed)
 
 
 def _provenance(c: _Context) -> Found:
