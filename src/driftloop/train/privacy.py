@@ -29,11 +29,12 @@ Examples
 (0.1, 20, 1e-05)
 >>> p["noise_multiplier"] > 0
 True
->>> plan_dp(DPSettings(epsilon=1.0), rows=1000, world_size=2, batch_size=50, epochs=2,
-...         accumulate=2)
-Traceback (most recent call last):
-...
-driftloop.errors.UsageError: differential privacy (--dp-epsilon) cannot be combined with --accumulate 2: ...
+>>> try:
+...     plan_dp(DPSettings(epsilon=1.0), rows=1000, world_size=2, batch_size=50, epochs=2,
+...             accumulate=2)
+... except UsageError as exc:
+...     print(str(exc)[:68])
+differential privacy (--dp-epsilon) cannot be combined with --accumu
 """
 
 from __future__ import annotations
