@@ -177,3 +177,15 @@ def test_what_dp_cannot_do_exits_2_with_a_clear_message(
         assert word in text
     assert not (workdir / ".driftloop" / "runs").exists() or not any(
         (workdir / ".driftloop" / "runs").iterdir())  # refused before anything was started
+
+
+def test_early_stopping_records_the_smaller_epsilon_actually_spent(cancer, home):
+    # a large learning rate makes the noisy validation loss rise within a few epochs
+    impatient = home.updated({"train": {"patience": 1}})
+    result = train(cancer, settings=impatient, dp_epsilon=3.0,
+                   **{**COMMON, "epochs": 12, "checkpoint_every": 0, "lr": 0.3})
+    dp = result.differential_privacy
+    assert result.epochs_run < 12  # it did stop early
+    assert dp["steps"] == result.epochs_run * 13 < dp["planned_steps"] == 12 * 13
+    assert dp["epsilon"] < dp["target_epsilon"]
+    assert dp["epsilon"] == result.history[-1]["epsilon"]
