@@ -99,3 +99,10 @@ def test_two_ranks_add_the_noise_once_with_std_sigma_c_over_the_expected_batch(t
     # σ·C / expected global batch = 2 / 50; noise on both ranks would give √2 times that
     assert ranks[0]["std"] == pytest.approx(2.0 / 50.0, rel=0.03)
     assert not np.isclose(ranks[0]["std"], np.sqrt(2) * 2.0 / 50.0, rtol=0.1)
+
+
+def test_the_registry_reads_the_key_training_writes():
+    from driftloop.registry import dp
+    from driftloop.train import privacy
+
+    assert dp.DP_KEY == privacy.DP_KEY

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-DP_KEY = "differential_privacy"
+DP_KEY = "differential_privacy"  # = driftloop.train.privacy.DP_KEY, which writes it
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ from driftloop.errors import UsageError
 from driftloop.train.loader import ShardedLoader, steps_for
 
 DP_KEY = "differential_privacy"
-"""The key of the DP record in result.json, the run's params and the version's metrics."""
+"""The key of the DP record in result.json, the run's params and the version's metrics
+(:mod:`driftloop.registry.dp` reads it; workers may not import the registry)."""
 
 DEFAULT_DELTA = 1e-5
 
