@@ -153,10 +153,23 @@ def check_model(model: nn.Module) -> None:
         if errors:
             raise UsageError(
                 f"differential privacy cannot train layer '{name or type(model).__name__}' "
-                f"({type(layer).__name__}): {_first_sentence(str(errors[0]))} Replace it "
-                "(BatchNorm: nn.GroupNorm or nn.LayerNorm; opacus.validators.ModuleValidator."
-                "fix does this) or train without --dp-epsilon."
+                f"({type(layer).__name__}): {_first_sentence(str(errors[0]))} Replace it with "
+                f"{_replacement(layer)} (opacus.validators.ModuleValidator.fix does this), or "
+                "train without --dp-epsilon."
             )
+
+
+# what opacus' ModuleValidator.fix would put in place of each kind of layer it refuses
+_REPLACEMENTS = {"BatchNorm": "nn.GroupNorm or nn.LayerNorm", "GRU": "opacus.layers.DPGRU",
+                 "LSTM": "opacus.layers.DPLSTM", "RNN": "opacus.layers.DPRNN",
+                 "MultiheadAttention": "opacus.layers.DPMultiheadAttention",
+                 "InstanceNorm": "an InstanceNorm without running statistics"}
+
+
+def _replacement(layer: nn.Module) -> str:
+    name = type(layer).__name__
+    return next((v for k, v in _REPLACEMENTS.items() if name.startswith(k)),
+                "a layer without buffers that opacus supports")
 
 
 def _first_sentence(text: str) -> str:
