@@ -205,6 +205,9 @@ class PrivateTraining:
         ddp = world_size > 1
         # DPDDP only broadcasts rank 0's weights; gradients are all-reduced by the optimiser
         self.net = GradSampleModule(DPDDP(model) if ddp else model, loss_reduction="mean")
+        # DistributedDPOptimizer: noise on rank 0 only, then SUM all-reduce / world_size (read
+        # in opacus 1.6.0's optimizers/ddpoptimizer.py; tests/train/test_privacy.py measures
+        # the std over 2 real ranks), so the global average carries exactly one N(0, (σC)²)
         optimizer_class = DistributedDPOptimizer if ddp else DPOptimizer
         self.optimizer = optimizer_class(
             optimizer, noise_multiplier=plan["noise_multiplier"],

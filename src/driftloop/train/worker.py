@@ -24,7 +24,8 @@ The worker reads ``RUN/spec.json``, memory-maps ``RUN/data/*.npy``, trains with
 DistributedDataParallel, checkpoints into ``RUN/checkpoints/`` (node N > 0:
 ``RUN/checkpoints/node-N/``), and rank 0 (the "master" process) writes ``RUN/outputs/``. It
 never touches the database. It uses ``OMP_NUM_THREADS`` threads when set (the launcher sets it
-from the cores of the node it runs on), else the spec's ``threads_per_worker``.
+from the cores of the node it runs on), else the spec's ``threads_per_worker``. A spec with a
+``dp`` plan trains with DP-SGD instead of DDP (:mod:`driftloop.train.privacy`).
 """
 
 from __future__ import annotations
