@@ -149,6 +149,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str]:
     (["--dp-epsilon", "3", "--dp-delta", "1"], ["train.dp.delta", "less than 1"]),
     (["--dp-epsilon", "3", "--dp-delta", "0.01"], ["--dp-delta 0.01", "1/399"]),
     (["--dp-epsilon", "3", "--dp-max-grad-norm", "-1"], ["train.dp.max_grad_norm"]),
+    (["--dp-delta", "1e-6"], ["--dp-delta", "add --dp-epsilon"]),
     (["--dp-epsilon", "3", "--model", "bn_model:net"], ["layer 'body.1' (BatchNorm1d)",
                                                         "GroupNorm"]),
 ])

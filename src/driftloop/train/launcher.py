@@ -210,6 +210,11 @@ def train(
         {"train": {k: v for k, v in overrides.items() if v is not None}}
     )
     cfg = settings.train
+    if cfg.dp.epsilon is None and (dp_delta is not None or dp_max_grad_norm is not None):
+        raise UsageError(
+            "--dp-delta and --dp-max-grad-norm only apply to differential privacy: add "
+            "--dp-epsilon E (or set train.dp.epsilon), or leave them out."
+        )
     with Registry.open(settings) as registry:  # closed once the run is recorded or failed
         if resume is not None:
             return _resume_run(registry, resume, workers, cfg.max_restarts, progress, nodes)
