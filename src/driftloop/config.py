@@ -63,7 +63,9 @@ class DPSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    epsilon: float | None = Field(None, gt=0, description="target ε of the whole run; None: off")
+    # above ~100 a guarantee means nothing, and the PRV accountant's search for σ stalls
+    epsilon: float | None = Field(
+        None, gt=0, le=100, description="target ε of the whole run (at most 100); None: off")
     delta: float | None = Field(None, gt=0, lt=1, description="δ; None: min(1e-5, 1/(10·rows))")
     max_grad_norm: float = Field(1.0, gt=0, description="per-sample gradient clipping bound C")
     accountant: Literal["prv", "rdp"] = Field("prv", description="opacus privacy accountant")

@@ -146,6 +146,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str]:
     (["--dp-epsilon", "3", "--accumulate", "2"], ["--accumulate 2", "--batch-size"]),
     (["--dp-epsilon", "3", "--precision", "bf16"], ["--precision bf16", "fp32"]),
     (["--dp-epsilon", "0"], ["train.dp.epsilon", "greater than 0"]),
+    (["--dp-epsilon", "1000"], ["train.dp.epsilon", "less than or equal to 100"]),
     (["--dp-epsilon", "3", "--dp-delta", "1"], ["train.dp.delta", "less than 1"]),
     (["--dp-epsilon", "3", "--dp-delta", "0.01"], ["--dp-delta 0.01", "1/399"]),
     (["--dp-epsilon", "3", "--dp-max-grad-norm", "-1"], ["train.dp.max_grad_norm"]),
