@@ -54,6 +54,25 @@ CONFIG_FILE = "driftloop.yaml"
 ENV_PREFIX = "DRIFTLOOP_"
 
 
+class DPSettings(BaseModel):
+    """DP-SGD (``train.dp``): off unless ``epsilon`` is set; see docs/scaling-out.md.
+
+    ``delta`` defaults to ``min(1e-5, 1 / (10 × training rows))``: always well below one over
+    the number of rows (a δ near 1/n allows leaking a whole row), never looser than 1e-5.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # above ~100 a guarantee means nothing, and the PRV accountant's search for σ stalls
+    epsilon: float | None = Field(
+        None, gt=0, le=100, description="target ε of the whole run (at most 100); None: off")
+    delta: float | None = Field(None, gt=0, lt=1, description="δ; None: min(1e-5, 1/(10·rows))")
+    max_grad_norm: float = Field(1.0, gt=0, description="per-sample gradient clipping bound C")
+    accountant: Literal["prv", "rdp"] = Field("prv", description="opacus privacy accountant")
+    secure_mode: bool = Field(
+        False, description="OS-seeded noise robust to floating-point attacks; not reproducible")
+
+
 class TrainSettings(BaseModel):
     """Defaults for ``driftloop train`` / :func:`driftloop.train`."""
 
@@ -77,6 +96,9 @@ class TrainSettings(BaseModel):
     consistency_every: int = Field(0, ge=0, description="optimiser steps; 0: each epoch end")
     collective_timeout: float = Field(60.0, gt=0, description="seconds")
     max_restarts: int = Field(0, ge=0, description="restarts of the worker group on failure")
+    dp: DPSettings = Field(
+        default_factory=DPSettings,
+        description="differential privacy (DP-SGD with Opacus); off unless dp.epsilon is set")
 
 
 class EvaluateSettings(BaseModel):

@@ -70,6 +70,15 @@ def train_cmd(
     local_addr: Annotated[
         str | None, typer.Option(help="Address other nodes reach this one at.")
     ] = None,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(help="Train with DP-SGD to this target ε (train.dp).")
+    ] = None,
+    dp_delta: Annotated[
+        float | None, typer.Option(help="δ of DP-SGD (default: min(1e-5, 1/(10·rows))).")
+    ] = None,
+    dp_max_grad_norm: Annotated[
+        float | None, typer.Option(help="DP-SGD per-sample gradient clipping norm C.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Train a model data-parallel and register it as a new version.
@@ -92,6 +101,7 @@ def train_cmd(
         consistency_every=consistency_every, collective_timeout=collective_timeout,
         max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
         ignore_checks=ignore_check or (), allow_pii=allow_pii or (), nodes=nodes,
+        dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm,
     )
     if json_out:
         emit_json(result.to_json())
@@ -155,6 +165,11 @@ def print_training(result: Any) -> None:
         f"{result.samples_per_s:,.0f} samples/s · {result.duration_s:.1f} s · best epoch "
         f"{result.best_epoch + 1} of {result.epochs_run}"
     )
+    dp = getattr(result, "differential_privacy", None)
+    if dp:
+        out.print(f"differential privacy: ε spent {dp['epsilon']:.3g} of {dp['target_epsilon']:g}"
+                  f" at δ {dp['delta']:.3g} · σ {dp['noise_multiplier']:.3g} · C "
+                  f"{dp['max_grad_norm']:g} · q {dp['sample_rate']:.3g} · {dp['steps']} steps")
     out.print(f"weights sha256 {result.weights_sha256}")
     out.print(f"run folder {result.run_dir}")
 

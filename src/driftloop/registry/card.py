@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.config import CARD_FIELDS, CardSettings
 from driftloop.errors import UsageError
+from driftloop.registry.dp import card_items as dp_card_items
 from driftloop.registry.evidence import DataCheck, Evaluation, data_checks, evaluations
 
 if TYPE_CHECKING:
@@ -295,6 +296,7 @@ def build_card(
         ("Data check", None if check is None else
          f"{'passed' if check.passed else 'failed'} ({check.label()})"),
     ]
+    training_items += dp_card_items(version)
     training = CardSection("training_data", "Training data", training_items)
     quantitative = CardSection("quantitative_analyses", "Quantitative analyses",
                                [("Disaggregated results", facts.slice_summary()),

@@ -8,7 +8,8 @@ node's local rank 0 when there are several, see the end)::
         best.safetensors         best weights so far, when there are any (rank 0)
         optimizer.safetensors    optimiser tensors (rank 0)
         state.json               optimiser scalars, LR schedule, scaler, loop state (rank 0)
-        rng-rank{R}.safetensors  torch CPU/CUDA RNG state of rank R (every rank)
+        rng-rank{R}.safetensors  torch CPU/CUDA RNG state of rank R, and of its dedicated
+                                 generators (DP-SGD's sampler and noise) (every rank)
         rng-rank{R}.json         numpy and python RNG state, and rank R's own loop state
                                  (e.g. its partial epoch loss) (every rank)
         manifest.json            sha256 of every file above; written last (rank 0)
@@ -121,6 +122,19 @@ class Checkpoint:
         random.setstate((version, tuple(internal), gauss))
         return True
 
+    def restore_generators(self, rank: int, generators: dict[str, torch.Generator]) -> bool:
+        """Set each of ``generators`` to the state ``rank`` saved under its name; False when
+        the checkpoint has none for ``rank`` or lacks one of them."""
+        path = self.path / f"rng-rank{rank}.safetensors"
+        if not path.exists():
+            return False
+        tensors = load_file(str(path))
+        if any(f"generator/{name}" not in tensors for name in generators):
+            return False
+        for name, generator in generators.items():
+            generator.set_state(tensors[f"generator/{name}"])
+        return True
+
     def rank_state(self, rank: int) -> dict[str, Any] | None:
         """The per-rank state ``rank`` saved (None when the checkpoint has none for it)."""
         path = self.path / f"rng-rank{rank}.json"
@@ -148,10 +162,12 @@ def write_checkpoint(
     barrier: Callable[[], None] = lambda: None,
     keep: int = KEEP,
     local_rank: int | None = None,
+    generators: dict[str, torch.Generator] | None = None,
 ) -> None:
     """Write checkpoint ``step`` into ``root``, this node's folder; every rank calls this
     (``barrier`` synchronises them all). ``local_rank`` (default: ``rank``, one node) 0 is the
-    rank that writes and seals its node's folder."""
+    rank that writes and seals its node's folder. ``generators`` (this rank's own, by name) are
+    saved with its RNG state; :meth:`Checkpoint.restore_generators` sets them back."""
     leader = (rank if local_rank is None else local_rank) == 0
     final = root / f"{PREFIX}{step:08d}"
     tmp = root / f"{PREFIX}{step:08d}.tmp"
@@ -159,7 +175,7 @@ def write_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # left by an attempt that died mid-write
         tmp.mkdir(parents=True)
     barrier()
-    _write_rng(tmp, rank, rank_state)
+    _write_rng(tmp, rank, rank_state, generators or {})
     if leader:
         save_file(_cpu(model.state_dict()), str(tmp / "model.safetensors"))
         if best is not None:
@@ -253,8 +269,12 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_rng(folder: Path, rank: int, rank_state: dict[str, Any] | None) -> None:
+def _write_rng(
+    folder: Path, rank: int, rank_state: dict[str, Any] | None,
+    generators: dict[str, torch.Generator],
+) -> None:
     tensors = {"torch": torch.get_rng_state()}
+    tensors.update({f"generator/{name}": g.get_state() for name, g in generators.items()})
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda/{i:03d}"] = state

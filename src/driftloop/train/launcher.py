@@ -41,6 +41,7 @@ from driftloop.errors import DataError, NotFoundError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
 from driftloop.models.architectures import (
     MODELS,
+    build_model,
     factory_allowed,
     factory_reference,
     resolve_model_name,
@@ -58,6 +59,7 @@ from driftloop.registry.registry import Registry
 from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
 from driftloop.train.nodes import check_port_free, job_run_id, publish_run
 from driftloop.train.precheck import precheck, record_precheck
+from driftloop.train.privacy import DP_KEY, plan_dp
 from driftloop.train.provenance import git_commit, package_versions
 from driftloop.train.spec import (
     DATA_DIR,
@@ -100,6 +102,8 @@ class TrainResult:
     step_seconds_p50: float = 0.0
     step_seconds_p95: float = 0.0
     evaluation: dict[str, Any] = field(default_factory=dict)  # the test split's report
+    # DP-SGD's record (ε spent, δ, σ, C, q, steps, accountant); None: trained without DP
+    differential_privacy: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +137,9 @@ def train(
     progress: bool = True,
     parent: int | None = None,
     nodes: Rendezvous | None = None,
+    dp_epsilon: float | None = None,
+    dp_delta: float | None = None,
+    dp_max_grad_norm: float | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -177,6 +184,10 @@ def train(
         Train on several nodes as node 0 of this rendezvous (``workers`` per node): the run
         id comes from the job name, the run is published for ``driftloop worker`` on the other
         nodes (:mod:`driftloop.train.nodes`), and this process records it as usual.
+    dp_epsilon, dp_delta, dp_max_grad_norm
+        Train with DP-SGD (Opacus) to this target ε at δ (default ``min(1e-5, 1/(10·rows))``),
+        clipping per-sample gradients to this norm (``train.dp``; see docs/scaling-out.md).
+        The ε spent is in ``differential_privacy`` of the result and of the version's metrics.
 
     Examples
     --------
@@ -193,10 +204,17 @@ def train(
         "consistency_every": consistency_every, "collective_timeout": collective_timeout,
         "max_restarts": max_restarts,
     }
+    dp_overrides = {"epsilon": dp_epsilon, "delta": dp_delta, "max_grad_norm": dp_max_grad_norm}
+    overrides["dp"] = {k: v for k, v in dp_overrides.items() if v is not None} or None
     settings = (settings or Settings.load()).updated(
         {"train": {k: v for k, v in overrides.items() if v is not None}}
     )
     cfg = settings.train
+    if cfg.dp.epsilon is None and (dp_delta is not None or dp_max_grad_norm is not None):
+        raise UsageError(
+            "--dp-delta and --dp-max-grad-norm only apply to differential privacy: add "
+            "--dp-epsilon E (or set train.dp.epsilon), or leave them out."
+        )
     with Registry.open(settings) as registry:  # closed once the run is recorded or failed
         if resume is not None:
             return _resume_run(registry, resume, workers, cfg.max_restarts, progress, nodes)
@@ -218,6 +236,7 @@ def train(
         _check_enough_rows(prepared, world_size, cfg.batch_size)
         model_name = check_model_name(name) if name else _default_name(data)
         model_ref = resolve_model_name(model_ref, prepared.input_kind)
+        dp_plan = _plan_dp(cfg, prepared, model_ref, world_size)
         # bad input is reported first (above, exit 2); then the data check refuses errors not
         # ignored (exit 1) and names the columns holding personal data, which are left out
         checked = precheck(
@@ -238,10 +257,12 @@ def train(
             "name": model_name,
             "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
         }
+        if dp_plan is not None:
+            params[DP_KEY] = dp_plan  # the plan; the version's metrics hold what was spent
         run_dir = (settings.runs_dir / run_id).resolve()
         # the folder the ranks read is written (and, for other nodes, published) before the run
         # is recorded, so that the record can say where the other nodes find it
-        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress)
+        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan)
         if nodes is not None:
             params["job"] = publish_run(run_dir, spec, registry.artifacts, nodes, cfg.workers,
                                         cfg.max_restarts)
@@ -263,6 +284,19 @@ def train(
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
                                   model_name, progress, warnings=warnings, parent=parent,
                                   nodes=nodes)
+
+
+def _plan_dp(
+    cfg: Any, prepared: PreparedData, model_ref: str, world_size: int
+) -> dict[str, Any] | None:
+    """The DP-SGD plan (noise multiplier for the target ε), or None when DP is off."""
+    if cfg.dp.epsilon is None:
+        return None
+    model = build_model(model_ref, prepared.model_inputs, _n_outputs(prepared),
+                        allowed=[model_ref])
+    return plan_dp(cfg.dp, rows=prepared.row_counts["train"], world_size=world_size,
+                   batch_size=cfg.batch_size, epochs=cfg.epochs, accumulate=cfg.accumulate,
+                   precision=cfg.precision, model=model)
 
 
 def _new_run_id(registry: Registry, nodes: Rendezvous | None) -> str:
@@ -309,8 +343,14 @@ def _resume_run(
         workers, world_size = job["workers_per_node"], job["workers_per_node"] * job["nnodes"]
     else:
         world_size = workers = workers or run.world_size
-    registry.store.resume_run(run_id, world_size)
     spec = TrainSpec.read(run_dir)
+    if spec.dp is not None and world_size != run.world_size:
+        raise UsageError(
+            f"run '{run_id}' trains with differential privacy on {run.world_size} workers; "
+            f"resume it with --workers {run.world_size} (its Poisson sampler's state is per "
+            "worker)."
+        )
+    registry.store.resume_run(run_id, world_size)
     spec = dataclasses.replace(
         spec, threads_per_worker=max(1, cores() // workers), progress=progress
     )
@@ -363,8 +403,10 @@ def _launch_and_record(
         bundle, evaluation = calibrate_and_evaluate(registry, run_id, run_dir, bundle, weights)
         metrics = evaluation.headline_metrics()
         duration = time.perf_counter() - started
+        dp_record = outputs["result"].get(DP_KEY)
         version = registry.register(
-            model_name, run_id=run_id, bundle=bundle, weights=weights, metrics=metrics,
+            model_name, run_id=run_id, bundle=bundle, weights=weights,
+            metrics={**metrics, DP_KEY: dp_record} if dp_record is not None else metrics,
             actor="driftloop train", reason=f"trained by run {run_id}", parent_id=parent,
         )
         evaluation = store_report(evaluation, registry, version=version, run_id=run_id)
@@ -389,7 +431,7 @@ def _launch_and_record(
         history=outputs["history"], fingerprints=dict(bundle.fingerprints),
         warnings=warnings, step_seconds_p50=result.get("step_seconds_p50", 0.0),
         step_seconds_p95=result.get("step_seconds_p95", 0.0),
-        evaluation=evaluation.to_json(),
+        evaluation=evaluation.to_json(), differential_privacy=result.get(DP_KEY),
     )
 
 
@@ -482,7 +524,8 @@ def _factory_warning(model_ref: str, allowed: list[str]) -> list[str]:
 
 
 def _write_run_folder(
-    run_dir: Path, run_id: str, prepared: PreparedData, model_ref: str, cfg: Any, progress: bool
+    run_dir: Path, run_id: str, prepared: PreparedData, model_ref: str, cfg: Any, progress: bool,
+    dp: dict[str, Any] | None = None,
 ) -> TrainSpec:
     workers = int(cfg.workers)
     spec = TrainSpec(
@@ -493,7 +536,7 @@ def _write_run_folder(
         seed=cfg.seed, threads_per_worker=max(1, cores() // workers), progress=progress,
         accumulate=cfg.accumulate, precision=cfg.precision,
         checkpoint_every=cfg.checkpoint_every, consistency_every=cfg.consistency_every,
-        collective_timeout_s=cfg.collective_timeout,
+        collective_timeout_s=cfg.collective_timeout, dp=dp,
     )
     (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
     # the test split and the bundle live in the run folder too, so that a resumed run can be

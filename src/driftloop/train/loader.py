@@ -55,7 +55,7 @@ class ShardedLoader:
         self.rank, self.world_size = rank, world_size
         self.batch_size, self.seed = batch_size, seed
         self.rows_per_rank = math.ceil(self.rows / world_size)
-        self.steps_per_epoch = math.ceil(self.rows_per_rank / batch_size)
+        self.steps_per_epoch = steps_for(self.rows, world_size, batch_size)
 
     def shard(self, epoch: int) -> np.ndarray:
         """Row indices this rank consumes in ``epoch``, in consumption order."""
@@ -77,6 +77,37 @@ class ShardedLoader:
             yield index, [torch.from_numpy(np.ascontiguousarray(a[index])) for a in self.arrays]
 
 
+    def poisson_indexed(
+        self, start_step: int, generator: torch.Generator, rate: float
+    ) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+        """Poisson-sampled batches for DP-SGD, from ``start_step`` to the end of an epoch.
+
+        Each step keeps every row of this rank's fixed shard (every ``world_size``-th row)
+        with probability ``rate``, drawn from ``generator`` (whose state the caller
+        checkpoints): batch sizes vary and a batch may be empty.
+
+        >>> x = np.arange(10, dtype=np.float32).reshape(10, 1); y = np.arange(10)
+        >>> ld = ShardedLoader([x, y], rank=1, world_size=2, batch_size=2, seed=0)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> [idx.tolist() for idx, _ in ld.poisson_indexed(0, g, 0.4)]
+        [[5, 7, 9], [], [1, 5, 7, 9]]
+        """
+        shard = np.arange(self.rank, self.rows, self.world_size)
+        for _ in range(start_step, self.steps_per_epoch):
+            keep = (torch.rand(len(shard), generator=generator) < rate).numpy()
+            index = shard[keep]
+            yield index, [torch.from_numpy(np.ascontiguousarray(a[index])) for a in self.arrays]
+
+
+def steps_for(rows: int, world_size: int, batch_size: int) -> int:
+    """Steps per epoch: every rank runs ``ceil(ceil(rows / world_size) / batch_size)``.
+
+    >>> steps_for(10, 2, 2)
+    3
+    """
+    return math.ceil(math.ceil(rows / world_size) / batch_size)
+
+
 def eval_shard(rows: int, rank: int, world_size: int) -> slice:
     """Contiguous slice of ``rows`` that this rank evaluates (shards cover every row once).
 
@@ -87,4 +118,4 @@ def eval_shard(rows: int, rank: int, world_size: int) -> slice:
     return slice(min(rank * per, rows), min((rank + 1) * per, rows))
 
 
-__all__ = ["ShardedLoader", "eval_shard"]
+__all__ = ["ShardedLoader", "eval_shard", "steps_for"]

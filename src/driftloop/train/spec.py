@@ -69,6 +69,7 @@ class TrainSpec:
     checkpoint_every: int = 0
     consistency_every: int = 0
     collective_timeout_s: float = 60.0
+    dp: dict[str, Any] | None = None  # DP-SGD plan (driftloop.train.privacy.plan_dp); None: off
     extra: dict[str, Any] = field(default_factory=dict)
 
     def array_files(self, split: str) -> list[str]:

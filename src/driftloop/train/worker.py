@@ -24,7 +24,8 @@ The worker reads ``RUN/spec.json``, memory-maps ``RUN/data/*.npy``, trains with
 DistributedDataParallel, checkpoints into ``RUN/checkpoints/`` (node N > 0:
 ``RUN/checkpoints/node-N/``), and rank 0 (the "master" process) writes ``RUN/outputs/``. It
 never touches the database. It uses ``OMP_NUM_THREADS`` threads when set (the launcher sets it
-from the cores of the node it runs on), else the spec's ``threads_per_worker``.
+from the cores of the node it runs on), else the spec's ``threads_per_worker``. A spec with a
+``dp`` plan trains with DP-SGD instead of DDP (:mod:`driftloop.train.privacy`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from driftloop.train.collectives import (
 )
 from driftloop.train.faults import Faults, Ledger
 from driftloop.train.loader import ShardedLoader, eval_shard
+from driftloop.train.privacy import DP_KEY, PrivateTraining
 from driftloop.train.scaling import scaled_lr, warmup_factor, warmup_steps_for
 from driftloop.train.spec import (
     DATA_DIR,
@@ -186,7 +188,17 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
     if checkpoint is not None:
         best_state = _resume(checkpoint, loop, model, optimizer, schedule, scaler, rank,
                              world_size, lr)
-    net: nn.Module = DistributedDataParallel(model) if ddp else model
+    private = None
+    net: nn.Module
+    if spec.dp is not None:
+        # DP-SGD: per-sample gradients, clipped and noised by opacus' (Distributed)DPOptimizer,
+        # which all-reduces them itself, so no DistributedDataParallel (see train.privacy)
+        private = PrivateTraining(spec.dp, model, optimizer, rank, world_size, spec.seed)
+        if checkpoint is not None:
+            _resume_private(private, checkpoint, loop, rank, world_size)
+        net, optimizer = private.net, private.optimizer
+    else:
+        net = DistributedDataParallel(model) if ddp else model
     ledger = Ledger(run_dir, rank) if faults.ledger else None
     if ledger is not None:
         ledger.truncate_to(loop["epoch"], loop["step"])
@@ -211,6 +223,7 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
                   "world_size": world_size},
             rank_state={k: loop[k] for k in RANK_LOCAL},
             barrier=dist.barrier if ddp else _no_op,
+            generators=private.generators if private is not None else None,
         )
 
     step_seconds: list[float] = []
@@ -224,8 +237,9 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
             t0 = time.perf_counter()
             loss_sum = torch.tensor(loop["loss_sum"], dtype=torch.float32, device=device)
             t_step = time.perf_counter()
-            for step, (index, batch) in enumerate(train.indexed(epoch, loop["step"]),
-                                                  start=loop["step"]):
+            batches = (train.indexed(epoch, loop["step"]) if private is None
+                       else private.batches(train, loop["step"]))
+            for step, (index, batch) in enumerate(batches, start=loop["step"]):
                 position = (epoch, step)
                 if ledger is not None:
                     ledger.record(epoch, step, index.tolist())
@@ -251,6 +265,8 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 schedule.step()
+                if private is not None:
+                    private.account(loop)
                 loop["opt_step"] += 1
                 loop["step"] = step + 1
                 now = time.perf_counter()
@@ -282,6 +298,8 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
                 "epoch": epoch, "train_loss": train_loss, **val_stats,
                 "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_seconds,
                 "samples_per_s": train.rows / epoch_seconds if epoch_seconds else 0.0,
+                # ε spent by the end of this epoch (rank 0's history is the one kept)
+                **({"epsilon": private.epsilon()} if private is not None and master else {}),
             })
             bar.describe(epoch, train_loss, val_stats["val_loss"])
             # every rank sees the same all-reduced val_loss, so every rank stops together
@@ -308,7 +326,8 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
 
     if master:
         _finish(run_dir, loop, best_state, world_size, global_batch, lr,
-                train.steps_per_epoch, step_seconds, device, spec, costs)
+                train.steps_per_epoch, step_seconds, device, spec, costs,
+                private.record() if private is not None else None)
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
@@ -378,6 +397,21 @@ def _resume(
     return checkpoint.best_state() if rank == 0 else None
 
 
+def _resume_private(
+    private: PrivateTraining, checkpoint: Checkpoint, loop: dict[str, Any], rank: int,
+    world_size: int,
+) -> None:
+    """Give DP-SGD back its accountant and this rank's sampler and noise generators."""
+    saved_world = int(checkpoint.loop.get("world_size", world_size))
+    if saved_world != world_size or not checkpoint.restore_generators(rank, private.generators):
+        raise ValueError(
+            "this DP-SGD run's checkpoint has no sampler/noise state for rank "
+            f"{rank} (it was written with another world size); resume it with the same "
+            "number of workers"
+        )
+    private.restore(loop)
+
+
 def _group_size(step: int, steps: int, accumulate: int) -> int:
     """Micro-batches in the accumulation group of ``step`` (the last group may be short)."""
     start = (step // accumulate) * accumulate
@@ -409,7 +443,7 @@ def _finish(
     run_dir: Path, loop: dict[str, Any], best_state: dict[str, torch.Tensor] | None,
     world_size: int, global_batch: int, lr: float, steps_per_epoch: int,
     step_seconds: list[float], device: torch.device, spec: TrainSpec,
-    costs: dict[str, list[float]],
+    costs: dict[str, list[float]], dp_record: dict[str, Any] | None = None,
 ) -> None:
     if best_state is None:
         raise RuntimeError("no epoch finished, so there are no weights to save")
@@ -441,6 +475,7 @@ def _finish(
             "checkpoint_seconds_mean": _mean(costs["checkpoint"]),
             "consistency_checks": len(costs["consistency"]),
             "consistency_seconds_mean": _mean(costs["consistency"]),
+            **({DP_KEY: dp_record} if dp_record is not None else {}),
         },
     )
 
