@@ -8,6 +8,7 @@ What is measured
 
     * ``overfit``: 30 epochs at lr 0.01, no weight decay, no early stop;
     * ``weight_decay``: the same with AdamW weight decay ``--weight-decay`` (default 1.0);
+    * ``dp_eps8``, ``dp_eps1``: the same trained with DP-SGD at ε = 8 and ε = 1;
     * ``barely``: one epoch at lr 1e-5.
 
     For each, both attacks: ROC AUC and TPR at 1 % FPR with their 95 % bootstrap intervals, and
@@ -47,6 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     configs = {"overfit": OVERFIT,
                "weight_decay": {**OVERFIT, "weight_decay": args.weight_decay},
+               "dp_eps8": {**OVERFIT, "dp_epsilon": 8.0},
+               "dp_eps1": {**OVERFIT, "dp_epsilon": 1.0},
                "barely": BARELY}
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -68,6 +71,7 @@ def main() -> None:
                     "tpr_at_1pct_fpr": a["tpr_at_fpr"]["0.01"], "exposed": a["exposed"],
                     "members": a["members"], "non_members": a["non_members"],
                     "test_accuracy": result.metrics.get("accuracy"),
+                    "epsilon_spent": (result.differential_privacy or {}).get("epsilon"),
                     "reference_models": args.reference_models,
                 }), flush=True)
             loss, lira = attacks["loss"], attacks["lira"]

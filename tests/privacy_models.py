@@ -19,12 +19,15 @@ BARELY = {"epochs": 1, "lr": 1e-5, "batch_size": 16}
 
 
 def digits_frames(n_train: int = 250, n_unseen: int = 400) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The first ``n_train`` digits (split by training into train/val/test) and the next
-    ``n_unseen`` (never trained on); target column ``label``, constant pixels left out."""
+    """``n_train`` digits (split by training into train/val/test) and ``n_unseen`` others
+    (never trained on), drawn from one seeded shuffle so that members and non-members come
+    from the same distribution (the file's order follows its writers: unshuffled, a model is
+    more confident on its own writers' digits and every attack reads that as membership);
+    target column ``label``, constant pixels left out."""
     from sklearn.datasets import load_digits
 
     frame = load_digits(as_frame=True).frame.rename(columns={"target": "label"})
-    frame = frame.loc[:, frame.std() > 0]
+    frame = frame.loc[:, frame.std() > 0].sample(frac=1.0, random_state=0)
     return (frame.iloc[:n_train].reset_index(drop=True),
             frame.iloc[n_train:n_train + n_unseen].reset_index(drop=True))
 

@@ -55,7 +55,7 @@ def test_a_bare_store_reports_gaps_with_the_commands_that_close_them(tmp_path: P
     assert [i.id for i in report.controls] == [c.id for c in CONTROLS]
     for control in ("A.5.4", "A.6.2.4", "A.6.2.6", "A.7.4", "A.7.5", "A.8.4"):
         assert controls[control].status == "gap" and controls[control].produce, control
-    assert controls["A.5.4"].produce == "driftloop evaluate credit:1 --privacy"
+    assert controls["A.5.4"].produce == "driftloop evaluate credit:1 DATA --privacy"
     assert controls["A.7.4"].produce == "driftloop data check DATA --target COL --deep"
     assert controls["A.6.2.8"].status == "evidence"  # the audit chain holds the registration
     md = report.to_markdown()

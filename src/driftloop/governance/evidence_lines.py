@@ -112,13 +112,18 @@ def privacy_audit(c: _Context) -> list[str]:
 
 
 def differential_privacy(c: _Context) -> list[str]:
-    """The DP-SGD budget the version's training spent (ε, δ, accountant)."""
-    dp = c.version.metrics.get("differential_privacy")
-    if not isinstance(dp, dict):
-        return []
-    return [f"trained with DP-SGD: ε {dp.get('epsilon')} spent (target "
-            f"{dp.get('target_epsilon')}), δ {dp.get('delta')}, {dp.get('accountant')} "
-            "accountant"]
+    """The DP-SGD budget the version's training spent (ε, δ, accountant, mechanism), or that
+    it was trained without a formal guarantee."""
+    from driftloop.registry.dp import dp_record
+
+    record = dp_record(c.version)
+    if record is None:
+        return [f"v{c.version.version} was trained without differential privacy "
+                f"(`driftloop train … --dp-epsilon E` trains with DP-SGD)"]
+    return [f"trained with DP-SGD (Opacus): {record.label()} spent of a target ε "
+            f"{record.target_epsilon:g}; noise multiplier {record.noise_multiplier:.3g}, "
+            f"clipping norm {record.max_grad_norm:g}, Poisson rate {record.sample_rate:.3g}, "
+            f"{record.steps} steps"]
 
 
 def poisoning(c: _Context) -> list[str]:

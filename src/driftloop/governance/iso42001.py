@@ -59,10 +59,12 @@ def _tooling(c: _Context) -> Found:
 
 
 def _impact_on_individuals(c: _Context) -> Found:
-    found = lines_of.privacy_audit(c) + lines_of.differential_privacy(c)
-    if not found:
-        return _found([], f"driftloop evaluate {c.ref} --privacy")
-    return _found(found + ["the rest of an impact assessment (who is affected and how) is "
+    from driftloop.registry.dp import dp_record
+
+    audit = lines_of.privacy_audit(c)
+    if not audit and dp_record(c.version) is None:
+        return _found([], f"driftloop evaluate {c.ref} DATA --privacy")
+    return _found(audit + lines_of.differential_privacy(c) + ["the rest of an impact assessment (who is affected and how) is "
                            "written by people in the model card's ethical considerations"])
 
 
