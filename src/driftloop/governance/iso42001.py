@@ -64,8 +64,9 @@ def _impact_on_individuals(c: _Context) -> Found:
     audit = lines_of.privacy_audit(c)
     if not audit and dp_record(c.version) is None:
         return _found([], f"driftloop evaluate {c.ref} DATA --privacy")
-    return _found(audit + lines_of.differential_privacy(c) + ["the rest of an impact assessment (who is affected and how) is "
-                           "written by people in the model card's ethical considerations"])
+    return _found(audit + lines_of.differential_privacy(c) + [
+        "the rest of an impact assessment (who is affected and how) is written by people in "
+        "the model card's ethical considerations"])
 
 
 def _verification(c: _Context) -> Found:
