@@ -85,6 +85,15 @@ def test_epsilon_spent_is_within_the_target_and_recorded_on_run_version_and_card
     card = registry.card("cancer", private.version).to_markdown()
     assert "Differential privacy" in card and f"ε = {dp['epsilon']:.3g}" in card
     assert f"σ = {dp['noise_multiplier']:.4g}" in card
+    registry.close()
+
+
+def test_models_show_names_the_budget(private, home, capsys, monkeypatch):
+    monkeypatch.setenv("DRIFTLOOP_HOME", home.home)
+    assert main(["models", "show", f"cancer:{private.version}"]) == 0
+    shown = capsys.readouterr().out
+    assert f"differential privacy: (ε = {private.differential_privacy['epsilon']:.3g}, δ = " \
+        "1e-05)-DP (prv accountant)" in shown
 
 
 def test_a_killed_worker_resumes_to_bitwise_equal_weights_and_the_same_epsilon(
