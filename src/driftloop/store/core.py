@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import stamina
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -41,6 +42,10 @@ dataset or a run that starts, finishes, fails or resumes (see :attr:`StoreCore.o
 
 _ATTEMPTS = 20  # with capped exponential backoff: up to ~5 s of contention before giving up
 
+
+def _sqlite_open_race(exc: Exception) -> bool:
+    """True for SQLite's "database is locked" (another process is opening the same file)."""
+    return isinstance(exc, sa_exc.OperationalError) and "database is locked" in str(exc.orig)
 
 class StoreCore:
     """Engine, sessions and transactions of a store at any SQLAlchemy URL.
@@ -106,7 +111,16 @@ class StoreCore:
     def upgrade(self) -> None:
         """Migrate the schema to head; see :func:`driftloop.store.migrate.upgrade`."""
         try:
-            migrate.upgrade(self._engine)
+            # Processes opening a new SQLite file at the same moment race to switch it to WAL
+            # and to take the migration lock; SQLite answers "database is locked" at once there
+            # rather than waiting out the busy timeout (seen with 3 processes on a loaded CI
+            # machine). A short retry finds the file in WAL and the schema at head.
+            for attempt in stamina.retry_context(
+                on=_sqlite_open_race, attempts=8, timeout=None, wait_initial=0.05,
+                wait_max=1.0, wait_jitter=0.05,
+            ):
+                with attempt:
+                    migrate.upgrade(self._engine)
         except sa_exc.OperationalError as exc:
             raise ConfigError(
                 f"cannot open the store {safe_url(self.url)}: {exc.orig}. Check the store URL "
