@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 # the whole suite on SQLite, then the store-backed tests again on a real PostgreSQL server that
 # tests/pg_server.py starts (skipped when Debian's postgresql is missing, failed under CI)
-PG_TESTS := tests/store tests/registry tests/serve tests/monitor tests/loop tests/governance
+PG_TESTS := tests/store tests/registry tests/serve tests/monitor tests/loop tests/governance tests/features
 test: $(STAMP)
 	$(BIN)/python -m pytest
 	DRIFTLOOP_TEST_STORE=postgresql $(BIN)/python -m pytest -q $(PG_TESTS)
