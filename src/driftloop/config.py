@@ -576,6 +576,120 @@ class GovernanceSettings(BaseModel):
     )
 
 
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds in a duration such as ``"30d"``, ``"12h"``, ``"90m"`` or ``"45s"``.
+
+    >>> duration_seconds("2d"), duration_seconds("90m")
+    (172800, 5400)
+    """
+    value, unit = text[:-1].strip(), text[-1:].lower()
+    if unit not in _DURATION_UNITS or not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"{text!r} is not a duration: write a whole number and a unit "
+                         "(s, m, h, d or w), e.g. '30d'")
+    return int(value) * _DURATION_UNITS[unit]
+
+
+class EntitySettings(BaseModel):
+    """One entity of ``features.entities``: what a feature value belongs to (a customer...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME_PATTERN, description="the entity's name, e.g. customer")
+    keys: list[str] = Field(
+        min_length=1, description="the column(s) that identify one entity, e.g. [customer_id]; "
+        "requests and training tables carry them, models never see them",
+    )
+    description: str = ""
+
+
+class FeatureViewSettings(BaseModel):
+    """One feature view of ``features.views``: columns of one source, keyed by an entity."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME_PATTERN, description="the view's name, e.g. customer_stats")
+    entity: str = Field(description="the entity (features.entities) its rows belong to")
+    source: str = Field(
+        min_length=1, description="a CSV or Parquet file or folder (a path or any fsspec URL) "
+        "holding the entity keys, the event time and the features",
+    )
+    event_time: str = Field(description="column: when each value became true in the world")
+    created_time: str | None = Field(
+        None, description="column: when each value was written (ingested); a value written "
+        "after a training row's time never reaches that row (back-filled values do not leak)",
+    )
+    ttl: str | None = Field(
+        None, description="how long a value stays valid after its event time, e.g. '30d'; "
+        "older values are missing, never stale (empty: no expiry)",
+    )
+    features: list[str] = Field(min_length=1, description="the feature columns it serves")
+    description: str = ""
+
+    @field_validator("ttl")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_seconds(value)
+        return value
+
+    @property
+    def ttl_seconds(self) -> int | None:
+        """The TTL in seconds (None: values never expire)."""
+        return None if self.ttl is None else duration_seconds(self.ttl)
+
+
+class FeatureSettings(BaseModel):
+    """``features:``: entities, feature views and where their latest values are served from."""
+
+    model_config = ConfigDict(extra="forbid")
+    entities: list[EntitySettings] = Field(default_factory=list)
+    views: list[FeatureViewSettings] = Field(default_factory=list)
+    online_url: str = Field(
+        "", description="the online table: empty for the store's database, or a Redis URL "
+        "(redis://host:port/db) when the redis extra is installed",
+    )
+    missing: Literal["refuse", "impute"] = Field(
+        "refuse", description="a served request whose entity has no value (or only one older "
+        "than the view's TTL): refuse it with a 4xx naming the entity, or impute as training did",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSettings:
+        entities = {e.name: e for e in self.entities}
+        if len(entities) != len(self.entities):
+            raise ValueError("features.entities: two entities have the same name")
+        names = [v.name for v in self.views]
+        if len(set(names)) != len(names):
+            raise ValueError("features.views: two views have the same name")
+        for view in self.views:
+            entity = entities.get(view.entity)
+            if entity is None:
+                raise ValueError(f"features.views {view.name}: entity {view.entity!r} is not "
+                                 "declared in features.entities")
+            special = {*entity.keys, view.event_time, view.created_time}
+            clash = sorted(special & set(view.features))
+            if clash:
+                raise ValueError(f"features.views {view.name}: {', '.join(clash)} is a key or "
+                                 "time column, not a feature")
+        return self
+
+    def view(self, name: str) -> FeatureViewSettings:
+        """The view called ``name`` (KeyError when none is declared)."""
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(name)
+
+    def entity(self, name: str) -> EntitySettings:
+        """The entity called ``name`` (KeyError when none is declared)."""
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
+        raise KeyError(name)
+
+
 class SecuritySettings(BaseModel):
     """``security:``: what this machine's operator allows a stored version to run."""
 
@@ -610,6 +724,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
     actor: str = Field(
         "", max_length=128, description="who the audit log records (a role or service id, not a "
         "name); empty: a pseudonymous id of the operating-system user",
@@ -751,13 +866,17 @@ __all__ = [
     "CardText",
     "CheckSettings",
     "DriftSettings",
+    "EntitySettings",
     "EvaluateSettings",
+    "FeatureSettings",
+    "FeatureViewSettings",
     "GateSettings",
     "GovernanceSettings",
     "LoopSettings",
     "MonitorSettings",
     "RolloutSettings",
     "ServeSettings",
+    "duration_seconds",
     "Settings",
     "TrainSettings",
 ]

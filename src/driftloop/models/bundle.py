@@ -43,6 +43,9 @@ class ModelBundle:
     # TemperatureScaler.to_json() fitted on the validation split; None: not calibrated (bundles
     # written before calibration existed load with None)
     calibration: dict[str, Any] | None = None
+    # driftloop.features.spec.FeatureUse.to_json() of each feature view the version was trained
+    # with (None: trained on a plain table); serving looks these columns up by entity key
+    feature_views: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

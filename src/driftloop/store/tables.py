@@ -6,9 +6,9 @@ writes one); ``tests/store/test_migrations.py`` fails while the two differ.
 Examples
 --------
 >>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
-alerts alias_moves api_keys audit_entries datasets feedback loop_runs model_aliases
-model_versions monitor_windows prediction_log reload_signals reports rollout_observations
-rollouts run_datasets run_metrics runs
+alerts alias_moves api_keys audit_entries datasets feature_materializations feature_online
+feature_views feedback loop_runs model_aliases model_versions monitor_windows prediction_log
+reload_signals reports rollout_observations rollouts run_datasets run_metrics runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
@@ -441,6 +441,61 @@ class RolloutObservation(Base):
     replica: Mapped[str | None] = mapped_column(String(64))
 
 
+class FeatureView(Base):
+    """One registered version of a feature view: its declaration as settings gave it.
+
+    ``features apply`` adds a version whenever a view's declaration changes (``spec_hash`` is
+    the sha256 of its canonical JSON), so a training run can name the exact view it joined."""
+
+    __tablename__ = "feature_views"
+    __table_args__ = (UniqueConstraint("name", "version"), UniqueConstraint("name", "spec_hash"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the view and its entity, as declared
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OnlineFeatureRow(Base):
+    """The latest values of one view for one entity, as materialised for serving.
+
+    The entity is kept as the keyed hash of its key values (entity ids are often personal
+    data), which is also how serving looks it up and how erasure finds it."""
+
+    __tablename__ = "feature_online"
+    __table_args__ = (UniqueConstraint("view_name", "entity_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    view_name: Mapped[str] = mapped_column(String(64))
+    view_version: Mapped[int] = mapped_column(Integer)
+    entity_hash: Mapped[str] = mapped_column(String(64))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)  # feature name -> value (None: missing)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    materialized_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FeatureMaterialization(Base):
+    """One ``features materialize`` of a view: the event-time range it covered, the rows it
+    wrote; the next run starts where the last one ended (incremental)."""
+
+    __tablename__ = "feature_materializations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    view_name: Mapped[str] = mapped_column(String(64), index=True)
+    view_version: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: from the beginning
+    until: Mapped[datetime] = mapped_column(UTCDateTime)  # the latest event time seen
+    rows_read: Mapped[int] = mapped_column(BigInteger)
+    rows_written: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[str] = mapped_column(String(16))  # 'sql' or 'redis'
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AuditEntry(Base):
     """One link of the audit chain; the unique ``prev_hash`` keeps the chain from forking."""
 
@@ -466,12 +521,15 @@ __all__ = [
     "Base",
     "BigId",
     "Dataset",
+    "FeatureMaterialization",
+    "FeatureView",
     "FeedbackEntry",
     "ModelAlias",
     "LoopRun",
     "ModelVersion",
     "MonitorWindow",
     "NAMING_CONVENTION",
+    "OnlineFeatureRow",
     "PredictionLogEntry",
     "ReloadSignal",
     "Rollout",
