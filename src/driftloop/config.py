@@ -458,6 +458,10 @@ class MonitorSettings(BaseModel):
     ddm_warm_start: int = Field(30, ge=1, description="DDM: errors read before it can signal")
     ddm_warning_threshold: float = Field(2.0, gt=0, description="DDM: warning level (std devs)")
     ddm_drift_threshold: float = Field(3.0, gt=0, description="DDM: drift level (std devs)")
+    skew_max_share: float = Field(
+        0.01, ge=0, lt=1, description="training-serving skew: a feature is flagged when the "
+        "lower confidence bound of the share of served rows whose value differs from the "
+        "offline (point-in-time) value is above this")
 
 
 class RolloutSettings(BaseModel):

@@ -194,6 +194,32 @@ def metric_intervals(
     }
 
 
+def share_interval(count: int, total: int, confidence: float = _DEFAULTS.confidence
+                   ) -> Interval:
+    """The Wilson score interval of the share ``count / total`` (scipy's ``binomtest``).
+
+    For a share of rows (how many differ, how many fail) Wilson's interval keeps its coverage
+    with few rows and shares near 0 or 1, where a bootstrap of 0/1 values collapses to a point.
+    ``total`` 0: no interval.
+
+    Examples
+    --------
+    >>> i = share_interval(3, 3)
+    >>> i.value, round(i.low, 3), i.high
+    (1.0, 0.439, 1.0)
+    >>> share_interval(0, 0).low is None
+    True
+    """
+    from scipy.stats import binomtest
+
+    if count < 0 or total < 0 or count > total:
+        raise UsageError(f"a share needs 0 <= count <= total; got {count} of {total}.")
+    if total == 0:
+        return Interval(float("nan"), None, None, confidence)
+    ci = binomtest(count, total).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(count / total, float(ci.low), float(ci.high), confidence)
+
+
 def _common_length(arrays: Sequence[np.ndarray]) -> int:
     lengths = {len(a) for a in arrays}
     if len(lengths) != 1:
@@ -210,4 +236,5 @@ __all__ = [
     "metric_intervals",
     "percentile_interval",
     "resample_indices",
+    "share_interval",
 ]

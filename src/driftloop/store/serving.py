@@ -65,6 +65,7 @@ class PredictionRow:
     features: dict[str, Any]
     output: dict[str, Any]
     replica: str | None = None  # the serving process that answered (None: before 0009)
+    subject: str | None = None  # the keyed hash of the subject/entity id (None: none sent)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,41 @@ class ServingQueries(StoreCore):
                  .where(PredictionLogEntry.model_name == model_name,
                         PredictionLogEntry.version == version, PredictionLogEntry.id <= up_to_id)
                  .order_by(PredictionLogEntry.id.desc()).limit(limit))
+        with self.session(write=False) as session:
+            rows = list(session.scalars(query))
+        return [_prediction(r) for r in reversed(rows)]
+
+    def version_predictions(
+        self, model_name: str, version: int, *, since: datetime | None = None,
+        until: datetime | None = None, limit: int | None = None,
+    ) -> list[PredictionRow]:
+        """The log rows of one version served in ``[since, until]`` (the newest ``limit``),
+        oldest first.
+
+        Examples
+        --------
+        >>> from datetime import timedelta
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> t = utcnow()
+        >>> _ = store.add_predictions([{"request_id": f"r{i}", "model_name": "m",
+        ...     "version": 1 + i % 2, "at": t + timedelta(seconds=i), "features": {},
+        ...     "output": {}, "subject": "h"} for i in range(8)])
+        >>> rows = store.version_predictions("m", 1, since=t + timedelta(seconds=2), limit=2)
+        >>> [r.request_id for r in rows], rows[0].subject
+        (['r4', 'r6'], 'h')
+        >>> store.close()
+        """
+        query = (select(PredictionLogEntry)
+                 .where(PredictionLogEntry.model_name == model_name,
+                        PredictionLogEntry.version == version)
+                 .order_by(PredictionLogEntry.id.desc()))
+        if since is not None:
+            query = query.where(PredictionLogEntry.at >= since)
+        if until is not None:
+            query = query.where(PredictionLogEntry.at <= until)
+        if limit is not None:
+            query = query.limit(limit)
         with self.session(write=False) as session:
             rows = list(session.scalars(query))
         return [_prediction(r) for r in reversed(rows)]
@@ -449,7 +485,7 @@ def _in_conflict(labels: Sequence[tuple[Any, str | None]]) -> bool:
 
 def _prediction(r: PredictionLogEntry) -> PredictionRow:
     return PredictionRow(r.id, r.request_id, r.model_name, r.version, r.at, r.features, r.output,
-                         r.replica)
+                         r.replica, r.subject)
 
 
 __all__ = [
