@@ -134,9 +134,29 @@ def _print_monitor(result: Any) -> None:
         out.print(windows)
         if result.pending_rows:
             out.print(f"{result.pending_rows} row(s) wait for a full window")
+    for report in result.skew:
+        _print_skew(report)
     for alert in result.alerts:
         failed = [d["url"] for d in alert.deliveries if not d.get("ok")]
         plain(f"ALERT {alert.kind}: {alert.message}")
         if failed:
             plain(f"  webhook delivery failed: {', '.join(failed)} (stored; monitoring "
                   "goes on)")
+
+
+def _print_skew(report: Any) -> None:
+    from rich.text import Text
+
+    skew = table("feature", "view", "rows", "differing", "share [interval]", "status",
+                 right=("rows", "differing"),
+                 title=f"{report.model} v{report.version}: training-serving skew "
+                       f"(flagged when the lower bound > {report.max_share})")
+    for f in report.features:
+        share = ("-" if f.share.low is None else
+                 f"{f.share.value:.3f} [{f.share.low:.3f}, {f.share.high:.3f}]")
+        skew.add_row(f.feature, f.view, str(f.compared), str(f.differing), share,
+                     Text("SKEW", style="bold red") if f.flagged else Text("ok", style="green"))
+    if report.features:
+        out.print(skew)
+    for note in report.notes:
+        plain(f"skew: {note}")

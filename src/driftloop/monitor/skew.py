@@ -46,12 +46,13 @@ import pandas as pd
 
 from driftloop.config import Settings
 from driftloop.data.hashing import hash_value
-from driftloop.errors import UsageError
+from driftloop.errors import DriftloopError, UsageError
 from driftloop.evaluate.intervals import Interval, share_interval
 from driftloop.features.historical import ViewFrame, join_as_of
 from driftloop.features.source import read_view_source
 from driftloop.features.spec import FeatureUse, entity_key_texts, spec_hash, view_spec
 from driftloop.registry import Registry
+from driftloop.store.monitoring import WindowRecord
 from driftloop.store.secrets import pii_key
 
 REL_TOL = 1e-9  # floats equal within this relative tolerance (JSON round trips are exact)
@@ -146,6 +147,27 @@ def feature_skew(
                       confidence, out, notes)
 
 
+def skew_of_windows(registry: Registry, settings: Settings, model: str,
+                    windows: Sequence[WindowRecord]) -> list[SkewReport]:
+    """The skew check of each version over the span its new ``windows`` cover (versions
+    without feature views give none). A view that cannot be read does not stop monitoring:
+    its version's report says why it was not checked."""
+    spans: dict[int, tuple[datetime, datetime]] = {}
+    for w in windows:
+        start, end = spans.get(w.version, (w.start_at, w.end_at))
+        spans[w.version] = (min(start, w.start_at), max(end, w.end_at))
+    out = []
+    for version, (start, end) in spans.items():
+        try:
+            report = feature_skew(registry, settings, model, version, since=start, until=end)
+        except DriftloopError as exc:
+            report = SkewReport(model, version, 0, 0, settings.monitor.skew_max_share,
+                                settings.evaluate.confidence, [], [f"not checked: {exc}"])
+        if report is not None:
+            out.append(report)
+    return out
+
+
 def _comparable(uses: Sequence[FeatureUse], logged: set[str], notes: list[str]
                 ) -> list[tuple[FeatureUse, list[str]]]:
     """The views keyed like the first one, each with the features the log holds."""
@@ -218,4 +240,4 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-__all__ = ["FeatureSkew", "SkewReport", "differs", "feature_skew"]
+__all__ = ["FeatureSkew", "SkewReport", "differs", "feature_skew", "skew_of_windows"]

@@ -59,6 +59,7 @@ from driftloop.monitor.estimator import (
 from driftloop.monitor.performance import realised_performance
 from driftloop.monitor.profile import FeatureProfile, Profile, profile_like
 from driftloop.monitor.reference import load_reference
+from driftloop.monitor.skew import SkewReport, skew_of_windows
 from driftloop.monitor.webhooks import WebhookSender
 from driftloop.registry import Registry
 from driftloop.store.clock import utcnow
@@ -109,6 +110,7 @@ class MonitorResult:
     refreshed: int = 0
     pending_rows: int = 0
     change_points: dict[str, list[int]] = field(default_factory=dict)
+    skew: list[SkewReport] = field(default_factory=list)  # versions with feature views only
 
     def to_json(self) -> dict[str, Any]:
         """A plain-JSON summary (the ``--json`` output of ``driftloop monitor``)."""
@@ -121,6 +123,7 @@ class MonitorResult:
             "refreshed_windows": self.refreshed,
             "pending_rows": self.pending_rows,
             "change_points": self.change_points,
+            "skew": [r.to_json() for r in self.skew],
         }
 
 
@@ -184,6 +187,8 @@ def _monitor_locked(
         stored = _process_window(context, chunk, status)
         result.windows.append(stored)
         result.alerts.extend(_window_alerts(context, stored))
+    result.skew = skew_of_windows(registry, settings, model, result.windows)
+    result.alerts.extend(_skew_alerts(context, result))
     result.refreshed = _refresh_realised(context)
     result.change_points = _concept_drift(context, result,
                                           [row for chunk, _ in chunks for row in chunk])
@@ -450,6 +455,25 @@ def _window_alerts(context: _Context, window: WindowRecord) -> list[AlertRecord]
                         message=message, details=details, window_id=window.id,
                         sender=context.sender)
             for kind, message, details in found]
+
+
+def _skew_alerts(context: _Context, result: MonitorResult) -> list[AlertRecord]:
+    """One ``feature_skew`` alert per version whose skew check flagged a feature (on the
+    version's newest window of this run)."""
+    alerts = []
+    for report in result.skew:
+        if not report.flagged:
+            continue
+        window = [w for w in result.windows if w.version == report.version][-1]
+        shown = ", ".join(f"{f.feature} ({f.share.low:.1%} or more)"
+                          for f in report.features if f.flagged and f.share.low is not None)
+        alerts.append(raise_alert(
+            context.registry.store, model_name=context.model, kind="feature_skew",
+            message=f"training-serving skew in v{report.version}: the served values of "
+                    f"{shown} differ from the offline values (above "
+                    f"monitor.skew_max_share = {report.max_share})",
+            details=report.to_json(), window_id=window.id, sender=context.sender))
+    return alerts
 
 
 def _performance_drop(
