@@ -53,6 +53,7 @@ from driftloop.config import EntitySettings, FeatureViewSettings, Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import DataError, NotFoundError, UsageError
 from driftloop.features.online import OnlineStore, online_store
+from driftloop.features.source import read_view_source
 from driftloop.features.spec import entity_key_texts, spec_hash, view_spec
 from driftloop.store import AuditLog, Store
 from driftloop.store.records import MaterializationRecord
@@ -97,8 +98,6 @@ def materialize(store: Store, settings: Settings, views: Sequence[str] | None = 
 
     Every view must be registered (``driftloop features apply``) at its declared spec.
     """
-    from driftloop.features.source import read_view_source  # noqa: PLC0415 - see below
-
     declared = [v.name for v in settings.features.views]
     names = list(views) if views else declared
     unknown = [n for n in names if n not in declared]
