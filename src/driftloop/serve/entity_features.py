@@ -37,7 +37,7 @@ Examples
 ...     try:
 ...         lookup.fill([{"customer_id": "c-9", "age": 30}])
 ...     except RequestInvalid as exc:
-...         refused = (exc.status, exc.code, str(exc)[:67])
+...         refused = (exc.status, exc.code, str(exc)[:66])
 >>> filled.instances, filled.subjects, filled.views
 ([{'spend': 3.0, 'age': 30}], ['c-1'], {'stats': 1})
 >>> refused
