@@ -34,14 +34,15 @@ The data (seeded; written once to a temporary folder as Parquet)
     entities.
 
 Online lookup latency (``--online``): p50/p99 of looking up 1 and 100 entities per request in
-the online table after ``materialize`` (SQL store on SQLite; Redis when ``redis-server`` is on
-PATH), when FS-online's ``driftloop.features.online`` is importable.
+the online store after materialising 10,000 entities × 50 features (the SQL store on an SQLite
+file; a loopback Redis when ``redis-server`` is installed): the store's batched read, and
+serving's whole lookup (``FeatureLookup.fill``); see :func:`child_online`.
 
 How to run (from the repository root)::
 
     .venv/bin/python -m compileall -q src
     flock /tmp/bench.lock .venv/bin/python benchmarks/bench_features.py --quick
-    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_features.py --shape a --shape b
+    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_features.py --shape a --shape b --online
 
 Prints JSON lines on stdout. Exits 1 when two implementations that finished disagree.
 """
@@ -120,6 +121,7 @@ def write_data(folder: Path, shape: dict[str, int], seed: int = 0) -> dict[str, 
 def child_driftloop(spec: dict, out: str) -> dict[str, object]:
     import pandas as pd
     import pyarrow.parquet as pq
+
     from driftloop.features.historical import ViewFrame, join_as_of
 
     started = time.perf_counter()
@@ -196,6 +198,104 @@ def child_compare(spec: dict, left: str, right: str) -> dict[str, object]:
             "rows_only_left": only_a, "rows_only_right": only_b,
             "rows_only_left_all_missing_a_view": bool(views_missing_a[~in_a].all()),
             "columns_differing": len(differing), "differing": differing[:5]}
+
+
+ONLINE_ENTITIES, ONLINE_FEATURES = 10_000, 50
+
+
+def child_online(folder: str, quick: bool) -> dict[str, object]:
+    """p50/p99 of online lookups of 1 and 100 entities per request, per online store.
+
+    One view of ``ONLINE_ENTITIES`` entities × ``ONLINE_FEATURES`` float features, materialised
+    with the product's ``materialize_view`` into the SQL store (SQLite file) and, when
+    ``redis-server`` is on this machine, into a throw-away loopback Redis. ``read``: the
+    store's batched read by entity hash; ``fill``: what serving does per request
+    (``FeatureLookup.fill``: hash the keys, read, check the TTL, fill the instances).
+    """
+    import pandas as pd
+
+    from driftloop.config import EntitySettings, FeatureViewSettings
+    from driftloop.data.hashing import hash_value
+    from driftloop.features.materialize import materialize_view
+    from driftloop.features.online import RedisOnlineStore, SqlOnlineStore
+    from driftloop.features.spec import FeatureUse
+    from driftloop.serve.entity_features import FeatureLookup
+    from driftloop.store import Store, utcnow
+
+    rng = np.random.default_rng(0)
+    names = [f"f{j:02d}" for j in range(ONLINE_FEATURES)]
+    now = pd.Timestamp(utcnow())
+    table = pd.DataFrame(rng.standard_normal((ONLINE_ENTITIES, ONLINE_FEATURES)), columns=names)
+    table.insert(0, "customer_id", np.arange(ONLINE_ENTITIES))
+    table.insert(1, "ts", now - pd.Timedelta(hours=1))
+    entity = EntitySettings(name="customer", keys=["customer_id"])
+    view = FeatureViewSettings(name="stats", entity="customer", source="unused.parquet",
+                               event_time="ts", ttl="30d", features=names)
+    use = FeatureUse("stats", 1, "0" * 64, "customer", ["customer_id"], "ts", names, 30 * 86_400)
+    key = "bench-pii-key"
+    repeats = {1: 200 if quick else 2000, 100: 50 if quick else 500}
+    store = Store.open(f"sqlite:///{folder}/dl.db")
+    stores: list[tuple[str, object]] = [("sql_sqlite", SqlOnlineStore(store))]
+    redis = _redis_server(folder)
+    if redis is not None:
+        stores.append(("redis", RedisOnlineStore(redis[1])))
+    out: dict[str, object] = {"entities": ONLINE_ENTITIES, "features": ONLINE_FEATURES}
+    try:
+        for label, online in stores:
+            started = time.perf_counter()
+            materialize_view(store, online, view, entity, 1, table, key=key, actor="bench")
+            out[f"{label}_materialize_s"] = time.perf_counter() - started
+            lookup = FeatureLookup([use], names, online, key=key, missing="refuse")
+            for batch, n in repeats.items():
+                reads, fills = [], []
+                for _ in range(n):
+                    ids = rng.integers(0, ONLINE_ENTITIES, batch)
+                    hashes = [hash_value(str(i), key) for i in ids]
+                    t0 = time.perf_counter()
+                    found = online.read("stats", hashes)  # type: ignore[attr-defined]
+                    reads.append(time.perf_counter() - t0)
+                    assert len(found) == len(set(hashes))
+                    instances = [{"customer_id": int(i)} for i in ids]
+                    t0 = time.perf_counter()
+                    lookup.fill(instances)
+                    fills.append(time.perf_counter() - t0)
+                for what, times in (("read", reads), ("fill", fills)):
+                    ms = np.array(times) * 1000
+                    out[f"{label}_{what}_{batch}_p50_ms"] = float(np.percentile(ms, 50))
+                    out[f"{label}_{what}_{batch}_p99_ms"] = float(np.percentile(ms, 99))
+    finally:
+        store.close()
+        if redis is not None:
+            redis[0].kill()
+            redis[0].wait()
+    return out
+
+
+def _redis_server(folder: str) -> tuple[subprocess.Popen, str] | None:
+    """A loopback ``redis-server`` (persistence off) on a free port, or None without one."""
+    import socket
+
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if binary is None:
+        return None
+    import redis
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
+                                "", "--appendonly", "no", "--dir", folder],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0)
+    for _ in range(200):
+        try:
+            if client.ping():
+                return process, f"redis://127.0.0.1:{port}/0"
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    return None
 
 
 def peak_rss_mb() -> float:
@@ -297,7 +397,7 @@ def bench_shape(name: str, args: argparse.Namespace, folder: Path) -> bool:
                                  str(spec_path), str(outs[impl]), "--offline", store],
                                 args.feast_timeout, args.rss_cap_mb)
             print(json.dumps({"bench": impl, **common, **results[impl]}), flush=True)
-    ok = True
+    ok = "error" not in results["driftloop"]  # driftloop failing is a failure, not a number
     finished = [i for i in results if "error" not in results[i]]
     for i, first in enumerate(finished):
         for second in finished[i + 1:]:
@@ -356,12 +456,15 @@ def main() -> int:
                         help="Python of a venv with feast installed ('' to skip Feast)")
     parser.add_argument("--feast-timeout", type=float, default=600.0)
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--rss-cap-mb", type=float, default=16_000.0)
+    parser.add_argument("--rss-cap-mb", type=float, default=10_000.0)
     parser.add_argument("--online", action="store_true", help="online lookup latency too")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, spec_path, *rest = args.child
+        if kind == "online":  # its argument is a folder, not a spec
+            print(json.dumps(child_online(spec_path, rest == ["quick"])))
+            return 0
         spec = json.loads(Path(spec_path).read_text())
         if kind == "driftloop":
             result = child_driftloop(spec, rest[0] if rest else "")
@@ -383,9 +486,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as folder:
             ok = bench_shape(name, args, Path(folder)) and ok
     if args.online:
-        from bench_features_online import bench_online  # FS-online's store; see its docstring
-
-        bench_online(quick=args.quick)
+        with tempfile.TemporaryDirectory() as folder:
+            online = run([sys.executable, __file__, "--child", "online", folder,
+                          *(["quick"] if args.quick else [])], args.timeout, args.rss_cap_mb)
+        print(json.dumps({"bench": "online_lookup", **online}), flush=True)
     return 0 if ok else 1
 
 
