@@ -95,7 +95,11 @@ def served(dl_settings: Settings, tmp_path) -> tuple[Settings, pd.DataFrame]:
                     "ids": [int(i) for i in chunk.index]}
                 answer = http.post("/v1/models/churn/predict", json=body)
                 assert answer.status_code == 200, answer.text
-            _wait_for_log(registry, CUSTOMERS)
+            # one request without ids: logged without a subject, counted, never compared
+            first = {f: _plain(online.iloc[0][f]) for f in FEATURES}
+            assert http.post("/v1/models/churn/predict",
+                             json={"instances": [first]}).status_code == 200
+            _wait_for_log(registry, CUSTOMERS + 1)
     return settings, latest
 
 
@@ -119,7 +123,7 @@ def test_skew_flags_only_the_feature_computed_differently(served) -> None:
     assert report is not None
     assert report.flagged == ["spend"]
     by_name = {f.feature: f for f in report.features}
-    assert report.rows == CUSTOMERS and report.rows_without_entity == 0
+    assert report.rows == CUSTOMERS + 1 and report.rows_without_entity == 1
     assert by_name["spend"].differing == CUSTOMERS and by_name["spend"].share.low > 0.9
     # the others agree on every row: the back-filled 999s (created after the requests) and
     # the older snapshots never reached the offline values
