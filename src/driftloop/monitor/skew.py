@@ -31,6 +31,8 @@ Examples
 >>> offline = pd.Series([1.0, 2.2, np.nan, "a"], dtype=object)
 >>> differs(served, offline).tolist()
 [False, True, False, False]
+>>> differs(pd.Series([3, None, 1.0]), pd.Series([3.0, 4.0, 1.0 + 1e-12])).tolist()
+[False, True, False]
 """
 
 from __future__ import annotations
@@ -210,6 +212,15 @@ def _hashed_view(settings: Settings, use: FeatureUse, features: list[str], key: 
 def differs(served: pd.Series, offline: pd.Series) -> np.ndarray:
     """Per row, whether the served value differs from the offline one (missing == missing;
     numbers within ``REL_TOL``; anything else compared exactly)."""
+    numeric = {"floating", "integer", "mixed-integer-float", "empty"}
+    if (pd.api.types.infer_dtype(served, skipna=True) in numeric
+            and pd.api.types.infer_dtype(offline, skipna=True) in numeric):
+        a, b = served.astype(np.float64).to_numpy(), offline.astype(np.float64).to_numpy()
+        missing_a, missing_b = np.isnan(a), np.isnan(b)
+        with np.errstate(invalid="ignore"):
+            # math.isclose's rule (relative to the larger), as the row-by-row path uses
+            close = (np.abs(a - b) <= REL_TOL * np.maximum(np.abs(a), np.abs(b))) | (a == b)
+        return np.where(missing_a | missing_b, missing_a != missing_b, ~close)
     return np.array([_differs(a, b) for a, b in zip(served, offline, strict=True)], dtype=bool)
 
 
