@@ -341,7 +341,8 @@ def run(argv: list[str], timeout: float, rss_cap_mb: float) -> dict[str, object]
         out.seek(0)
         err.seek(0)
         if why:
-            return {"error": why, "polled_rss_mb": polled}
+            return {"error": why, "polled_rss_mb": polled,
+                    "killed_after_s": time.perf_counter() - started}
         if proc.returncode != 0:
             return {"error": err.read().strip().splitlines()[-3:], "polled_rss_mb": polled}
         result = json.loads(out.read().strip().splitlines()[-1])
