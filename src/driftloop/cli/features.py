@@ -4,17 +4,20 @@ retrieval. One command per function, so that more commands merge in cleanly."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from driftloop.cli.output import JsonFlag, Typer, emit_json, open_registry, out, plain, table
 
+if TYPE_CHECKING:
+    from driftloop.store import FeatureViewRecord
+
 app = Typer(help="Feature views: register them, list them, join them as of each row's time.",
             no_args_is_help=True)
 
 
-def _record_json(record) -> dict:  # noqa: ANN001 - a FeatureViewRecord
+def _record_json(record: FeatureViewRecord) -> dict[str, Any]:
     return {"name": record.name, "version": record.version, "spec_hash": record.spec_hash,
             "actor": record.actor, "created_at": record.created_at.isoformat(),
             "spec": record.spec}
