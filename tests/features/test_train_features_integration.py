@@ -91,6 +91,8 @@ def test_training_with_features_reproduces_the_hand_joined_table(tmp_path, dl_se
         card = registry.card("churn", joined.version).to_markdown()
     assert [(u["view"], u["version"], u["keys"]) for u in uses] == [("stats", 1, ["customer_id"])]
     assert run.params["features"] == uses
+    assert run.params["source"].endswith("data/features.parquet")
+    assert run.params["entity_table"].endswith("rows.csv")
     assert "view stats v1 (sha256" in card
 
 
