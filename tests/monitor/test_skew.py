@@ -139,3 +139,58 @@ def test_skew_flags_only_the_feature_computed_differently(served) -> None:
     assert earlier is not None and earlier.rows == 0 and earlier.flagged == []
     assert all(f.share.low is None for f in earlier.features)
     assert plain is None
+
+
+def test_monitor_flags_the_feature_the_online_table_computed_differently(dl_settings, tmp_path):
+    """The whole path: train with ``--features``, materialise an online table whose ``spend``
+    was computed differently (× 1.1) while the view's source keeps the original, serve
+    requests that carry only the customer id, then ``monitor``: its skew section and alert
+    name ``spend`` and nothing else."""
+    from driftloop.features.materialize import materialize_view, registered_version
+    from driftloop.features.online import online_store
+    from driftloop.monitor.windows import monitor
+    from driftloop.store.secrets import pii_key
+    from driftloop.train.launcher import train
+
+    now = pd.Timestamp(utcnow())
+    source = _source(now)
+    source.to_parquet(tmp_path / "stats.parquet")
+    settings = dl_settings.updated({
+        "features": {"entities": [{"name": "customer", "keys": ["customer_id"]}],
+                     "views": [{"name": "stats", "entity": "customer",
+                                "source": str(tmp_path / "stats.parquet"), "event_time": "ts",
+                                "created_time": "created", "ttl": "30d",
+                                "features": FEATURES}]},
+        "serve": {"log_flush_ms": 50.0}, "monitor": {"window": str(CUSTOMERS)}})
+    rng = np.random.default_rng(2)
+    rows = pd.DataFrame({"customer_id": rng.integers(0, CUSTOMERS, 300),
+                         "at": now - pd.to_timedelta(rng.integers(2, 200, 300), unit="h")})
+    rows["label"] = rng.integers(0, 2, 300)
+    rows.to_parquet(tmp_path / "rows.parquet")
+    train(str(tmp_path / "rows.parquet"), "label", features=["stats"], time_column="at",
+          workers=1, epochs=2, batch_size=32, settings=settings, progress=False, name="churn")
+    with Registry.open(settings) as registry:
+        registry.promote("churn", 1, to="production", force=True, reason="test bootstrap")
+        key = pii_key(settings.serve.pii_hash_key, registry.artifacts)
+        view, entity = settings.features.view("stats"), settings.features.entity("customer")
+        diverged = source.assign(spend=source["spend"] * 1.1)  # the online pipeline's unit
+        materialize_view(registry.store, online_store(settings, registry.store), view, entity,
+                         registered_version(registry.store, settings, "stats"), diverged,
+                         key=key, actor="test")
+        app = create_app(registry, ["churn"], settings.serve)
+        with BackgroundServer(app) as server, httpx.Client(base_url=server.url) as http:
+            server.wait_ready()
+            for lo in range(0, CUSTOMERS, 20):
+                body = {"instances": [{"customer_id": c} for c in range(lo, lo + 20)]}
+                answer = http.post("/v1/models/churn/predict", json=body)
+                assert answer.status_code == 200, answer.text
+            _wait_for_log(registry, CUSTOMERS)
+        result = monitor("churn", settings=settings, registry=registry)
+    assert len(result.windows) == 1
+    [report] = result.skew
+    assert report.flagged == ["spend"] and report.rows == CUSTOMERS
+    assert {f.feature: f.differing for f in report.features} == {
+        "spend": CUSTOMERS, "orders": 0, "tenure": 0}
+    [alert] = [a for a in result.alerts if a.kind == "feature_skew"]
+    assert "spend" in alert.message and "orders" not in alert.message
+    assert result.to_json()["skew"][0]["flagged"] == ["spend"]

@@ -26,7 +26,7 @@ from driftloop.store.database import Store
 from driftloop.store.monitoring import AlertRecord
 
 ALERT_KINDS = ("dataset_drift", "prediction_drift", "performance_drop", "concept_drift",
-               "suspect_feedback", "rollout")
+               "suspect_feedback", "rollout", "feature_skew")
 
 
 def raise_alert(
