@@ -147,7 +147,7 @@ def _print_monitor(result: Any) -> None:
 def _print_skew(report: Any) -> None:
     from rich.text import Text
 
-    skew = table("feature", "view", "rows", "differing", "share [interval]", "status",
+    skew = table("feature", "view", "rows", "differing", "share (interval)", "status",
                  right=("rows", "differing"),
                  title=f"{report.model} v{report.version}: training-serving skew "
                        f"(flagged when the lower bound > {report.max_share})")
