@@ -27,7 +27,7 @@ import pytest
 
 from driftloop.config import Settings
 from driftloop.features.spec import FeatureUse, view_spec
-from driftloop.monitor.skew import feature_skew
+from driftloop.monitor.skew import feature_skew, skew_of_windows
 from driftloop.registry import Registry
 from driftloop.serve.app import create_app
 from driftloop.serve.server import BackgroundServer
@@ -141,11 +141,14 @@ def test_skew_flags_only_the_feature_computed_differently(served) -> None:
     assert plain is None
 
 
-def test_monitor_flags_the_feature_the_online_table_computed_differently(dl_settings, tmp_path):
-    """The whole path: train with ``--features``, materialise an online table whose ``spend``
-    was computed differently (× 1.1) while the view's source keeps the original, serve
-    requests that carry only the customer id, then ``monitor``: its skew section and alert
-    name ``spend`` and nothing else."""
+@pytest.mark.parametrize("online", ["sql", "redis"])
+def test_monitor_flags_the_feature_the_online_table_computed_differently(
+        dl_settings, tmp_path, request, online) -> None:
+    """The whole path: train with ``--features``, materialise an online table (the store's
+    database, or a real loopback Redis) whose ``spend`` was computed differently (× 1.1) while
+    the view's source keeps the original, serve requests that carry only the customer id, then
+    ``monitor``: its skew section and alert name ``spend`` and nothing else. A view that can no
+    longer be read leaves a note instead of stopping the monitor."""
     from driftloop.features.materialize import materialize_view, registered_version
     from driftloop.features.online import online_store
     from driftloop.monitor.windows import monitor
@@ -162,6 +165,9 @@ def test_monitor_flags_the_feature_the_online_table_computed_differently(dl_sett
                                 "created_time": "created", "ttl": "30d",
                                 "features": FEATURES}]},
         "serve": {"log_flush_ms": 50.0}, "monitor": {"window": str(CUSTOMERS)}})
+    if online == "redis":
+        settings = settings.updated({"features": {"online_url": request.getfixturevalue(
+            "redis_url")}})
     rng = np.random.default_rng(2)
     rows = pd.DataFrame({"customer_id": rng.integers(0, CUSTOMERS, 300),
                          "at": now - pd.to_timedelta(rng.integers(2, 200, 300), unit="h")})
@@ -194,3 +200,9 @@ def test_monitor_flags_the_feature_the_online_table_computed_differently(dl_sett
     [alert] = [a for a in result.alerts if a.kind == "feature_skew"]
     assert "spend" in alert.message and "orders" not in alert.message
     assert result.to_json()["skew"][0]["flagged"] == ["spend"]
+
+    (tmp_path / "stats.parquet").unlink()  # the source moved away
+    with Registry.open(settings) as registry:
+        [unread] = skew_of_windows(registry, settings, "churn", result.windows)
+    assert unread.features == [] and unread.flagged == []
+    assert "not checked" in unread.notes[0] and "stats.parquet" in unread.notes[0]
