@@ -118,13 +118,14 @@ def materialize(store: Store, settings: Settings, views: Sequence[str] | None = 
 
 def registered_version(store: Store, settings: Settings, name: str) -> int:
     """The registered version of view ``name`` whose spec is the declared one."""
-    record = store.feature_view(name)
     wanted = spec_hash(view_spec(settings.features, name))
-    if record is None or record.spec_hash != wanted:
-        what = "is not registered" if record is None else "changed since it was registered"
+    versions = store.feature_view_versions(name)
+    match = next((v for v in versions if v.spec_hash == wanted), None)
+    if match is None:
+        what = "is not registered" if not versions else "changed since it was registered"
         raise NotFoundError(f"feature view '{name}' {what}; run `driftloop features apply` "
                             "first, then materialize.")
-    return int(record.version)
+    return int(match.version)
 
 
 def materialize_view(store: Store, online: OnlineStore, view: FeatureViewSettings,
