@@ -52,7 +52,7 @@ import pandas as pd
 from driftloop.config import EntitySettings, FeatureViewSettings, Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import DataError, NotFoundError, UsageError
-from driftloop.features.online import OnlineStore, online_store
+from driftloop.features.online import OnlineStore, RedisOnlineStore, online_store
 from driftloop.features.source import read_view_source
 from driftloop.features.spec import entity_key_texts, spec_hash, view_spec
 from driftloop.store import AuditLog, Store
@@ -106,13 +106,17 @@ def materialize(store: Store, settings: Settings, views: Sequence[str] | None = 
                          f"declared: {', '.join(declared) or 'none'} (features.views).")
     target = online or online_store(settings, store)
     results = []
-    for name in names:
-        view = settings.features.view(name)
-        entity = settings.features.entity(view.entity)
-        version = registered_version(store, settings, name)
-        table = read_view_source(view, entity).table
-        results.append(materialize_view(store, target, view, entity, version, table,
-                                        key=key, since=since, actor=actor))
+    try:
+        for name in names:
+            view = settings.features.view(name)
+            entity = settings.features.entity(view.entity)
+            version = registered_version(store, settings, name)
+            table = read_view_source(view, entity).table
+            results.append(materialize_view(store, target, view, entity, version, table,
+                                            key=key, since=since, actor=actor))
+    finally:
+        if online is None and isinstance(target, RedisOnlineStore):
+            target.close()
     return results
 
 
