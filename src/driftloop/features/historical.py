@@ -95,21 +95,20 @@ def join_as_of(rows: pd.DataFrame, views: Sequence[ViewFrame], *, time_column: s
     """
     _check_names(rows, views, time_column)
     row_times = _time_ns(rows[time_column], f"the rows' time column {time_column!r}")
-    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    columns: dict[str, object] = {}
     missing: dict[str, dict[str, int]] = {}
     with duckdb.connect() as con:
         for view in views:
-            table = _arrow(view)
-            picked = _pick(con, rows, row_times, view, table, leak_guard)
-            mask = picked < 0
-            indices = pa.array(np.where(mask, 0, picked), mask=mask)
-            taken = table.select(view.features).take(indices) if len(table) else _nulls(
-                table, view.features, len(rows))
+            source = _source_frame(view)
+            picked = _pick(con, rows, row_times, view, source, leak_guard)
             missing[view.name] = {}
             for name in view.features:
-                columns[name] = taken.column(name)
-                missing[view.name][name] = int(taken.column(name).null_count)
-    features = pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(len(rows)))
+                # pandas' take with allow_fill: -1 becomes the dtype's missing value (ints
+                # become floats with NaN, as a CSV round trip would read them).
+                values = pd.api.extensions.take(source[name].array, picked, allow_fill=True)
+                columns[name] = values
+                missing[view.name][name] = int(pd.isna(values).sum())
+    features = pd.DataFrame(columns, index=range(len(rows)))
     frame = pd.concat([rows.reset_index(drop=True), features], axis=1)
     frame.index = rows.index
     return JoinResult(frame=frame, missing=missing)
@@ -134,7 +133,7 @@ def _check_names(rows: pd.DataFrame, views: Sequence[ViewFrame], time_column: st
             owner[name] = f"view {view.name}"
 
 
-def _arrow(view: ViewFrame) -> pa.Table:
+def _source_frame(view: ViewFrame) -> pd.DataFrame:
     table = view.table
     names = [str(c) for c in table.columns] if isinstance(table, pd.DataFrame) else (
         table.column_names)
@@ -147,30 +146,25 @@ def _arrow(view: ViewFrame) -> pa.Table:
                         f"{', '.join(map(repr, absent))}; columns: {', '.join(names)}. Fix the "
                         "view's declaration or its source.")
     if isinstance(table, pd.DataFrame):
-        try:
-            return pa.Table.from_pandas(table[needed], preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise DataError(f"view {view.name}: a column mixes types "
-                            f"({str(exc).splitlines()[0]}). Give each column one type.") from None
-    return table.select(needed)
+        return table.reset_index(drop=True)
+    return table.select(needed).to_pandas()
 
 
 def _pick(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, row_times: np.ndarray,
-          view: ViewFrame, table: pa.Table, leak_guard: bool) -> np.ndarray:
+          view: ViewFrame, table: pd.DataFrame, leak_guard: bool) -> np.ndarray:
     """The source row index each row takes from ``view`` (-1: none, or expired)."""
     if len(table) == 0 or len(rows) == 0:
         return np.full(len(rows), -1, dtype=np.int64)
     keys = [f"k{i}" for i in range(len(view.keys))]
     left = {"row_id": np.arange(len(rows), dtype=np.int64), "t": _nullable(row_times)}
     right = {"s": np.arange(len(table), dtype=np.int64),
-             "e": _nullable(_time_ns(table.column(view.event_time).to_pandas(),
+             "e": _nullable(_time_ns(table[view.event_time],
                                      f"view {view.name}: event time column {view.event_time!r}"))}
     for alias, key in zip(keys, view.keys, strict=True):
-        left[alias] = pa.array(category_keys(rows[key]), type=pa.string())
-        right[alias] = pa.array(category_keys(table.column(key).to_pandas()), type=pa.string())
+        left[alias], right[alias] = _key_arrays(rows[key], table[key])
     guard = leak_guard and view.created_time is not None
     if view.created_time is not None:
-        created = _time_ns(table.column(view.created_time).to_pandas(),
+        created = _time_ns(table[view.created_time],
                            f"view {view.name}: created time column {view.created_time!r}")
         right["c"] = _nullable(created) if guard else pa.array(
             np.where(created == np.iinfo(np.int64).min, _OLDEST_NS, created))
@@ -215,6 +209,16 @@ def _pick_sql(keys: list[str], guard: bool, *, ttl_ns: bool) -> str:
         FROM dl_rows r ASOF LEFT JOIN w ON {on} AND r.t >= w.vis"""
 
 
+def _key_arrays(left: pd.Series, right: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """Both sides' keys as comparable arrays: integers as they are, anything else as the
+    category-key text that serving hashes (so 42, 42.0 and "42" are one entity)."""
+    if pd.api.types.is_integer_dtype(left.dtype) and pd.api.types.is_integer_dtype(right.dtype):
+        return (pa.array(left, type=pa.int64(), from_pandas=True),
+                pa.array(right, type=pa.int64(), from_pandas=True))
+    return (pa.array(category_keys(left), type=pa.string()),
+            pa.array(category_keys(right), type=pa.string()))
+
+
 def _time_ns(column: pd.Series, what: str) -> np.ndarray:
     """``column`` as UTC nanoseconds since the epoch (int64; NaT's minimum where missing)."""
     if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
@@ -238,10 +242,6 @@ def _time_ns(column: pd.Series, what: str) -> np.ndarray:
 def _nullable(ns: np.ndarray) -> pa.Array:
     missing = ns == np.iinfo(np.int64).min
     return pa.array(ns, mask=missing if missing.any() else None)
-
-
-def _nulls(table: pa.Table, features: list[str], n: int) -> pa.Table:
-    return pa.table({name: pa.nulls(n, table.schema.field(name).type) for name in features})
 
 
 __all__ = ["JoinResult", "ViewFrame", "join_as_of"]

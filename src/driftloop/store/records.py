@@ -320,6 +320,7 @@ __all__ = [
     "AuditRecord",
     "DatasetRecord",
     "DatasetRole",
+    "FeatureViewRecord",
     "MaterializationRecord",
     "OnlineFeatureRecord",
     "REPORT_KINDS",
@@ -329,3 +330,24 @@ __all__ = [
     "VersionRecord",
     "record_from",
 ]
+
+
+@dataclass(frozen=True)
+class FeatureViewRecord:
+    """One registered version of a feature view: its declaration (``spec``) and its hash.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> FeatureViewRecord(1, "stats", 2, "ab" * 32, {"view": {}, "entity": {}}, "ci",
+    ...                   datetime(2024, 1, 1, tzinfo=timezone.utc)).version
+    2
+    """
+
+    id: int
+    name: str
+    version: int
+    spec_hash: str
+    spec: dict[str, Any]
+    actor: str
+    created_at: datetime
