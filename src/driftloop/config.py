@@ -51,6 +51,7 @@ from pydantic_settings import (
 from driftloop.errors import ConfigError
 
 CONFIG_FILE = "driftloop.yaml"
+FEATURES_FILE = "features.yaml"
 ENV_PREFIX = "DRIFTLOOP_"
 
 
@@ -775,8 +776,10 @@ class Settings(BaseSettings):
             layers = [_yaml_source(cls, environ, cwd), _MappingEnvSource(cls, environ),
                       InitSettingsSource(cls, init_kwargs=init)]
             merged: dict[str, Any] = {}
-            for layer in layers:  # later layers win; nested mappings merge
+            for i, layer in enumerate(layers):  # later layers win; nested mappings merge
                 _deep_update(merged, layer())
+                if i == 0:
+                    _features_file(merged, cwd)
             return cls.model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(_explain(exc)) from None
@@ -841,6 +844,24 @@ def _yaml_source(
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(data).__name__}.") \
             from None
     return source
+
+
+def _features_file(merged: dict[str, Any], cwd: str | os.PathLike[str] | None) -> None:
+    """Read ``features.yaml`` (the ``features:`` settings on their own) into ``merged``."""
+    path = Path(cwd or os.getcwd()) / FEATURES_FILE
+    if not path.is_file():
+        return
+    if "features" in merged:
+        raise ConfigError(f"features are declared twice: in {path} and under 'features:' in "
+                          f"{CONFIG_FILE}. Keep one of the two.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}. Fix the file or remove it.") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path} must hold a mapping (entities:, views:, ...), got "
+                          f"{type(data).__name__}.")
+    merged["features"] = dict(data)
 
 
 def _deep_update(into: dict[str, Any], new: Mapping[str, Any]) -> None:

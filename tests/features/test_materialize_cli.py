@@ -9,8 +9,6 @@ import pandas as pd
 import yaml
 
 from driftloop.cli import main
-from driftloop.config import Settings
-from driftloop.features.spec import spec_hash, view_spec
 from driftloop.store import Store
 
 FEATURES = {"entities": [{"name": "customer", "keys": ["customer_id"]}],
@@ -34,20 +32,14 @@ def _project(workdir, monkeypatch, store_url) -> None:
                   "spend": [1.0, 3.0, 2.0]}).to_csv(workdir / "stats.csv", index=False)
 
 
-def _register(store_url) -> None:
-    settings = Settings.load()
-    spec = view_spec(settings.features, "stats")
-    with Store.open(store_url) as store:
-        store.register_feature_view("stats", spec, spec_hash(spec), actor="test")
-
-
 def test_materialize_reports_what_it_wrote_and_a_second_run_writes_nothing(
         workdir, monkeypatch, capsys, store_url):
     _project(workdir, monkeypatch, store_url)
     code, out, err = _run(capsys, "features", "materialize", "--json")
     assert code == 2 and "Traceback" not in err + out
     assert "'stats' is not registered" in " ".join(err.split())
-    _register(store_url)
+    code, out, err = _run(capsys, "features", "apply")
+    assert code == 0, err
     code, out, err = _run(capsys, "features", "materialize", "--json")
     assert code == 0, err
     (first,) = json.loads(out)

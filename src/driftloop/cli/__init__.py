@@ -16,18 +16,7 @@ from typing import Annotated
 import typer
 
 from driftloop import __version__
-from driftloop.cli import (
-    audit,
-    data,
-    features,
-    keys,
-    loop,
-    models,
-    monitor,
-    report,
-    serve,
-    train,
-)
+from driftloop.cli import audit, data, features, keys, loop, models, monitor, report, serve, train
 from driftloop.cli.output import Typer, exit_status, out, report_error
 from driftloop.errors import DriftloopError
 
@@ -64,8 +53,8 @@ for _name, _command in (
     app.command(_name)(_command)
 
 for _name, _group in (
-    ("data", data.app), ("features", features.app), ("models", models.app),
-    ("audit", audit.app), ("keys", keys.app), ("loop", loop.app), ("report", report.app),
+    ("data", data.app), ("models", models.app), ("audit", audit.app), ("keys", keys.app),
+    ("loop", loop.app), ("report", report.app), ("features", features.app),
 ):
     app.add_typer(_group, name=_name)
 
