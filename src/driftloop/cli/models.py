@@ -117,6 +117,10 @@ def models_show_cmd(
                   f"{(run.samples_per_s or 0):,.0f} samples/s · {run.run_dir}")
     for role, d in datasets.items():
         out.print(f"  data {role:6s} {d.rows:>7} rows · {d.fingerprint[:16]} · {d.source_uri}")
+    from driftloop.registry.lineage import feature_views_text
+
+    if feature_views_text(run):
+        out.print(f"  Features: {feature_views_text(run)}", markup=False)
 
 
 def models_lineage_cmd(
@@ -142,6 +146,10 @@ def models_lineage_cmd(
                                      for k in sorted(run.package_versions)))
     for role, d in found.datasets.items():
         say(f"  data {role:6s} {d.rows:>7} rows · {d.fingerprint[:16]} · {d.source_uri}")
+    from driftloop.registry.lineage import feature_views_text
+
+    if feature_views_text(run):
+        say(f"  Features: {feature_views_text(run)}")
     chain = " ← ".join(f"v{a.version}" for a in found.ancestors)
     say(f"  retrained from {chain}" if chain else "  retrained from: no parent")
     if found.children:

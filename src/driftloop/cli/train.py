@@ -24,6 +24,9 @@ def train_cmd(
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
     task: Annotated[str | None, typer.Option(help="binary, multiclass or regression.")] = None,
     time_column: Annotated[str | None, typer.Option(help="Split by this time column.")] = None,
+    features: Annotated[str | None, typer.Option(
+        help="VIEW[,VIEW...]: join these feature views as of each row's --time-column "
+        "(DATA is then the entity table).")] = None,
     group_column: Annotated[str | None, typer.Option(help="Keep groups in one split.")] = None,
     input_kind: Annotated[str | None, typer.Option(help="table, image or sequence.")] = None,
     accumulate: Annotated[
@@ -87,6 +90,7 @@ def train_cmd(
     machine is node 0 of a job that `driftloop worker --job NAME --node-rank K` joins on the
     other nodes; --workers is per node.
     """
+    from driftloop.features.retrieve import parse_view_names
     from driftloop.train.launcher import train
     from driftloop.train.torchrun import rendezvous_from_flags
 
@@ -102,6 +106,7 @@ def train_cmd(
         max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
         ignore_checks=ignore_check or (), allow_pii=allow_pii or (), nodes=nodes,
         dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm,
+        features=None if features is None else parse_view_names(features),
     )
     if json_out:
         emit_json(result.to_json())

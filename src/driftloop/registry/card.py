@@ -34,6 +34,7 @@ from driftloop.config import CARD_FIELDS, CardSettings
 from driftloop.errors import UsageError
 from driftloop.registry.dp import card_items as dp_card_items
 from driftloop.registry.evidence import DataCheck, Evaluation, data_checks, evaluations
+from driftloop.registry.lineage import feature_views_text
 
 if TYPE_CHECKING:
     from driftloop.registry.registry import Registry
@@ -288,6 +289,9 @@ def build_card(
          f"{d.fingerprint}")
         for role, d in sorted(datasets.items()) if role in ("source", "train", "val")
     ] or [("Datasets", None)]
+    views = feature_views_text(run)
+    if views:
+        training_items.append(("Feature views", f"{views}, joined as of each row's time"))
     training_items += [
         ("Target", str(schema.get("target") or "") or None if schema else arrays),
         ("Features", ", ".join(kinds) or None if schema else arrays),

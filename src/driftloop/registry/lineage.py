@@ -41,6 +41,21 @@ if TYPE_CHECKING:
 _MAX_ANCESTORS = 1000  # a guard against a cycle written outside driftloop
 
 
+def feature_views_text(run: RunRecord | None) -> str | None:
+    """The feature views a run joined, e.g. ``view stats v2 (sha256 1a2b3c4d5e6f…)``.
+
+    >>> from types import SimpleNamespace
+    >>> feature_views_text(SimpleNamespace(params={"features": [
+    ...     {"view": "stats", "version": 2, "spec_hash": "ab" * 32}]}))
+    'view stats v2 (sha256 abababababab…)'
+    """
+    uses = (run.params.get("features") or []) if run is not None else []
+    if not uses:
+        return None
+    return ", ".join(f"view {u['view']} v{u['version']} (sha256 {u['spec_hash'][:12]}…)"
+                     for u in uses)
+
+
 @dataclass(frozen=True)
 class Lineage:
     """Everything recorded about one version and where it came from.

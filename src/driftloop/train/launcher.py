@@ -37,8 +37,11 @@ from torch import nn
 
 from driftloop.config import Settings
 from driftloop.data import PreparedData, prepare
+from driftloop.data.read import read_table, table_suffix
 from driftloop.errors import DataError, NotFoundError, TrainingError, UsageError
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
+from driftloop.features.retrieve import historical_features, write_table
+from driftloop.features.spec import FeatureUse
 from driftloop.models.architectures import (
     MODELS,
     build_model,
@@ -76,6 +79,7 @@ from driftloop.train.spec import (
 from driftloop.train.torchrun import Rendezvous, agent_environment, cores, torchrun_command
 
 BUNDLE_FILE = "bundle.json"
+JOINED_FILE = "features.parquet"  # in DATA_DIR: the entity table with its views joined
 
 ModelArg = str | Callable[[dict[str, Any], int], nn.Module]
 
@@ -140,6 +144,7 @@ def train(
     dp_epsilon: float | None = None,
     dp_delta: float | None = None,
     dp_max_grad_norm: float | None = None,
+    features: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -188,6 +193,13 @@ def train(
         Train with DP-SGD (Opacus) to this target ε at δ (default ``min(1e-5, 1/(10·rows))``),
         clipping per-sample gradients to this norm (``train.dp``; see docs/scaling-out.md).
         The ε spent is in ``differential_privacy`` of the result and of the version's metrics.
+    features
+        Feature views (``features.views``) to join to ``data`` as of each row's
+        ``time_column`` (required then): ``data`` is the entity table (keys, time, target,
+        request-time features). The joined table is what is trained on, and is kept in the run
+        folder (``data/features.parquet``); the entity keys are not model inputs and the time
+        column only splits. The views' registered versions go into the bundle and the run's
+        params (lineage).
 
     Examples
     --------
@@ -227,6 +239,10 @@ def train(
                 "on CPU."
             )
         model_ref = model if isinstance(model, str) else factory_reference(model)
+        name = name or (_default_name(data) if features else None)
+        joined = _join_features(registry, data, features, time_column)
+        if joined is not None:
+            data = joined.frame
         prepared = prepare(
             data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
             test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
@@ -257,12 +273,17 @@ def train(
             "name": model_name,
             "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
         }
+        if joined is not None:
+            params["features"] = [use.to_json() for use in joined.uses]
         if dp_plan is not None:
             params[DP_KEY] = dp_plan  # the plan; the version's metrics hold what was spent
         run_dir = (settings.runs_dir / run_id).resolve()
         # the folder the ranks read is written (and, for other nodes, published) before the run
         # is recorded, so that the record can say where the other nodes find it
-        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan)
+        spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan,
+                                 feature_views=None if joined is None else joined.feature_views)
+        if joined is not None:
+            write_table(joined.frame, run_dir / DATA_DIR / JOINED_FILE)
         if nodes is not None:
             params["job"] = publish_run(run_dir, spec, registry.artifacts, nodes, cfg.workers,
                                         cfg.max_restarts)
@@ -284,6 +305,37 @@ def train(
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
                                   model_name, progress, warnings=warnings, parent=parent,
                                   nodes=nodes)
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """The entity table with its feature views joined, and which view versions were used."""
+
+    frame: pd.DataFrame
+    uses: list[FeatureUse]
+
+    @property
+    def feature_views(self) -> list[dict[str, Any]]:
+        return [use.to_json() for use in self.uses]
+
+
+def _join_features(registry: Registry, data: object, features: Sequence[str] | None,
+                   time_column: str | None) -> _Joined | None:
+    """Join ``features`` to the entity table ``data`` as of ``time_column``; drop the keys."""
+    if not features:
+        return None
+    if time_column is None:
+        raise UsageError("--features joins each view as of each row's time: pass "
+                         "--time-column COLUMN (the entity table's time column).")
+    if not isinstance(data, (str, os.PathLike, pd.DataFrame)) or (
+            not isinstance(data, pd.DataFrame) and table_suffix(data) is None):
+        raise UsageError("--features needs a table (CSV/Parquet file or DataFrame) of entity "
+                         "keys, times and the target.")
+    rows = read_table(data).frame
+    got = historical_features(registry.store, registry.settings, rows, list(features),
+                              time_column=time_column, actor=registry.actor)
+    keys = list(dict.fromkeys(k for use in got.uses for k in use.keys))
+    return _Joined(frame=got.result.frame.drop(columns=keys), uses=got.uses)
 
 
 def _plan_dp(
@@ -525,7 +577,7 @@ def _factory_warning(model_ref: str, allowed: list[str]) -> list[str]:
 
 def _write_run_folder(
     run_dir: Path, run_id: str, prepared: PreparedData, model_ref: str, cfg: Any, progress: bool,
-    dp: dict[str, Any] | None = None,
+    dp: dict[str, Any] | None = None, feature_views: list[dict[str, Any]] | None = None,
 ) -> TrainSpec:
     workers = int(cfg.workers)
     spec = TrainSpec(
@@ -541,7 +593,8 @@ def _write_run_folder(
     (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
     # the test split and the bundle live in the run folder too, so that a resumed run can be
     # finished and registered without the source data
-    write_json_atomic(run_dir / BUNDLE_FILE, _bundle(prepared, model_ref).to_json())
+    bundle = dataclasses.replace(_bundle(prepared, model_ref), feature_views=feature_views)
+    write_json_atomic(run_dir / BUNDLE_FILE, bundle.to_json())
     for split in ("train", "val", "test"):
         arrays = prepared.splits[split]
         values = [arrays.x, arrays.x_cat, arrays.y] if spec.input_kind == "table" else [
