@@ -184,3 +184,22 @@ def test_online_store_is_picked_by_url_and_an_open_remote_redis_is_refused(tmp_p
                               store)
         assert isinstance(remote, RedisOnlineStore)  # connects lazily: nothing reached yet
         remote.close()
+
+
+def test_a_request_key_finds_the_source_key_whatever_its_json_type(online, tmp_path):
+    store, target = online
+    pd.DataFrame({"customer_id": [42, 7], "ts": [_iso(T0)] * 2, "cr": [_iso(T0)] * 2,
+                  "spend": [4.2, 0.7], "band": ["low", "mid"]}).to_csv(tmp_path / "a.csv",
+                                                                       index=False)
+    _run(store, target, _view(tmp_path))  # the CSV's keys are read as integers
+    use = FeatureUse("stats", 1, "0" * 64, "customer", ["customer_id"], "ts", ["spend"], None)
+    lookup = FeatureLookup([use], ["spend"], target, key=KEY, missing="refuse")
+    filled = lookup.fill([{"customer_id": 42}, {"customer_id": "42"}, {"customer_id": 7.0}])
+    assert filled.instances == [{"spend": 4.2}, {"spend": 4.2}, {"spend": 0.7}]
+    assert filled.subjects == ["42", "42", "7"]
+    for bad, why in [({}, "got nothing"), ({"customer_id": [42]}, "got list"),
+                     ({"customer_id": "  "}, "is blank")]:
+        with pytest.raises(RequestInvalid, match=why) as refused:
+            lookup.fill([bad])
+        assert (refused.value.code, refused.value.fields) == ("missing_entity_key",
+                                                              ["customer_id"])

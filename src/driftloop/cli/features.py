@@ -1,11 +1,12 @@
-"""``driftloop features apply|list|show|retrieve``: registered feature views and point-in-time
-retrieval. One command per function, so that more commands merge in cleanly."""
+"""``driftloop features apply|list|show|retrieve|materialize``: registered feature views,
+point-in-time retrieval and the online table. One command per function, so that more commands
+merge in cleanly."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,14 +22,12 @@ from driftloop.cli.output import (
 )
 from driftloop.errors import UsageError
 
-if TYPE_CHECKING:
-    from driftloop.store import FeatureViewRecord
-
-app = Typer(help="Feature views: register them, list them, join them as of each row's time.",
+app = Typer(help="Feature views: register them, list them, join them as of each row's time, "
+            "materialise them for serving.",
             no_args_is_help=True)
 
 
-def _record_json(record: FeatureViewRecord) -> dict[str, Any]:
+def _record_json(record) -> dict:  # noqa: ANN001 - a FeatureViewRecord
     return {"name": record.name, "version": record.version, "spec_hash": record.spec_hash,
             "actor": record.actor, "created_at": record.created_at.isoformat(),
             "spec": record.spec}

@@ -52,7 +52,7 @@ import pandas as pd
 from driftloop.config import EntitySettings, FeatureViewSettings, Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import DataError, NotFoundError, UsageError
-from driftloop.features.online import OnlineStore, online_store
+from driftloop.features.online import OnlineStore, RedisOnlineStore, online_store
 from driftloop.features.source import read_view_source
 from driftloop.features.spec import entity_key_texts, spec_hash, view_spec
 from driftloop.store import AuditLog, Store
@@ -106,25 +106,30 @@ def materialize(store: Store, settings: Settings, views: Sequence[str] | None = 
                          f"declared: {', '.join(declared) or 'none'} (features.views).")
     target = online or online_store(settings, store)
     results = []
-    for name in names:
-        view = settings.features.view(name)
-        entity = settings.features.entity(view.entity)
-        version = registered_version(store, settings, name)
-        table = read_view_source(view, entity).table
-        results.append(materialize_view(store, target, view, entity, version, table,
-                                        key=key, since=since, actor=actor))
+    try:
+        for name in names:
+            view = settings.features.view(name)
+            entity = settings.features.entity(view.entity)
+            version = registered_version(store, settings, name)
+            table = read_view_source(view, entity).table
+            results.append(materialize_view(store, target, view, entity, version, table,
+                                            key=key, since=since, actor=actor))
+    finally:
+        if online is None and isinstance(target, RedisOnlineStore):
+            target.close()
     return results
 
 
 def registered_version(store: Store, settings: Settings, name: str) -> int:
     """The registered version of view ``name`` whose spec is the declared one."""
-    record = store.feature_view(name)
     wanted = spec_hash(view_spec(settings.features, name))
-    if record is None or record.spec_hash != wanted:
-        what = "is not registered" if record is None else "changed since it was registered"
+    versions = store.feature_view_versions(name)
+    match = next((v for v in versions if v.spec_hash == wanted), None)
+    if match is None:
+        what = "is not registered" if not versions else "changed since it was registered"
         raise NotFoundError(f"feature view '{name}' {what}; run `driftloop features apply` "
                             "first, then materialize.")
-    return int(record.version)
+    return int(match.version)
 
 
 def materialize_view(store: Store, online: OnlineStore, view: FeatureViewSettings,

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import OutputPolicy, ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
-from driftloop.features.online import OnlineStore, online_store
+from driftloop.features.online import OnlineStore, RedisOnlineStore, online_store
 from driftloop.features.spec import FeatureUse
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.errors import logged_error
@@ -83,7 +83,9 @@ _FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
 _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or revoked one.",
         403: "The key's role may not call this endpoint.", 404: "No such model is served here.",
         413: "The body, or the number of instances, is over the limit.",
-        422: "The body does not match the model's schema (the fields at fault are named).",
+        422: "The body does not match the model's schema (the fields at fault are named), or "
+             "an entity key has no value within its TTL in the online feature store (code "
+             "feature_missing or feature_stale; the message names the entity and the view).",
         429: "The API key is over its rate limit or row budget (serve.rate_limit, "
              "serve.row_budget); retry after Retry-After seconds.",
         503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
@@ -293,6 +295,9 @@ def create_app(
             if log is not None:
                 await asyncio.to_thread(log.stop)
             await asyncio.to_thread(rollout_log.stop)
+            for store in online:
+                if isinstance(store, RedisOnlineStore):
+                    store.close()
 
     app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
                   description="Predictions from registered driftloop models.")

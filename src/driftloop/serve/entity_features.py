@@ -51,9 +51,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from driftloop.data.hashing import hash_value
 from driftloop.features.online import OnlineStore
-from driftloop.features.spec import FeatureUse, entity_key_text
+from driftloop.features.spec import FeatureUse, entity_key_texts
 from driftloop.serve.validation import RequestInvalid
 from driftloop.store import utcnow
 
@@ -112,7 +114,7 @@ class FeatureLookup:
                     and not all(f in inst for f in features)]
             if not rows:
                 continue
-            texts = {i: self._key_text(i, instances[i], use) for i in rows}
+            texts = self._key_texts(rows, instances, use)
             hashes = {i: hash_value(t, self.key) for i, t in texts.items()}
             found = self.online.read(use.view, hashes.values())
             oldest = None if use.ttl_seconds is None else now - timedelta(seconds=use.ttl_seconds)
@@ -140,24 +142,29 @@ class FeatureLookup:
                     if k not in self._name_set and k not in self.key_columns})
         return out
 
-    def _key_text(self, i: int, inst: dict[str, Any], use: FeatureUse) -> str:
-        values = []
-        for k in use.keys:
-            value = inst.get(k)
-            if value is None or type(value) not in _KEY_TYPES:
-                got = "nothing" if value is None else f"{type(value).__name__} {value!r}"[:60]
-                raise RequestInvalid(
-                    f"instance {i}: the model looks up feature view '{use.view}' by "
-                    f"{', '.join(use.keys)}; send '{k}' (text or a number), got {got}, or send "
-                    f"the view's features ({', '.join(use.features)}).",
-                    code="missing_entity_key", fields=[k])
-            values.append(value)
-        text = entity_key_text(values)
-        if text is None:
-            raise RequestInvalid(f"instance {i}: the entity key {_shown(inst, use)} is blank; "
-                                 "send a key value.", code="missing_entity_key",
-                                 fields=list(use.keys))
-        return text
+    def _key_texts(self, rows: list[int], instances: list[Any],
+                   use: FeatureUse) -> dict[int, str]:
+        """Each row's entity key text, by the very function materialisation hashes the
+        source's keys with (one vectorised call per key column, not one per row)."""
+        for i in rows:
+            for k in use.keys:
+                value = instances[i].get(k)
+                if value is None or type(value) not in _KEY_TYPES:
+                    got = "nothing" if value is None else f"{type(value).__name__} {value!r}"
+                    raise RequestInvalid(
+                        f"instance {i}: the model looks up feature view '{use.view}' by "
+                        f"{', '.join(use.keys)}; send '{k}' (text or a number), got "
+                        f"{got[:60]}, or send the view's features ({', '.join(use.features)}).",
+                        code="missing_entity_key", fields=[k])
+        frame = pd.DataFrame({k: pd.Series([instances[i][k] for i in rows], dtype=object)
+                              for k in use.keys})
+        texts = entity_key_texts(frame, use.keys)
+        for i, text in zip(rows, texts, strict=True):
+            if text is None:
+                raise RequestInvalid(f"instance {i}: the entity key {_shown(instances[i], use)} "
+                                     "is blank; send a key value.", code="missing_entity_key",
+                                     fields=list(use.keys))
+        return dict(zip(rows, texts, strict=True))
 
     def _refuse_or_impute(self, i: int, inst: dict[str, Any], use: FeatureUse,
                           record: Any) -> None:

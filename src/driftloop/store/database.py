@@ -48,8 +48,8 @@ from driftloop.store.versions import AuditHook, VersionQueries
 
 class Store(
     DatasetQueries, RunQueries, VersionQueries, AliasQueries, ServingQueries, ErasureQueries,
-    ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries, OnlineFeatureQueries,
-    FeatureViewQueries,
+    ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries, FeatureViewQueries,
+    OnlineFeatureQueries,
 ):
     """Database of runs, datasets, model versions, aliases, the prediction log and monitoring,
     at any SQLAlchemy URL.

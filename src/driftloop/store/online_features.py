@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -97,13 +98,17 @@ class OnlineFeatureQueries(StoreCore):
         out), in one query per 500 hashes."""
         wanted = list(dict.fromkeys(h for h in hashes if h is not None))
         found: dict[str, OnlineFeatureRecord] = {}
+        table = OnlineFeatureRow.__table__
+        columns = [table.c[f.name] for f in fields(OnlineFeatureRecord)]
         with self.session(write=False) as session:
             for start in range(0, len(wanted), _LOOKUP):
-                query = select(OnlineFeatureRow).where(
-                    OnlineFeatureRow.view_name == view_name,
-                    OnlineFeatureRow.entity_hash.in_(wanted[start:start + _LOOKUP]))
-                for row in session.scalars(query):
-                    found[row.entity_hash] = record_from(OnlineFeatureRecord, row)
+                query = select(*columns).where(
+                    table.c.view_name == view_name,
+                    table.c.entity_hash.in_(wanted[start:start + _LOOKUP]))
+                # plain rows, not ORM objects copied into records: this is serving's hot path,
+                # and each row's values are a fresh dict decoded from JSON, shared with nobody
+                for row in session.execute(query):
+                    found[row.entity_hash] = OnlineFeatureRecord(*row)
         return found
 
     def online_feature_rows(self, view_name: str) -> list[OnlineFeatureRecord]:
