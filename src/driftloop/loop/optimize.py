@@ -52,7 +52,7 @@ from driftloop.evaluate.paired import PAIRED_METRICS, RowOutcomes, paired_differ
 from driftloop.evaluate.report import evaluation_arrays
 from driftloop.models import LoadedModel
 from driftloop.registry import Registry
-from driftloop.registry.runtime_choice import record_optimization
+from driftloop.registry.runtime_choice import apply_runtime, record_optimization
 from driftloop.serve.runtimes import (
     Int8Runtime,
     OnnxRuntime,
@@ -283,6 +283,23 @@ def optimize_version(
     return report
 
 
+def apply_recommendation(registry: Registry, record: VersionRecord, report: dict[str, Any], *,
+                         reason: str | None = None) -> dict[str, Any]:
+    """Record ``report``'s recommended runtime for ``record`` (audited ``runtime_apply``);
+    the report must be stored (``store=True``) and about this version."""
+    sha = report.get("report_sha256")
+    if sha is None or (report["model"], report["version"]) != (record.model_name,
+                                                              record.version):
+        raise UsageError("apply a stored optimisation report of this version (run "
+                         "`driftloop models optimize NAME VERSION --apply`).")
+    runtime = str(report["recommended"])
+    why = (reason or "").strip() or (f"recommended by models optimize (report {sha[:12]}, "
+                                     f"{report['metric']} max drop {report['max_drop']:g})")
+    entry = apply_runtime(registry.audit, record, runtime, sha, actor=registry.actor,
+                          reason=why)
+    return {"runtime": runtime, "report_sha256": sha, "audit_seq": entry.seq, "reason": why}
+
+
 def _outputs(runtime: Runtime, arrays: Arrays, loaded: LoadedModel, batch: int) -> np.ndarray:
     """What the server would answer for every row: probabilities, or values on the target's
     original scale."""
@@ -329,6 +346,7 @@ def _fmt(value: float | None) -> str:
 
 
 __all__ = [
-    "BASELINE", "CRITERION", "Arrays", "Candidate", "default_candidates", "log_ratio_interval",
+    "BASELINE", "CRITERION", "Arrays", "Candidate", "apply_recommendation", "default_candidates",
+    "log_ratio_interval",
     "optimize_version", "paired_metric", "measured_rows", "time_rounds",
 ]
