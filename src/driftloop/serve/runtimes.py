@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import warnings
 from typing import Any, Protocol
 
@@ -146,11 +147,22 @@ def quantize_onnx_int8(model_bytes: bytes) -> bytes:
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="driftloop-int8-") as work:
-        source, target = Path(work) / "model.onnx", Path(work) / "model.int8.onnx"
-        source.write_bytes(model_bytes)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
-        return target.read_bytes()
+    root = logging.getLogger()
+    advice = _DropAdvice()
+    root.addFilter(advice)  # its root-logger advice to pre-process applies to static quantisation
+    try:
+        with tempfile.TemporaryDirectory(prefix="driftloop-int8-") as work:
+            source, target = Path(work) / "model.onnx", Path(work) / "model.int8.onnx"
+            source.write_bytes(model_bytes)
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+            return target.read_bytes()
+    finally:
+        root.removeFilter(advice)
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 class OnnxRuntime:
