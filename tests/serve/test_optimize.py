@@ -140,6 +140,9 @@ def test_apply_changes_what_serve_loads_and_show_and_card_tell(copy_home: Served
     srv = start_server(copy_home)
     try:
         assert httpx.get(srv.url + "/v2/health/ready").json()["runtimes"] == {MODEL: "onnx"}
+        page = httpx.get(srv.url + f"/ui/api/models/{MODEL}/versions/1").json()["runtime"]
+        assert page["recommended"] == "onnx" and page["applied"] == "onnx"
+        assert [r["name"] for r in page["runtimes"]] == ["torch", "onnx"]
         rows = copy_home.frame.iloc[:5]
         answer = httpx.post(srv.url + f"/v1/models/{MODEL}/predict", json={"instances": [
             {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
