@@ -20,6 +20,8 @@ Run (one timed benchmark at a time on a shared machine)::
 
     .venv/bin/python -m compileall -q src
     flock /tmp/bench.lock .venv/bin/python benchmarks/bench_optimize.py
+    PYTHONPATH=src:/path/to/torchao flock /tmp/bench.lock .venv/bin/python \
+        benchmarks/bench_optimize.py --torchao   # torchao beside them, and its import time
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ from bench_serve import IMAGE_SHAPE, _fit, _frame  # noqa: E402
 
 
 def _patch_images(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise images with a bright 6x6 patch at one of 10 places; the place is the class."""
+    """Noise images with an 8x8 patch somewhere whose brightness is the class (0-9): a task a
+    CNN that pools over positions can learn."""
     rng = np.random.default_rng(seed)
-    x = rng.random((rows, *IMAGE_SHAPE), dtype=np.float32) * 0.5
+    x = rng.random((rows, *IMAGE_SHAPE), dtype=np.float32) * 0.3
     y = rng.integers(0, 10, rows)
     for i, c in enumerate(y):
-        r, col = divmod(int(c), 5)
-        x[i, 0, 4 + 12 * r: 10 + 12 * r, 1 + 5 * col: 7 + 5 * col] += 0.5
+        r, col = rng.integers(0, IMAGE_SHAPE[1] - 8, 2)
+        x[i, 0, r:r + 8, col:col + 8] += 0.1 + 0.07 * int(c)
     return x.round(3), y
 
 
@@ -100,6 +103,42 @@ def _register(registry: Any, home: Path, name: str, epochs: int) -> Any:
     return record, holdout
 
 
+def _torchao_candidate(loaded: Any) -> Any:
+    """torchao's int8 dynamic quantisation (Int8DynamicActivationInt8WeightConfig) of the
+    module, as a runtime the optimizer can time beside the others (``--torchao``; torchao is
+    not a driftloop dependency: put it on PYTHONPATH for this run)."""
+    import copy
+
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    from driftloop.loop.optimize import Candidate, _module_bytes
+    from driftloop.serve.runtimes import TorchRuntime
+
+    module = copy.deepcopy(loaded.module).eval()
+    quantize_(module, Int8DynamicActivationInt8WeightConfig())
+    runtime = TorchRuntime(module, loaded.bundle.input_kind)
+    runtime.name = "torchao_int8"  # type: ignore[misc]
+    try:
+        size = _module_bytes(module)
+    except (RuntimeError, TypeError, AttributeError):  # a tensor subclass without storage
+        size = 0
+    return Candidate(runtime, size)
+
+
+def _import_seconds(modules: str, repeats: int = 3) -> float:
+    """Best wall time of ``python -c 'import MODULES'`` in a fresh interpreter."""
+    import subprocess
+    import time
+
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {modules}"], check=True,
+                       capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def _emit(line: dict[str, Any]) -> None:
     print(json.dumps(line), flush=True)
 
@@ -111,7 +150,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--torchao", action="store_true",
+                        help="also time torchao's int8 (torchao importable) and its import")
     args = parser.parse_args()
 
     import torch
@@ -126,11 +167,25 @@ def main() -> None:
     _emit({"bench": "optimize_setup", "torch": torch.__version__,
            "threads": torch.get_num_threads(), "rounds": args.rounds, "calls": args.calls,
            "batch": args.batch})
+    if args.torchao:
+        import torchao
+
+        _emit({"bench": "torchao_import", "torchao": torchao.__version__,
+               "import_torch_s": round(_import_seconds("torch"), 3),
+               "import_torch_torchao_s": round(_import_seconds("torch, torchao"), 3)})
     with Registry.open(settings) as registry:
         for name in args.models:
             record, holdout = _register(registry, home, name, args.epochs)
+            candidates = None
+            if args.torchao:
+                from driftloop.loop.optimize import default_candidates
+
+                loaded = registry.load(name, record.version)
+                candidates = [*default_candidates(loaded, record.size_bytes),
+                              _torchao_candidate(loaded)]
             report = optimize_version(registry, record, data=holdout, rounds=args.rounds,
-                                      calls=args.calls, batch=args.batch)
+                                      calls=args.calls, batch=args.batch,
+                                      candidates=candidates)
             for r in report["runtimes"]:
                 _emit({
                     "bench": "optimize", "model": name, "runtime": r["name"],
