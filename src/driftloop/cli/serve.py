@@ -15,6 +15,7 @@ class RuntimeKind(str, Enum):
     int8 = "int8"
     onnx = "onnx"
     onnx_int8 = "onnx_int8"
+    auto = "auto"
 
 
 def serve_cmd(

@@ -133,7 +133,9 @@
     const rows = rt.runtimes.map((r) => [r.name, num(r.p50_us, 1), num(r.p99_us, 1),
       ratio(r.latency_ratio), num(r.throughput_rows_per_s, 0), r.size_bytes,
       interval(r.metric), num(r.drop_upper_bound, 4),
-      r.eligible ? "✓ eligible" : r.refused.length ? `✗ ${r.refused.join("; ")}` : "baseline"]);
+      r.eligible ? "✓ eligible" : r.refused.length ? "✗ refused" : "baseline"]);
+    const refused = rt.runtimes.flatMap((r) => r.refused.map((why) => el("li", {},
+      `${r.name}: ${why}`)));
     return panel("Runtime",
       el("p", { class: "sub" }, `Recommended ${rt.recommended} · measured ${time(rt.measured_at)}` +
         ` UTC on ${rt.rows} rows of the ${rt.data} · max ${rt.metric} drop ${rt.max_drop}. ` +
@@ -142,7 +144,8 @@
         { label: "p99 µs", num: true }, { label: "latency × fp32", num: true },
         { label: `rows/s @${rt.batch}`, num: true }, { label: "bytes", num: true },
         { label: rt.metric, num: true }, { label: "drop ≤", num: true }, { label: "decision" }],
-      rows, { id: "runtimes" })));
+      rows, { id: "runtimes" })),
+      refused.length ? el("ul", { class: "sub" }, refused) : null);
   }
 
   function lineagePanel(data) {
