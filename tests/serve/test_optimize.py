@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from driftloop.cli import main
+from driftloop.errors import UsageError
 from driftloop.loop.optimize import (
     Candidate,
     apply_recommendation,
@@ -201,3 +202,43 @@ def test_cli_table_json_and_bad_input(copy_home: Served, tmp_path, monkeypatch, 
     assert "does not apply to a binary model" in " ".join(capsys.readouterr().err.split())
     assert main(["models", "optimize", MODEL, "1"]) == 2  # no run folder, no --data
     assert "--data" in capsys.readouterr().err
+
+
+def test_regression_version_is_compared_on_rmse_in_target_units(tmp_path, request):
+    import pandas as pd
+    import torch
+    from safetensors.torch import save
+
+    from driftloop.config import Settings
+    from driftloop.data import prepare
+    from driftloop.models.architectures import build_model
+    from driftloop.registry import ModelBundle, Registry
+    from pg_server import store_overrides
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    frame["price"] = 1000 + 50 * frame["a"] - 20 * frame["b"] + rng.normal(size=300)
+    prepared = prepare(frame, "price", seed=0)
+    torch.manual_seed(0)
+    module = build_model("mlp", prepared.model_inputs, 1)
+    bundle = ModelBundle(task="regression", input_kind="table", model="mlp",
+                         model_inputs=prepared.model_inputs, n_outputs=1, classes=[],
+                         schema=prepared.schema.to_json(), preprocessor=prepared.preprocessor,
+                         target_encoder=prepared.target_encoder)
+    home = tmp_path / "home"
+    settings = Settings.load(overrides={"home": str(home), **store_overrides(request)},
+                             environ={}, cwd=home)
+    with Registry.open(settings) as registry:
+        record = registry.register("price", run_id=None, bundle=bundle,
+                                   weights=save(module.state_dict()), metrics={},
+                                   actor="test", reason="regression optimize test")
+        report = optimize_version(registry, record, data=frame, rounds=3, calls=3, batch=64,
+                                  store=False)
+        assert report["metric"] == "rmse"
+        loaded = registry.load("price", 1)
+        rmse = float(np.sqrt(np.mean((loaded.predict(frame) - frame["price"]) ** 2)))
+        rows = _by_name(report)
+        assert rows["torch"]["metric"]["value"] == pytest.approx(rmse, rel=1e-6)
+        assert rows["onnx"]["drop_upper_bound"] < 1e-3 * rmse  # fp32 ONNX: the same answers
+        with pytest.raises(UsageError, match="does not apply to a regression model"):
+            optimize_version(registry, record, data=frame, metric="accuracy", store=False)
