@@ -9,10 +9,11 @@ probabilities for classification, the standardised value for regression), the sa
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` on the ``nn.Linear`` layers (weights
   int8, activations quantised on the fly); outputs differ slightly from fp32. Only while torch
   still ships that API (:func:`torch_int8_available`): it is deprecated upstream in favour of
-  torchao (pytorch/pytorch#153892), and torchao 0.18 was measured and not adopted — on CPU its
-  ``Int8DynamicActivationInt8WeightConfig`` ran a wide MLP 17× slower than fp32 at batch 1 and
-  6× slower at batch 1024, and its import added 1.6 s (benchmarks/RESULTS.md, "Runtime
-  choice"). ``driftloop models optimize`` measures whether int8 pays on a given machine;
+  torchao (pytorch/pytorch#153892), and torchao 0.18 was measured and not adopted — on this
+  CPU its ``Int8DynamicActivationInt8WeightConfig`` ran a wide MLP 2.97× and a CNN 2.44× the
+  fp32 latency at batch 1 (no faster at batch 1024), and its import added 1.5 s
+  (benchmarks/RESULTS.md, "Runtime choice"). ``driftloop models optimize`` measures whether
+  int8 pays for a given model on a given machine;
 - ``onnx``: the module exported to ONNX (opset 17, dynamic batch axis) and run by ONNX Runtime;
   fp32 outputs match torch to 1e-4;
 - ``onnx_int8``: that ONNX model with its MatMul/Gemm weights quantised to int8 by ONNX
