@@ -16,6 +16,7 @@ from driftloop.cli.models_alias import (
     models_promote_cmd,
     models_rollback_cmd,
 )
+from driftloop.cli.models_optimize import models_optimize_cmd
 from driftloop.cli.models_rollout import models_rollout_cmd
 from driftloop.cli.output import (
     JsonFlag,
@@ -85,6 +86,7 @@ def models_show_cmd(
         run = registry.store.get_run(record.run_id) if record.run_id else None
         datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
         described = registry.describe(record)
+        runtime = _runtime_choice(registry, record)
     info = {
         "version": record.__dict__,
         "run": run.__dict__ if run else None,
@@ -93,6 +95,7 @@ def models_show_cmd(
         "ece": described["ece"],
         "worst_slice": described["worst_slice"],
         "evaluation_report": described["evaluation_report"],
+        "runtime": runtime,
     }
     if json_out:
         emit_json(info)
@@ -103,6 +106,10 @@ def models_show_cmd(
     if described["ece"] is not None:
         out.print(f"  ECE (calibrated): {described['ece']:.4f}")
     out.print(f"  worst slice: {_worst_slice(described['worst_slice'])}", markup=False)
+    recommended = (f"recommended {runtime['recommended']} on {runtime['measured_at']:%Y-%m-%d}"
+                   if runtime["recommended"] else "not measured: `driftloop models optimize`")
+    out.print(f"  runtime: {runtime['applied'] or 'torch'} "
+              f"({'applied' if runtime['applied'] else 'default'}; {recommended})", markup=False)
     from driftloop.registry.dp import DP_KEY, dp_record
 
     for key, value in record.metrics.items():
@@ -121,6 +128,17 @@ def models_show_cmd(
 
     if feature_views_text(run):
         out.print(f"  Features: {feature_views_text(run)}", markup=False)
+
+
+def _runtime_choice(registry: Any, record: Any) -> dict[str, Any]:
+    """What `models optimize` recommended for the version (newest report) and what is applied."""
+    from driftloop.registry.runtime_choice import applied_runtime, latest_optimization
+
+    found = latest_optimization(registry.audit, registry.artifacts, record)
+    return {"applied": applied_runtime(registry.audit, record),
+            "recommended": None if found is None else found.body["recommended"],
+            "measured_at": None if found is None else found.at,
+            "report_sha256": None if found is None else found.report_sha256}
 
 
 def models_lineage_cmd(
@@ -228,6 +246,6 @@ for _name, _command in (
     ("rollback", models_rollback_cmd), ("rollout", models_rollout_cmd),
     ("deactivate", models_deactivate_cmd),
     ("gate", models_gate_cmd), ("lineage", models_lineage_cmd), ("card", models_card_cmd),
-    ("export", models_export_cmd),
+    ("export", models_export_cmd), ("optimize", models_optimize_cmd),
 ):
     app.command(_name)(_command)

@@ -129,6 +129,9 @@ _READY = {"type": "object", "required": ["ready", "models"], "properties": {
     "ready": {"type": "boolean"},
     "models": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
     "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+    "runtimes": {"type": "object", "additionalProperties": {"type": "string"},
+                 "description": "the runtime each served model runs on (torch, int8, onnx, "
+                                "onnx_int8)"},
     "notes": {"type": "object", "additionalProperties": {
         "type": "array", "items": {"type": "string"}}}}}
 _RELOADED = {"type": "object", "required": ["models", "replicas", "replica"], "properties": {
@@ -622,7 +625,8 @@ def create_app(
         state = {name: (None if s.current is None else s.current.version)
                  for name, s in slots.items()}
         ok = bool(slots) and all(v is not None for v in state.values())
-        body: dict[str, Any] = {"ready": ok, "models": state}
+        body: dict[str, Any] = {"ready": ok, "models": state, "runtimes": {
+            name: s.current.runtime.name for name, s in slots.items() if s.current is not None}}
         errors = {name: s.error for name, s in slots.items() if s.error}
         notes = {name: s.current.notes for name, s in slots.items()
                  if s.current is not None and s.current.notes}
