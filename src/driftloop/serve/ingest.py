@@ -92,8 +92,8 @@ def ingest_edge_log(registry: Registry, folder: str | os.PathLike[str], model: s
     >>> try:
     ...     ingest_edge_log(registry, home, "churn")
     ... except UsageError as exc:
-    ...     print(str(exc).replace(home, "HOME")[:40])
-    HOME holds no edge log files (edge-000000
+    ...     print(str(exc).split("; ")[1])
+    point at the folder the edge package logs to (--log-dir).
     >>> registry.close()
     """
     base = Path(folder)

@@ -20,7 +20,7 @@ Examples
 >>> folder = tempfile.mkdtemp()
 >>> log = EdgeLog(folder, model="churn", version=3, key="k", pii=frozenset({"email"}))
 >>> log.append(["r1"], {"email": ["a@x.org"], "age": [30]}, {"predictions": ["yes"]})
->>> lines = [json.loads(t) for t in open(log.files()[0], encoding="utf-8")]
+>>> lines = [json.loads(t) for t in log.files()[0].read_text("utf-8").splitlines()]
 >>> lines[0]["kind"], lines[1]["features"]["age"], lines[1]["features"]["email"] != "a@x.org"
 ('header', 30, True)
 """
