@@ -20,10 +20,12 @@ from driftloop.loop.runner import run_once
 from driftloop.monitor.windows import monitor
 from driftloop.registry import Registry
 from driftloop.serve.app import create_app
+from driftloop.serve.edge.cli import predict_chunks
 from driftloop.serve.edge.runtime import EdgeModel
 from driftloop.serve.export import export_edge_project, package_name
 from driftloop.serve.ingest import ingest_edge_log
 from driftloop.serve.server import BackgroundServer
+from driftloop.serve.validation import RequestInvalid
 from pg_server import store_overrides
 
 from .conftest import instances
@@ -199,3 +201,16 @@ def test_cli_ingest(trained, tmp_path, monkeypatch, capsys) -> None:
     assert (first["added"], second["added"], second["already_held"]) == (10, 0, 10)
     assert main(["ingest", str(tmp_path / "nowhere"), "--model", MODEL]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_cli_sends_a_long_file_in_requests_of_max_instances(trained) -> None:
+    _settings, frame, folder = trained
+    model = EdgeModel(folder)
+    model.validator.max_instances = 15
+    answers = predict_chunks(model, instances(frame.iloc[:40]), None)
+    assert len(answers) == 40 and len({a["request_id"][:32] for a in answers}) == 3
+    bad = instances(frame.iloc[:20])
+    bad[17]["mean radius"] = "big"
+    with pytest.raises(RequestInvalid, match=r"^rows 15\.\.19 \(one request\): instance 2: "
+                                             r"feature 'mean radius' must be a number"):
+        predict_chunks(model, bad, None)

@@ -4,7 +4,8 @@ CSV cells are text; each is read the way a JSON client would send it, by the fea
 blank -> null; numeric -> an int or float when it parses, else the text (which validation
 then refuses with the server's message); boolean -> 0/1 for ``0``/``1``, else the text;
 categorical -> the text. Rows are numbered from 0 as instances are on the server, so a bad
-row's message is the one the server gives for the same instances. The answer is CSV:
+row's message is the one the server gives for the same instances; a file of more rows than
+the server takes in one request (``serve.max_instances``) is sent in several. The answer is CSV:
 ``request_id``, ``prediction`` and, for classification, ``p_<class>`` per class. Exit codes:
 0 ok, 2 bad input (the message on stderr, no traceback).
 """
@@ -60,6 +61,24 @@ def write_answers(answers: list[dict[str, Any]], classes: Sequence[str], f: Text
         writer.writerow([a["request_id"], a["prediction"], *(repr(probs[c]) for c in classes)])
 
 
+def predict_chunks(model: EdgeModel, rows: list[dict[str, Any]],
+                   ids: list[Any] | None) -> list[dict[str, Any]]:
+    """Predict ``rows`` in requests of at most the server's ``max_instances`` rows; a refusal
+    past the first request names its rows (within it, rows count from 0 as on the server)."""
+    size = model.validator.max_instances
+    answers: list[dict[str, Any]] = []
+    for start in range(0, max(len(rows), 1), size):
+        chunk = rows[start:start + size]
+        try:
+            answers += model.predict(chunk, None if ids is None else ids[start:start + size])
+        except RequestInvalid as exc:
+            if start == 0:
+                raise
+            raise RequestInvalid(f"rows {start}..{start + len(chunk) - 1} (one request): "
+                                 f"{exc}") from None
+    return answers
+
+
 def main(argv: Sequence[str] | None = None, *, root: Path | None = None) -> int:
     """Run the command line; ``root``: the package folder (this module's by default)."""
     base = root or Path(__file__).resolve().parent
@@ -85,7 +104,7 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None) -> int:
                 raise RequestInvalid(f"{args.rows} has no column '{args.id_column}' (from "
                                      "--id-column).")
             ids = [r.pop(args.id_column) for r in rows]
-        answers = model.predict(rows, ids)
+        answers = predict_chunks(model, rows, ids)
     except (RequestInvalid, PackageInvalid) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -101,4 +120,4 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None) -> int:
     return 0
 
 
-__all__ = ["main", "read_cell", "read_rows", "write_answers"]
+__all__ = ["main", "predict_chunks", "read_cell", "read_rows", "write_answers"]
