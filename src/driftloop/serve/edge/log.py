@@ -10,9 +10,10 @@ passes ``max_bytes``; past ``max_files`` files the oldest is deleted and the nex
 counts what was lost (``dropped_files``, ``dropped_rows``, cumulative), so an offline device
 never fills its disk and the loss is visible on ingest.
 
-Every batch is appended with one ``write`` then ``flush`` + ``fsync``; a crash can leave only
-the last line torn (no newline), which ingest skips. Columns flagged as personal data and the
-subject ids are stored as :func:`hash_value` under the package's key (never in clear).
+Every batch is appended under a ``flock`` of ``.lock`` with one ``write`` then ``flush`` +
+``fsync``; a crash can leave only the last line torn (no newline), which ingest skips.
+Columns flagged as personal data and the subject ids are stored as :func:`hash_value` under
+the package's key (never in clear).
 
 Examples
 --------
@@ -27,15 +28,21 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .shared import hash_value
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 LOG_FORMAT = 1
 FILE_PATTERN = re.compile(r"^edge-(\d{8})\.jsonl$")
@@ -89,11 +96,12 @@ class EdgeLog:
              "features": {n: v[i] for n, v in hashed.items()},
              "output": {n: v[i] for n, v in outputs.items()}},
             allow_nan=False, separators=(",", ":")) + "\n" for i, rid in enumerate(request_ids))
-        path = self._current(len(text.encode("utf-8")))
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        with _locked(self.folder / ".lock"):
+            path = self._current(len(text.encode("utf-8")))
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
 
     def _current(self, size: int) -> Path:
         files = self.files()
@@ -119,6 +127,17 @@ class EdgeLog:
             f.flush()
             os.fsync(f.fileno())
         return path
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``: several processes predicting on one device
+    (each ``python -m PKG predict``) append and rotate one at a time. Where there is no
+    ``fcntl`` (Windows) one writer per folder is assumed."""
+    with open(path, "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield
 
 
 def _header(path: Path) -> dict[str, Any]:
