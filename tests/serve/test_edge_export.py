@@ -91,7 +91,7 @@ def test_fresh_venv_without_torch_answers_as_the_server(served_model: Served, pa
     assert [str(p) for p in served["predictions"]] == [e["prediction"] for e in edge]
     assert len({e["request_id"] for e in edge}) == 40
     # the device's own log holds every row, with the ids the answers gave
-    logged = [json.loads(line) for p in sorted((tmp_path / "log").iterdir())
+    logged = [json.loads(line) for p in sorted((tmp_path / "log").glob("edge-*.jsonl"))
               for line in p.read_text("utf-8").splitlines()]
     assert [r["request_id"] for r in logged if r["kind"] == "row"] == [
         e["request_id"] for e in edge]

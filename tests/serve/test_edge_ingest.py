@@ -147,7 +147,7 @@ def test_torn_last_line_and_bad_files(trained, tmp_path) -> None:
     settings, frame, folder = trained
     log_dir = tmp_path / "log"
     _predict(folder, log_dir, frame.iloc[40:50])
-    last = sorted(log_dir.iterdir())[-1]
+    last = sorted(log_dir.glob("edge-*.jsonl"))[-1]
     text = last.read_text("utf-8")
     last.write_text(text[:-40], "utf-8")  # the device died writing its last line
     with Registry.open(settings) as registry:
@@ -157,7 +157,7 @@ def test_torn_last_line_and_bad_files(trained, tmp_path) -> None:
         # a line changed in the middle: one message naming file and line; nothing imported
         bad_dir = tmp_path / "bad"
         _predict(folder, bad_dir, frame.iloc[50:60])
-        bad = sorted(bad_dir.iterdir())[-1]
+        bad = sorted(bad_dir.glob("edge-*.jsonl"))[-1]
         lines = bad.read_text("utf-8").splitlines(keepends=True)
         lines[3] = lines[3].replace('"version":1', '"version":9')
         bad.write_text("".join(lines), "utf-8")
@@ -178,7 +178,7 @@ def test_bounded_log_reports_what_the_device_dropped(trained, tmp_path) -> None:
     log_dir = tmp_path / "log"
     rids = _predict(folder, log_dir, frame.iloc[:60], batch=5, max_log_bytes=6000,
                     max_log_files=2)
-    files = sorted(log_dir.iterdir())
+    files = sorted(log_dir.glob("edge-*.jsonl"))
     assert len(files) == 2
     with Registry.open(settings) as registry:
         result = ingest_edge_log(registry, log_dir, MODEL)
