@@ -12,7 +12,9 @@ What is measured
     - ``cloud``: ``POST /v1/models/NAME/predict`` with one instance to ``driftloop serve``
       (its own process, started as the CLI starts it: uvicorn, torch runtime, batching and
       prediction logging on, the defaults) over a keep-alive httpx connection on loopback;
-      ``cloud_onnx``: the same server with ``--runtime onnx``.
+      ``cloud_onnx``: the same server with ``--runtime onnx``; ``cloud_unbatched``: with
+      ``--max-batch-size 1`` (batching off: no wait of up to ``serve.max_latency_ms`` = 5 ms
+      for other requests to join the batch).
     The edge package runs its ONNX session with one intra-op thread (as on a small device).
 
     Start-up, each in a fresh interpreter (the median of ``--starts`` runs): the time to import
@@ -98,12 +100,12 @@ def _free_port() -> int:
 
 
 def _cloud(home: Path, rows: list[dict[str, Any]], args: argparse.Namespace,
-           runtime: str) -> list[float]:
+           runtime: str, *flags: str) -> list[float]:
     port = _free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")},
            "DRIFTLOOP_HOME": str(home), "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "driftloop", "serve", "--model", MODEL,
-                             "--port", str(port), "--runtime", runtime], env=env,
+                             "--port", str(port), "--runtime", runtime, *flags], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -183,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = _percentiles(
                 _time_calls(lambda row, m=edge: m.predict([row]), rows, args.requests,
                             args.warmup))
-        for name, runtime in (("cloud", "torch"), ("cloud_onnx", "onnx")):
-            results[name] = _percentiles(_cloud(home, rows, args, runtime))
+        for name, runtime, flags in (
+                ("cloud", "torch", ()), ("cloud_onnx", "onnx", ()),
+                ("cloud_unbatched", "torch", ("--max-batch-size", "1"))):
+            results[name] = _percentiles(_cloud(home, rows, args, runtime, *flags))
         clean = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
         results["start_edge"] = _starts(
             _EDGE_START.format(package=package.name), rows[0],
@@ -201,13 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         "cloud_over_edge_p50": results["cloud"]["p50_ms"] / results["edge"]["p50_ms"],
         "cloud_over_edge_p99": results["cloud"]["p99_ms"] / results["edge"]["p99_ms"],
         "cloud_onnx_over_edge_p50": results["cloud_onnx"]["p50_ms"] / results["edge"]["p50_ms"],
+        "cloud_unbatched_over_edge_p50": results["cloud_unbatched"]["p50_ms"]
+        / results["edge"]["p50_ms"],
         "start_full_over_edge": results["start_full"]["start_s"]
         / results["start_edge"]["start_s"],
         "rss_full_over_edge": results["start_full"]["rss_mb"] / results["start_edge"]["rss_mb"],
     }
     print(json.dumps(summary))
     print("| path | p50 ms | p99 ms |\n|---|---:|---:|", file=sys.stderr)
-    for name in ("edge", "edge_logged", "cloud", "cloud_onnx"):
+    for name in ("edge", "edge_logged", "cloud", "cloud_onnx", "cloud_unbatched"):
         r = results[name]
         print(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |", file=sys.stderr)
     print("\n| start | import + load (s) | peak RSS (MB) |\n|---|---:|---:|", file=sys.stderr)
