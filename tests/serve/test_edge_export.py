@@ -169,6 +169,9 @@ def test_cli_exports_edge_format(served_model: Served, tmp_path, monkeypatch) ->
     edge = json.loads((out / package_name(MODEL, 1) / "model" / "edge.json").read_text("utf-8"))
     assert edge["pii"] == ["contact"] and len(edge["pii_key"]) == 64
     assert main(["models", "export", MODEL, "1", "--format", "edge", "--out", str(out)]) == 2
+    assert main(["models", "export", MODEL, "1", "--format", "edge", "--int8",
+                 "--out", str(tmp_path / "other")]) == 2
+    assert not (tmp_path / "other").exists()
 
 
 def _settings_env(served: Served) -> dict[str, str]:

@@ -210,7 +210,12 @@ def models_export_cmd(
     target = out_dir or Path(f"{check_model_name(name)}-v{number}-{format.value}")
     with open_registry() as registry:
         if format is ExportFormat.edge:
+            from driftloop.errors import UsageError
             from driftloop.serve.export import export_edge_project
+
+            if int8:
+                raise UsageError("--int8 applies to --format onnx; the edge package runs the "
+                                 "fp32 model (its answers equal the server's).")
 
             package = export_edge_project(registry, name, number, target, overwrite=overwrite)
         else:
