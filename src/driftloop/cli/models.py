@@ -38,6 +38,7 @@ app = Typer(help="List, inspect, gate, promote and roll back model versions.",
 
 class ExportFormat(str, Enum):
     onnx = "onnx"
+    edge = "edge"  # a pip-installable project: onnxruntime + numpy, its own prediction log
 
 
 def models_list_cmd(
@@ -219,11 +220,14 @@ def models_export_cmd(
         ExportFormat.onnx),
     int8: Annotated[bool, typer.Option("--int8", help="Also write an int8 model.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder to write (default NAME-vVERSION-onnx).")] = None,
+        "--out", help="Folder to write (default NAME-vVERSION-FORMAT).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Write a self-contained edge package: ONNX model, preprocessing and schema JSON."""
+    """Write a self-contained edge package: ONNX model, preprocessing and schema JSON.
+
+    ``--format edge``: a pip-installable project (onnxruntime + numpy only) with ``predict()``,
+    ``python -m PACKAGE predict rows.csv`` and its own prediction log (``driftloop ingest``)."""
     from driftloop.registry.names import check_model_name
     from driftloop.serve.export import export_edge_package
 
@@ -231,8 +235,18 @@ def models_export_cmd(
     # a name stored before names were checked must not pick the folder (no '/' or '..')
     target = out_dir or Path(f"{check_model_name(name)}-v{number}-{format.value}")
     with open_registry() as registry:
-        package = export_edge_package(registry, name, number, target, int8=int8,
-                                      overwrite=overwrite)
+        if format is ExportFormat.edge:
+            from driftloop.errors import UsageError
+            from driftloop.serve.export import export_edge_project
+
+            if int8:
+                raise UsageError("--int8 applies to --format onnx; the edge package runs the "
+                                 "fp32 model (its answers equal the server's).")
+
+            package = export_edge_project(registry, name, number, target, overwrite=overwrite)
+        else:
+            package = export_edge_package(registry, name, number, target, int8=int8,
+                                          overwrite=overwrite)
     if json_out:
         emit_json(package.to_json())
         return
