@@ -17,7 +17,17 @@ import typer
 
 from driftloop import __version__
 from driftloop.cli import (
-    audit, data, features, ingest, keys, loop, models, monitor, report, serve, train,
+    audit,
+    data,
+    features,
+    ingest,
+    keys,
+    loop,
+    models,
+    monitor,
+    report,
+    serve,
+    train,
 )
 from driftloop.cli.output import Typer, exit_status, out, report_error
 from driftloop.errors import DriftloopError
