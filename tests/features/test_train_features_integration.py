@@ -66,7 +66,8 @@ def _settings(dl_settings, folder):
                    "features": ["spend", "orders"]}]}})
 
 
-def test_training_with_features_reproduces_the_hand_joined_table(tmp_path, dl_settings):
+def test_training_with_features_reproduces_the_hand_joined_table(tmp_path, dl_settings, capsys,
+                                                                 monkeypatch):
     stats, entity = _sources(tmp_path)
     settings = _settings(dl_settings, tmp_path)
     hand = _hand_join(stats, entity, pd.Timedelta(days=30))
@@ -91,7 +92,15 @@ def test_training_with_features_reproduces_the_hand_joined_table(tmp_path, dl_se
         card = registry.card("churn", joined.version).to_markdown()
     assert [(u["view"], u["version"], u["keys"]) for u in uses] == [("stats", 1, ["customer_id"])]
     assert run.params["features"] == uses
+    assert run.params["source"].endswith("data/features.parquet")
+    assert run.params["entity_table"].endswith("rows.csv")
     assert "view stats v1 (sha256" in card
+    monkeypatch.setenv("DRIFTLOOP_HOME", settings.home)
+    monkeypatch.setenv("DRIFTLOOP_STORE_URL", settings.store_url)
+    monkeypatch.setenv("DRIFTLOOP_ARTIFACTS_URL", settings.artifacts_url)
+    capsys.readouterr()
+    assert main(["models", "show", f"churn:{joined.version}"]) == 0
+    assert f"Features: view stats v1 (sha256 {uses[0]['spec_hash'][:12]}" in capsys.readouterr().out
 
 
 def test_bad_feature_input_exits_2_with_one_message(workdir, capsys, store_url, monkeypatch):

@@ -274,7 +274,8 @@ def train(
             "checks": checked.params, "evaluate": settings.evaluate.model_dump(),
         }
         if joined is not None:
-            params["features"] = [use.to_json() for use in joined.uses]
+            params["features"] = joined.feature_views
+            params["entity_table"] = joined.entity_uri
         if dp_plan is not None:
             params[DP_KEY] = dp_plan  # the plan; the version's metrics hold what was spent
         run_dir = (settings.runs_dir / run_id).resolve()
@@ -283,7 +284,9 @@ def train(
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan,
                                  feature_views=None if joined is None else joined.feature_views)
         if joined is not None:
-            write_table(joined.frame, run_dir / DATA_DIR / JOINED_FILE)
+            # the source of record is the joined table (what was trained on; the loop
+            # retrains from it), the entity table it was joined from is kept beside it
+            params["source"] = str(write_table(joined.frame, run_dir / DATA_DIR / JOINED_FILE))
         if nodes is not None:
             params["job"] = publish_run(run_dir, spec, registry.artifacts, nodes, cfg.workers,
                                         cfg.max_restarts)
@@ -313,6 +316,7 @@ class _Joined:
 
     frame: pd.DataFrame
     uses: list[FeatureUse]
+    entity_uri: str
 
     @property
     def feature_views(self) -> list[dict[str, Any]]:
@@ -331,11 +335,12 @@ def _join_features(registry: Registry, data: object, features: Sequence[str] | N
             not isinstance(data, pd.DataFrame) and table_suffix(data) is None):
         raise UsageError("--features needs a table (CSV/Parquet file or DataFrame) of entity "
                          "keys, times and the target.")
-    rows = read_table(data).frame
-    got = historical_features(registry.store, registry.settings, rows, list(features),
+    table = read_table(data)
+    got = historical_features(registry.store, registry.settings, table.frame, list(features),
                               time_column=time_column, actor=registry.actor)
     keys = list(dict.fromkeys(k for use in got.uses for k in use.keys))
-    return _Joined(frame=got.result.frame.drop(columns=keys), uses=got.uses)
+    return _Joined(frame=got.result.frame.drop(columns=keys), uses=got.uses,
+                   entity_uri=table.uri)
 
 
 def _plan_dp(
