@@ -457,7 +457,7 @@ def create_app(
                 instances, None, {})
         try:
             return await asyncio.to_thread(fill)
-        except DriftloopError:
+        except RequestInvalid:
             raise
         except Exception as exc:  # noqa: BLE001 - online store down: tell the client to retry
             what = logged_error(logger, "the online feature store could not be read", exc)
