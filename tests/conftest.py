@@ -4,6 +4,7 @@
 throw-away PostgreSQL cluster (see ``pg_server.py``); unset, the store is SQLite in the test's
 own folder. ``s3_url`` is a fresh prefix on a loopback ``moto_server`` (see ``s3_server.py``).
 ``haproxy_balancer`` (``lb_server.py``) starts Debian's haproxy in front of test servers.
+``redis_url`` is an emptied loopback ``redis-server`` (see ``redis_server.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from driftloop.config import Settings
 from lb_server import haproxy_balancer  # noqa: F401
 from pg_server import TEST_STORE, postgres_cluster, postgres_url, store_overrides  # noqa: F401
+from redis_server import redis_server, redis_url  # noqa: F401
 from s3_server import s3_server, s3_url  # noqa: F401
 
 

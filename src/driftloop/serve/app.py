@@ -33,12 +33,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from driftloop.config import OutputPolicy, ServeSettings
 from driftloop.errors import DriftloopError, NotFoundError
+from driftloop.features.online import OnlineStore, RedisOnlineStore, online_store
+from driftloop.features.spec import FeatureUse
 from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
 from driftloop.http.errors import logged_error
 from driftloop.http.exposure import is_loopback
 from driftloop.http.keys import PresentedKey, key_source
 from driftloop.registry import Registry
 from driftloop.serve.batcher import QueueFull, rows_len
+from driftloop.serve.entity_features import FeatureLookup, Filled
 from driftloop.serve.feedback import Owner, RecentRequests, coerce_feedback
 from driftloop.serve.metrics import ServeMetrics
 from driftloop.serve.output_policy import shown
@@ -80,7 +83,9 @@ _FEEDBACK_BODY = {"required": True, "content": {"application/json": {"schema": {
 _WHY = {400: "The body is not valid JSON.", 401: "No API key, or an unknown or revoked one.",
         403: "The key's role may not call this endpoint.", 404: "No such model is served here.",
         413: "The body, or the number of instances, is over the limit.",
-        422: "The body does not match the model's schema (the fields at fault are named).",
+        422: "The body does not match the model's schema (the fields at fault are named), or "
+             "an entity key has no value within its TTL in the online feature store (code "
+             "feature_missing or feature_stale; the message names the entity and the view).",
         429: "The API key is over its rate limit or row budget (serve.rate_limit, "
              "serve.row_budget); retry after Retry-After seconds.",
         503: "Overloaded (Retry-After), still loading, deactivated, or the store is down."}
@@ -293,6 +298,9 @@ def create_app(
             if log is not None:
                 await asyncio.to_thread(log.stop)
             await asyncio.to_thread(rollout_log.stop)
+            for store in online:
+                if isinstance(store, RedisOnlineStore):
+                    store.close()
 
     app = FastAPI(title="driftloop model server", version="1", lifespan=lifespan,
                   description="Predictions from registered driftloop models.")
@@ -423,6 +431,42 @@ def create_app(
             raise RequestInvalid(str(exc), code="invalid_input") from None
         return used.answer(outputs), len(outputs), used
 
+    lookups: dict[tuple[str, int], FeatureLookup] = {}
+    online: list[OnlineStore] = []  # made for the first version trained with feature views
+
+    def lookup_of(served: ServedModel) -> FeatureLookup:
+        """The feature lookup of a served version (built once per version; reads the key)."""
+        key = (served.name, served.version)
+        if key not in lookups:
+            if not online:
+                online.append(online_store(registry.settings, registry.store))
+            if len(lookups) >= 64:  # one per version served here: a bound for safety only
+                lookups.clear()
+            assert served.validator is not None  # only table models have feature views
+            lookups[key] = FeatureLookup(
+                [FeatureUse.from_json(u) for u in served.loaded.bundle.feature_views or []],
+                served.validator.names, online[0],
+                key=pii_key(cfg.pii_hash_key, registry.artifacts),
+                missing=registry.settings.features.missing)
+        return lookups[key]
+
+    async def with_features(served: ServedModel, instances: Any) -> Filled:
+        """The instances with the features they leave out looked up by entity key (422 for
+        a missing or stale entity under ``features.missing: refuse``); 503 when the online
+        store cannot be read."""
+        def fill() -> Filled:
+            lookup = lookup_of(served)
+            return lookup.fill(instances) if lookup.needed(instances) else Filled(
+                instances, None, {})
+        try:
+            return await asyncio.to_thread(fill)
+        except RequestInvalid:
+            raise
+        except Exception as exc:  # noqa: BLE001 - online store down: tell the client to retry
+            what = logged_error(logger, "the online feature store could not be read", exc)
+            raise Refused(503, "store_unavailable", f"{what}; send the features themselves, "
+                          "or retry later.", {"Retry-After": str(cfg.retry_after_s)}) from None
+
     def log_rows(served: ServedModel, rid: str, columns: dict[str, list[Any]] | None,
                  answer: dict[str, list[Any]], n: int, client_ref: str | None = None,
                  subjects: list[str | None] | None = None) -> list[str]:
@@ -444,13 +488,20 @@ def create_app(
         instances = field(body, "instances")
         await spend(secret, name, instances)
         served = served_of(slot)
+        subjects = subject_ids(body.get("ids"), instances)
+        views: dict[str, int] = {}
+        if served.loaded.bundle.feature_views and served.validator is not None:
+            filled = await with_features(served, instances)
+            instances, views = filled.instances, filled.views
+            subjects = subjects if subjects is not None else filled.subjects
         columns = (served.validator.columns_from_instances(instances)
                    if served.validator is not None else None)
-        subjects = subject_ids(body.get("ids"), instances)
         rid = uuid.uuid4().hex
         key = next((s for s in subjects or () if s is not None), None)
         answer, n, used = await run(served, columns, instances, rid, key)
-        ids = log_rows(used, rid, columns, answer, n, subjects=subjects)
+        # the log keeps which view versions the looked-up values came from, beside the output
+        logged = {**answer, "feature_views": [views] * n} if views else answer
+        ids = log_rows(used, rid, columns, logged, n, subjects=subjects)
         out: dict[str, Any] = {"model": name, "version": used.version,
                                **shown(answer, used.loaded.bundle.classes, policy_of(name)),
                                "request_id": rid}

@@ -6,7 +6,8 @@ shared :class:`~driftloop.store.core.StoreCore` (engine, sessions, transactions)
 :mod:`~driftloop.store.datasets`, :mod:`~driftloop.store.runs`,
 :mod:`~driftloop.store.versions`, :mod:`~driftloop.store.aliases`,
 :mod:`~driftloop.store.serving`, :mod:`~driftloop.store.erasure`,
-:mod:`~driftloop.store.keys`, :mod:`~driftloop.store.monitoring` and the per-model locks of
+:mod:`~driftloop.store.keys`, :mod:`~driftloop.store.monitoring`,
+:mod:`~driftloop.store.online_features` and the per-model locks of
 :mod:`~driftloop.store.locks`. The audit chain
 (:mod:`driftloop.store.audit`) wraps a store. Every method is one transaction and returns
 frozen records (:mod:`driftloop.store.records` and the record types of each module), never
@@ -38,6 +39,7 @@ from driftloop.store.features import FeatureViewQueries
 from driftloop.store.keys import ApiKeyQueries
 from driftloop.store.locks import LockQueries
 from driftloop.store.monitoring import MonitoringQueries
+from driftloop.store.online_features import OnlineFeatureQueries
 from driftloop.store.rollouts import RolloutQueries
 from driftloop.store.runs import RunQueries
 from driftloop.store.serving import ServingQueries
@@ -47,6 +49,7 @@ from driftloop.store.versions import AuditHook, VersionQueries
 class Store(
     DatasetQueries, RunQueries, VersionQueries, AliasQueries, ServingQueries, ErasureQueries,
     ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries, FeatureViewQueries,
+    OnlineFeatureQueries,
 ):
     """Database of runs, datasets, model versions, aliases, the prediction log and monitoring,
     at any SQLAlchemy URL.

@@ -258,6 +258,42 @@ class AliasMoveRecord:
     at: datetime
 
 
+@dataclass(frozen=True)
+class OnlineFeatureRecord:
+    """The latest materialised values of one view for one entity (its keyed hash).
+
+    ``values``: feature name -> value (None: missing in the source row).
+    """
+
+    view_name: str
+    view_version: int
+    entity_hash: str
+    values: dict[str, Any]
+    event_time: datetime
+    created_time: datetime | None
+    materialized_at: datetime
+
+
+@dataclass(frozen=True)
+class MaterializationRecord:
+    """One ``features materialize`` run of a view: the range it read and what it wrote.
+
+    ``until`` is the run's watermark: the latest created time read when the view has a
+    created-time column, otherwise the latest event time; the next run starts there.
+    """
+
+    id: int
+    view_name: str
+    view_version: int
+    since: datetime | None
+    until: datetime
+    rows_read: int
+    rows_written: int
+    target: str
+    actor: str
+    at: datetime
+
+
 def record_from(cls: type[R], obj: object) -> R:
     """Build record ``cls`` from the same-named attributes of ``obj`` (copying JSON values).
 
@@ -285,6 +321,8 @@ __all__ = [
     "DatasetRecord",
     "DatasetRole",
     "FeatureViewRecord",
+    "MaterializationRecord",
+    "OnlineFeatureRecord",
     "REPORT_KINDS",
     "ReportRecord",
     "RunRecord",
