@@ -323,7 +323,12 @@ class ServeSettings(BaseModel):
     )
     port: int = Field(8000, ge=0, le=65535)
     alias: str = Field("production", description="alias whose holder is served")
-    runtime: Literal["torch", "int8", "onnx"] = "torch"
+    runtime: Literal["auto", "torch", "int8", "onnx", "onnx_int8"] = Field(
+        "auto", description="auto: the runtime `driftloop models optimize --apply` recorded "
+        "for the served version, else torch; any other value is used for every version")
+    optimize_max_drop: float = Field(
+        0.01, ge=0, description="`models optimize`: the largest drop of the metric (paired "
+        "interval's upper bound, metric units) a faster runtime may cost")
     max_batch_size: int = Field(32, ge=1, description="samples per batch (1: batching off)")
     max_latency_ms: float = Field(5.0, ge=0, description="wait after a batch's first request")
     max_queue: int = Field(2048, ge=1, description="queued samples per model; past it: 503")

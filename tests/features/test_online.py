@@ -13,7 +13,12 @@ from driftloop.config import EntitySettings, FeatureViewSettings, Settings
 from driftloop.data.hashing import hash_value
 from driftloop.errors import ConfigError
 from driftloop.features.materialize import materialize_view
-from driftloop.features.online import RedisOnlineStore, SqlOnlineStore, online_store
+from driftloop.features.online import (
+    OnlineStoreUnavailable,
+    RedisOnlineStore,
+    SqlOnlineStore,
+    online_store,
+)
 from driftloop.features.source import read_view_source
 from driftloop.features.spec import FeatureUse, entity_key_text
 from driftloop.serve.entity_features import FeatureLookup
@@ -203,3 +208,17 @@ def test_a_request_key_finds_the_source_key_whatever_its_json_type(online, tmp_p
             lookup.fill([bad])
         assert (refused.value.code, refused.value.fields) == ("missing_entity_key",
                                                               ["customer_id"])
+
+
+def test_an_unreachable_redis_is_one_clear_error_naming_it_without_its_password(tmp_path):
+    from pg_server import free_port
+
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    target = RedisOnlineStore(url, timeout_s=0.5)
+    for call in (lambda: target.read("stats", ["e1"]),
+                 lambda: target.write("stats", 1, [{"entity_hash": "e1", "values": {},
+                                                    "event_time": T0, "created_time": None}])):
+        with pytest.raises(OnlineStoreUnavailable, match=r"redis://:\*\*\*@127\.0\.0\.1") as err:
+            call()
+        assert "s3cret" not in str(err.value)
+    target.close()

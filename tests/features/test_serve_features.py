@@ -131,12 +131,17 @@ def test_only_the_entity_id_gets_the_prediction_of_the_features_spelled_out(trai
                                    {"customer_id": "c-17", "age": 65.0}])
         spelled = _predict(server, [_spelled(trained, "c-3", 40.0),
                                     _spelled(trained, "c-17", 65.0)])
+        # a spelled-out instance may carry its entity key too: the key is dropped, not a feature
+        with_key = _predict(server, [{**_spelled(trained, "c-3", 40.0), "customer_id": "c-3"}])
+        alone = _predict(server, [_spelled(trained, "c-3", 40.0)])  # the same batch shape
         # an instance that spells a view feature out keeps its own value
         mixed = _predict(server, [{"customer_id": "c-3", "age": 40.0, "spend": 1000.0}])
         by_value = _predict(server, [{**_spelled(trained, "c-3", 40.0), "spend": 1000.0}])
     assert by_key.status_code == spelled.status_code == 200, by_key.text
     assert by_key.json()["predictions"] == spelled.json()["predictions"]
     assert by_key.json()["probabilities"] == spelled.json()["probabilities"]
+    assert with_key.status_code == 200, with_key.text
+    assert with_key.json()["probabilities"] == alone.json()["probabilities"]
     assert mixed.json()["probabilities"] == by_value.json()["probabilities"]
     assert mixed.json()["probabilities"] != by_key.json()["probabilities"][:1]
 
@@ -199,3 +204,16 @@ def test_the_same_answers_over_a_redis_online_store(trained, redis_url):
     assert by_key.json()["probabilities"] == spelled.json()["probabilities"]
     assert missing.status_code == 422
     assert "customer_id='c-404' has no value" in missing.json()["error"]["message"]
+
+
+def test_an_unreachable_online_store_is_a_503_and_spelled_out_requests_still_answer(trained):
+    from pg_server import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with _server(trained, online_url=down) as server:
+        by_key = _predict(server, [{"customer_id": "c-3", "age": 40.0}])
+        spelled = _predict(server, [_spelled(trained, "c-3", 40.0)])
+    assert by_key.status_code == 503, by_key.text
+    assert by_key.json()["error"]["code"] == "store_unavailable"
+    assert "Retry-After" in by_key.headers
+    assert spelled.status_code == 200

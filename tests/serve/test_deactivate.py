@@ -55,7 +55,8 @@ def test_deactivate_answers_503_and_promote_serves_again(served_model: Served) -
             registry.promote(MODEL, 2, to="production", force=True, reason="test: restore")
             back = _until(predict, 200)
             assert back.json()["version"] == 2
-            assert client.get("/v2/health/ready").json() == {"ready": True, "models": {MODEL: 2}}
+            assert client.get("/v2/health/ready").json() == {
+                "ready": True, "models": {MODEL: 2}, "runtimes": {MODEL: "torch"}}
         actions = [e.action for e in registry.audit.entries(subject=f"{MODEL}:v1")]
         assert "deactivate" in actions and move.audit_seq is not None
         assert registry.audit.verify().ok

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from driftloop.data.prepare import apply_preprocessing, prepare
-from driftloop.serve.features import ColumnTransform
+from driftloop.data.values import category_keys
+from driftloop.serve.features import ColumnTransform, category_key
 
 
 def test_column_transform_equals_apply_preprocessing():
@@ -34,3 +37,12 @@ def test_column_transform_equals_apply_preprocessing():
     np.testing.assert_array_equal(x, expected_x)
     np.testing.assert_array_equal(x_cat, expected_cat)
     assert unknown == {"city": 1, "code": 1}
+
+
+@given(st.lists(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                          st.floats(allow_nan=False, allow_infinity=False),
+                          st.text(max_size=4)), min_size=1, max_size=20))
+def test_category_key_is_the_training_key_of_each_json_cell(cells):
+    # the edge package keys categories without pandas: cell by cell, the same keys
+    assert [category_key(c) for c in cells] == category_keys(
+        pd.Series(cells, dtype=object)).tolist()

@@ -270,7 +270,8 @@ def test_the_public_names_are_pinned() -> None:
     assert sorted(driftloop.store.__all__) == [
         "ALIAS_ACTIONS", "AliasMoveRecord", "AliasMoved", "AliasRecord", "Anchor",
         "ArtifactStore", "AuditHook", "AuditLog", "AuditRecord", "ChainReport", "DATASET_ROLES",
-        "DatasetRecord", "EventHook", "EvidenceCursor", "GENESIS_HASH", "MoveHook",
+        "DatasetRecord", "EventHook", "EvidenceCursor", "FeatureViewRecord", "GENESIS_HASH",
+        "MaterializationRecord", "MoveHook", "OnlineFeatureRecord",
         "REPORT_KINDS", "RUN_STATUSES", "ReportRecord", "RolloutEvidence", "RolloutRecord",
         "RunRecord", "Store", "VersionRecord", "canonical_json", "entry_hash",
         "pseudonymous_actor", "utcnow",

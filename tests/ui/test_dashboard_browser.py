@@ -276,3 +276,19 @@ def test_a_browser_without_a_session_gets_the_login_form_and_then_the_page(brows
         assert [e for e in page.errors if not expected.search(e)] == []
     finally:
         page.close()
+
+
+def test_version_page_shows_the_measured_runtime_table(page, dashboard):
+    from driftloop.loop.optimize import optimize_version
+
+    d = dashboard
+    report = optimize_version(d.registry, d.registry.get(MODEL, 1), rounds=3, calls=3, batch=64)
+    page.open(f"/ui/models/{MODEL}/versions/1")
+    p = page.page
+    panel = p.locator('section[aria-label="Runtime"]').inner_text()
+    assert f"Recommended {report['recommended']}" in panel and "Applied: none" in panel
+    assert p.locator("#runtimes tbody tr").count() == len(report["runtimes"])
+    assert _cells(p, "#runtimes tbody td:nth-child(1)") == [
+        r["name"] for r in report["runtimes"]]
+    assert page.errors == []
+    page.shot("8-runtime")

@@ -16,7 +16,19 @@ from typing import Annotated
 import typer
 
 from driftloop import __version__
-from driftloop.cli import audit, data, features, keys, loop, models, monitor, report, serve, train
+from driftloop.cli import (
+    audit,
+    data,
+    features,
+    ingest,
+    keys,
+    loop,
+    models,
+    monitor,
+    report,
+    serve,
+    train,
+)
 from driftloop.cli.output import Typer, exit_status, out, report_error
 from driftloop.errors import DriftloopError
 
@@ -48,7 +60,8 @@ for _name, _command in (
     ("train", train.train_cmd), ("worker", train.worker_cmd),
     ("evaluate", train.evaluate_cmd), ("drift", monitor.drift_cmd),
     ("demo", loop.demo_cmd), ("serve", serve.serve_cmd), ("ui", serve.ui_cmd),
-    ("monitor", monitor.monitor_cmd), ("erase", report.erase_cmd),
+    ("monitor", monitor.monitor_cmd), ("ingest", ingest.ingest_cmd),
+    ("erase", report.erase_cmd),
 ):
     app.command(_name)(_command)
 

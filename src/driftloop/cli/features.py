@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,12 +22,15 @@ from driftloop.cli.output import (
 )
 from driftloop.errors import UsageError
 
+if TYPE_CHECKING:
+    from driftloop.store import FeatureViewRecord
+
 app = Typer(help="Feature views: register them, list them, join them as of each row's time, "
             "materialise them for serving.",
             no_args_is_help=True)
 
 
-def _record_json(record) -> dict:  # noqa: ANN001 - a FeatureViewRecord
+def _record_json(record: FeatureViewRecord) -> dict[str, Any]:
     return {"name": record.name, "version": record.version, "spec_hash": record.spec_hash,
             "actor": record.actor, "created_at": record.created_at.isoformat(),
             "spec": record.spec}

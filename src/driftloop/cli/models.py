@@ -16,6 +16,7 @@ from driftloop.cli.models_alias import (
     models_promote_cmd,
     models_rollback_cmd,
 )
+from driftloop.cli.models_optimize import models_optimize_cmd
 from driftloop.cli.models_rollout import models_rollout_cmd
 from driftloop.cli.output import (
     JsonFlag,
@@ -37,6 +38,7 @@ app = Typer(help="List, inspect, gate, promote and roll back model versions.",
 
 class ExportFormat(str, Enum):
     onnx = "onnx"
+    edge = "edge"  # a pip-installable project: onnxruntime + numpy, its own prediction log
 
 
 def models_list_cmd(
@@ -85,6 +87,7 @@ def models_show_cmd(
         run = registry.store.get_run(record.run_id) if record.run_id else None
         datasets = registry.store.run_datasets(record.run_id) if record.run_id else {}
         described = registry.describe(record)
+        runtime = _runtime_choice(registry, record)
     info = {
         "version": record.__dict__,
         "run": run.__dict__ if run else None,
@@ -93,6 +96,7 @@ def models_show_cmd(
         "ece": described["ece"],
         "worst_slice": described["worst_slice"],
         "evaluation_report": described["evaluation_report"],
+        "runtime": runtime,
     }
     if json_out:
         emit_json(info)
@@ -103,6 +107,10 @@ def models_show_cmd(
     if described["ece"] is not None:
         out.print(f"  ECE (calibrated): {described['ece']:.4f}")
     out.print(f"  worst slice: {_worst_slice(described['worst_slice'])}", markup=False)
+    recommended = (f"recommended {runtime['recommended']} on {runtime['measured_at']:%Y-%m-%d}"
+                   if runtime["recommended"] else "not measured: `driftloop models optimize`")
+    out.print(f"  runtime: {runtime['applied'] or 'torch'} "
+              f"({'applied' if runtime['applied'] else 'default'}; {recommended})", markup=False)
     from driftloop.registry.dp import DP_KEY, dp_record
 
     for key, value in record.metrics.items():
@@ -121,6 +129,17 @@ def models_show_cmd(
 
     if feature_views_text(run):
         out.print(f"  Features: {feature_views_text(run)}", markup=False)
+
+
+def _runtime_choice(registry: Any, record: Any) -> dict[str, Any]:
+    """What `models optimize` recommended for the version (newest report) and what is applied."""
+    from driftloop.registry.runtime_choice import applied_runtime, latest_optimization
+
+    found = latest_optimization(registry.audit, registry.artifacts, record)
+    return {"applied": applied_runtime(registry.audit, record),
+            "recommended": None if found is None else found.body["recommended"],
+            "measured_at": None if found is None else found.at,
+            "report_sha256": None if found is None else found.report_sha256}
 
 
 def models_lineage_cmd(
@@ -201,11 +220,14 @@ def models_export_cmd(
         ExportFormat.onnx),
     int8: Annotated[bool, typer.Option("--int8", help="Also write an int8 model.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder to write (default NAME-vVERSION-onnx).")] = None,
+        "--out", help="Folder to write (default NAME-vVERSION-FORMAT).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Write a self-contained edge package: ONNX model, preprocessing and schema JSON."""
+    """Write a self-contained edge package: ONNX model, preprocessing and schema JSON.
+
+    ``--format edge``: a pip-installable project (onnxruntime + numpy only) with ``predict()``,
+    ``python -m PACKAGE predict rows.csv`` and its own prediction log (``driftloop ingest``)."""
     from driftloop.registry.names import check_model_name
     from driftloop.serve.export import export_edge_package
 
@@ -213,8 +235,18 @@ def models_export_cmd(
     # a name stored before names were checked must not pick the folder (no '/' or '..')
     target = out_dir or Path(f"{check_model_name(name)}-v{number}-{format.value}")
     with open_registry() as registry:
-        package = export_edge_package(registry, name, number, target, int8=int8,
-                                      overwrite=overwrite)
+        if format is ExportFormat.edge:
+            from driftloop.errors import UsageError
+            from driftloop.serve.export import export_edge_project
+
+            if int8:
+                raise UsageError("--int8 applies to --format onnx; the edge package runs the "
+                                 "fp32 model (its answers equal the server's).")
+
+            package = export_edge_project(registry, name, number, target, overwrite=overwrite)
+        else:
+            package = export_edge_package(registry, name, number, target, int8=int8,
+                                          overwrite=overwrite)
     if json_out:
         emit_json(package.to_json())
         return
@@ -228,6 +260,6 @@ for _name, _command in (
     ("rollback", models_rollback_cmd), ("rollout", models_rollout_cmd),
     ("deactivate", models_deactivate_cmd),
     ("gate", models_gate_cmd), ("lineage", models_lineage_cmd), ("card", models_card_cmd),
-    ("export", models_export_cmd),
+    ("export", models_export_cmd), ("optimize", models_optimize_cmd),
 ):
     app.command(_name)(_command)

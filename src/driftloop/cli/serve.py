@@ -14,6 +14,8 @@ class RuntimeKind(str, Enum):
     torch = "torch"
     int8 = "int8"
     onnx = "onnx"
+    onnx_int8 = "onnx_int8"
+    auto = "auto"
 
 
 def serve_cmd(
@@ -23,7 +25,9 @@ def serve_cmd(
     alias: Annotated[str | None, typer.Option(help="Alias whose version is served.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    runtime: Annotated[RuntimeKind | None, typer.Option(help="Inference runtime.")] = None,
+    runtime: Annotated[RuntimeKind | None, typer.Option(
+        help="Inference runtime for every version (default serve.runtime: auto, the runtime "
+        "`models optimize --apply` recorded for the version, else torch).")] = None,
     max_batch_size: Annotated[int | None, typer.Option(
         help="Samples per batch; 1 turns batching off.")] = None,
     max_latency_ms: Annotated[float | None, typer.Option(

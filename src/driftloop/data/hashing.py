@@ -36,4 +36,20 @@ def hash_value(value: Any, key: str) -> str:
     return hmac.new(key.encode("utf-8"), str(value).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-__all__ = ["hash_value"]
+def edge_key(key: str, model: str) -> str:
+    """The PII key an edge package of ``model`` hashes with: HMAC-SHA256 of the model name
+    under the store's key ``key``.
+
+    Devices get this derived key, never the store's: a device (or whoever takes it apart) can
+    hash guesses against its own model's edge log only, not against the server's log. Erasure
+    hashes a subject id under each model's edge key too, so ingested edge rows are found.
+
+    >>> edge_key("s3cret", "churn") == edge_key("s3cret", "churn") != edge_key("s3cret", "x")
+    True
+    >>> len(edge_key("s3cret", "churn"))
+    64
+    """
+    return hash_value(f"driftloop-edge:{model}", key)
+
+
+__all__ = ["edge_key", "hash_value"]

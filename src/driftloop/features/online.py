@@ -70,6 +70,10 @@ return written
 """
 
 
+class OnlineStoreUnavailable(ConfigError):
+    """The online store cannot be reached (serving answers 503; the CLI exits 2)."""
+
+
 class OnlineStore(Protocol):
     """Where serving looks the latest feature values up, by entity hash."""
 
@@ -113,9 +117,15 @@ class RedisOnlineStore:
             raise ConfigError("features.online_url is a Redis URL but the redis package is not "
                               "installed; pip install 'driftloop[redis]'.") from None
         self.url = url
+        self._errors = redis.exceptions.RedisError
         self._client = redis.Redis.from_url(url, socket_timeout=timeout_s,
                                             socket_connect_timeout=timeout_s)
         self._write_newer = self._client.register_script(_WRITE_NEWER)
+
+    def _unavailable(self, exc: Exception) -> OnlineStoreUnavailable:
+        return OnlineStoreUnavailable(
+            f"cannot use the Redis online store {redacted_url(self.url)}: {exc}. Check "
+            "features.online_url and that the server runs and accepts the password.")
 
     def close(self) -> None:
         self._client.close()
@@ -126,6 +136,18 @@ class RedisOnlineStore:
         return f"driftloop:feature:{view}:{entity_hash}"
 
     def write(self, view: str, version: int, rows: Sequence[Mapping[str, Any]]) -> int:
+        try:
+            return self._write(view, version, rows)
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+
+    def read(self, view: str, hashes: Iterable[str]) -> dict[str, OnlineFeatureRecord]:
+        try:
+            return self._read(view, hashes)
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+
+    def _write(self, view: str, version: int, rows: Sequence[Mapping[str, Any]]) -> int:
         now = utcnow().isoformat()
         written = 0
         for start in range(0, len(rows), _REDIS_BATCH):
@@ -143,7 +165,7 @@ class RedisOnlineStore:
             written += int(self._write_newer(keys=keys, args=args))
         return written
 
-    def read(self, view: str, hashes: Iterable[str]) -> dict[str, OnlineFeatureRecord]:
+    def _read(self, view: str, hashes: Iterable[str]) -> dict[str, OnlineFeatureRecord]:
         wanted = list(dict.fromkeys(h for h in hashes if h is not None))
         if not wanted:
             return {}
@@ -230,5 +252,5 @@ def _record(view: str, entity_hash: str, data: Mapping[str, Any]) -> OnlineFeatu
         materialized_at=datetime.fromisoformat(data["materialized_at"]))
 
 
-__all__ = ["OnlineStore", "RedisOnlineStore", "SqlOnlineStore", "check_redis_url",
-           "online_store", "redacted_url"]
+__all__ = ["OnlineStore", "OnlineStoreUnavailable", "RedisOnlineStore", "SqlOnlineStore",
+           "check_redis_url", "online_store", "redacted_url"]

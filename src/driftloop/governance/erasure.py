@@ -10,7 +10,9 @@ Where a subject's rows live, and how they are found:
   ``serve.previous_pii_hash_keys`` and looked up (an indexed column). 2) The feature column
   ``governance.id_column`` (``--id-column``) of the row's ``features``, stored as sent or, for
   a column the data check flagged as personal data, hashed under the same keys. Both forms
-  are matched.
+  are matched. Rows ingested from an edge package (``driftloop ingest``) were hashed on the
+  device under the model's edge key (:func:`driftloop.data.hashing.edge_key` of each of those
+  keys), so the id is hashed under every model's edge key too.
 - ``feedback``: the labels of those rows, joined by request id (a request of several instances
   logs ``<rid>-0``, ``<rid>-1``, …, one id per row, so only the subject's own labels go).
 - the loop's dataset snapshots: Parquet named objects ``loop/snapshots/**`` in the artifact
@@ -81,7 +83,7 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
-from driftloop.data.hashing import hash_value
+from driftloop.data.hashing import edge_key, hash_value
 from driftloop.data.subjects import drop_rows, subjects_of
 from driftloop.errors import ConfigError, DataError, DriftloopError, UsageError
 from driftloop.store import ArtifactStore, AuditRecord, Store
@@ -493,6 +495,8 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     texts = id_texts(subject_id)
     keys = [pii_key(settings.serve.pii_hash_key, registry.artifacts),
             *settings.serve.previous_pii_hash_keys]  # rows hashed before a key rotation too
+    # rows ingested from edge packages were hashed on the device under each model's key
+    keys += [edge_key(key, model) for key in keys if key for model in store.model_names()]
     hashed = frozenset(hash_value(t, key) for t in texts for key in keys if key)
     targets = texts | hashed
     digest = _hmac(_salt(registry.artifacts, settings.home), subject_id)

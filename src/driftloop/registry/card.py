@@ -35,6 +35,7 @@ from driftloop.errors import UsageError
 from driftloop.registry.dp import card_items as dp_card_items
 from driftloop.registry.evidence import DataCheck, Evaluation, data_checks, evaluations
 from driftloop.registry.lineage import feature_views_text
+from driftloop.registry.runtime_choice import card_items as runtime_card_items
 
 if TYPE_CHECKING:
     from driftloop.registry.registry import Registry
@@ -243,6 +244,7 @@ def build_card(
          f"{run.id} · {run.world_size} worker(s) · code commit {run.git_commit or 'unknown'}"),
         ("Retrained from", f"v{parent.version}" if parent else "no parent version"),
         ("Aliases", ", ".join(aliases) if aliases else "none"),
+        *runtime_card_items(registry.audit, registry.artifacts, version),
         ("Owners", text.get("owners")),
         ("License", text.get("license")),
         ("Contact", text.get("contact")),

@@ -134,6 +134,9 @@ _READY = {"type": "object", "required": ["ready", "models"], "properties": {
     "ready": {"type": "boolean"},
     "models": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
     "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+    "runtimes": {"type": "object", "additionalProperties": {"type": "string"},
+                 "description": "the runtime each served model runs on (torch, int8, onnx, "
+                                "onnx_int8)"},
     "notes": {"type": "object", "additionalProperties": {
         "type": "array", "items": {"type": "string"}}}}}
 _RELOADED = {"type": "object", "required": ["models", "replicas", "replica"], "properties": {
@@ -457,7 +460,7 @@ def create_app(
                 instances, None, {})
         try:
             return await asyncio.to_thread(fill)
-        except DriftloopError:
+        except RequestInvalid:
             raise
         except Exception as exc:  # noqa: BLE001 - online store down: tell the client to retry
             what = logged_error(logger, "the online feature store could not be read", exc)
@@ -673,7 +676,8 @@ def create_app(
         state = {name: (None if s.current is None else s.current.version)
                  for name, s in slots.items()}
         ok = bool(slots) and all(v is not None for v in state.values())
-        body: dict[str, Any] = {"ready": ok, "models": state}
+        body: dict[str, Any] = {"ready": ok, "models": state, "runtimes": {
+            name: s.current.runtime.name for name, s in slots.items() if s.current is not None}}
         errors = {name: s.error for name, s in slots.items() if s.error}
         notes = {name: s.current.notes for name, s in slots.items()
                  if s.current is not None and s.current.notes}

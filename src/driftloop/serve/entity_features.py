@@ -97,16 +97,17 @@ class FeatureLookup:
         self.online, self.key, self.missing, self.clock = online, key, missing, clock
 
     def needed(self, instances: Any) -> bool:
-        """Whether any instance lacks a model feature (else the request goes as it is)."""
+        """Whether any instance lacks a model feature or carries an entity key (else the
+        request goes as it is)."""
         if not isinstance(instances, list):
             return False
-        names = self._name_set
-        return any(isinstance(i, dict) and not names <= i.keys() for i in instances)
+        names, keys = self._name_set, self.key_columns
+        return any(isinstance(i, dict) and (not names <= i.keys() or not keys.isdisjoint(i))
+                   for i in instances)
 
     def fill(self, instances: list[Any]) -> Filled:
         """Look up and fill in what the instances leave out (reads the online store)."""
         filled: list[dict[str, Any]] = [{} for _ in instances]
-        subjects: list[str | None] | None = None
         views: dict[str, int] = {}
         now = self.clock()
         for use, features in self.uses:
@@ -126,10 +127,25 @@ class FeatureLookup:
                 values = record.values if fresh and record is not None else {}
                 filled[i].update({f: values.get(f) for f in features})
             views[use.view] = use.version
-            if subjects is None:
-                subjects = [texts.get(i) for i in range(len(instances))]
         return Filled([self._instance(inst, extra) for inst, extra in zip(
-            instances, filled, strict=True)], subjects, views)
+            instances, filled, strict=True)], self._subjects(instances), views)
+
+    def _subjects(self, instances: list[Any]) -> list[str | None] | None:
+        """The first view's entity key text of every instance that carries it (looked up or
+        not), None for the others; None when no instance does."""
+        if not self.uses:
+            return None
+        first = self.uses[0][0]
+        rows = [i for i, inst in enumerate(instances) if isinstance(inst, dict)
+                and all(type(inst.get(k)) in _KEY_TYPES for k in first.keys)]
+        if not rows:
+            return None
+        frame = pd.DataFrame({k: pd.Series([instances[i][k] for i in rows], dtype=object)
+                              for k in first.keys})
+        subjects: list[str | None] = [None] * len(instances)
+        for i, text in zip(rows, entity_key_texts(frame, first.keys), strict=True):
+            subjects[i] = text
+        return subjects
 
     def _instance(self, inst: Any, extra: dict[str, Any]) -> Any:
         """The instance as the model takes it: its own values first, looked-up ones for the

@@ -5,9 +5,14 @@ parsing it column by column costs milliseconds whatever the batch size. Request 
 already checked by :mod:`driftloop.serve.validation` (numbers or null; booleans; text), so this
 module repeats the same arithmetic with numpy from the same JSON state: median imputation,
 standardisation, missing indicators after the values, category codes 1..K with 0 for missing
-or unseen. A categorical column holding anything but text or null (numbers, booleans) goes
-through :func:`~driftloop.data.values.category_keys`, the training-time key function.
-``tests/serve/test_features.py`` checks it equals ``apply_preprocessing`` exactly.
+or unseen. A categorical cell holding anything but text or null (numbers, booleans) gets the
+key of :func:`~driftloop.data.values.category_keys`, the training-time key function, from
+:func:`category_key` (one cell at a time, no pandas). ``tests/serve/test_features.py`` checks
+it equals ``apply_preprocessing`` exactly.
+
+This module imports only numpy and the standard library: an edge package
+(:mod:`driftloop.serve.edge`) carries a verbatim copy of it, so an edge device preprocesses
+with the same code as the server.
 
 Examples
 --------
@@ -27,9 +32,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
-
-from driftloop.data.values import category_keys
 
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
@@ -67,7 +69,7 @@ class ColumnTransform:
             if set(map(type, column)) <= {str, type(None)}:
                 keys: Any = [None if v is None or not v.strip() else v for v in column]
             else:
-                keys = category_keys(pd.Series(column, dtype=object)).tolist()
+                keys = [category_key(v) for v in column]
             code = np.fromiter((index.get(k, 0) if k is not None else 0 for k in keys),
                                np.int64, len(keys))
             missed = sum(1 for k, c in zip(keys, code, strict=True) if k is not None and c == 0)
@@ -78,6 +80,24 @@ class ColumnTransform:
         return np.ascontiguousarray(x, np.float32), x_cat.astype(np.int64), unknown
 
 
+def category_key(cell: Any) -> str | None:
+    """The category key of one JSON cell, as :func:`driftloop.data.values.category_keys` gives
+    it: None for null, NaN or blank text; integral numbers without a decimal point.
+
+    >>> [category_key(v) for v in (3, 3.0, 2.5, True, " ", "Oslo", None)]
+    ['3', '3', '2.5', 'True', None, 'Oslo', None]
+    """
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return None
+    if isinstance(cell, str):
+        return cell if cell.strip() else None
+    if isinstance(cell, bool):
+        return str(cell)
+    if isinstance(cell, int) or (isinstance(cell, float) and cell.is_integer()):
+        return str(int(cell))
+    return str(cell)
+
+
 def _floats(values: list[Any], kind: str) -> np.ndarray:
     if kind == "boolean":
         return np.fromiter((np.nan if v is None else _BOOL_WORDS[v.strip().lower()]
@@ -86,4 +106,4 @@ def _floats(values: list[Any], kind: str) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], np.float64)
 
 
-__all__ = ["ColumnTransform"]
+__all__ = ["ColumnTransform", "category_key"]

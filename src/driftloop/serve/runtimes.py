@@ -7,9 +7,17 @@ probabilities for classification, the standardised value for regression), the sa
 
 - ``torch``: the module as trained, eager, under ``torch.inference_mode``;
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` on the ``nn.Linear`` layers (weights
-  int8, activations quantised on the fly); outputs differ slightly from fp32;
+  int8, activations quantised on the fly); outputs differ slightly from fp32. Only while torch
+  still ships that API (:func:`torch_int8_available`): it is deprecated upstream in favour of
+  torchao (pytorch/pytorch#153892), and torchao 0.18 was measured and not adopted — on this
+  CPU its ``Int8DynamicActivationInt8WeightConfig`` ran a wide MLP 2.97× and a CNN 2.44× the
+  fp32 latency at batch 1 (no faster at batch 1024), and its import added 1.5 s
+  (benchmarks/RESULTS.md, "Runtime choice"). ``driftloop models optimize`` measures whether
+  int8 pays for a given model on a given machine;
 - ``onnx``: the module exported to ONNX (opset 17, dynamic batch axis) and run by ONNX Runtime;
-  fp32 outputs match torch to 1e-4.
+  fp32 outputs match torch to 1e-4;
+- ``onnx_int8``: that ONNX model with its MatMul/Gemm weights quantised to int8 by ONNX
+  Runtime's dynamic quantisation (as the edge package's ``model.int8.onnx``).
 
 Examples
 --------
@@ -25,12 +33,15 @@ Examples
 True
 >>> Int8Runtime(module, "table").logits(x, x_cat).shape
 (5, 2)
+>>> build_runtime("onnx_int8", module, "table", {"n_numeric": 3, "cardinalities": [2]}).name
+'onnx_int8'
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import logging
 import warnings
 from typing import Any, Protocol
 
@@ -40,7 +51,7 @@ from torch import nn
 
 from driftloop.errors import UsageError
 
-RUNTIMES = ("torch", "int8", "onnx")
+RUNTIMES = ("torch", "int8", "onnx", "onnx_int8")
 ONNX_OPSET = 17
 
 
@@ -76,8 +87,23 @@ class Int8Runtime(TorchRuntime):
         super().__init__(quantize_int8(module), input_kind)
 
 
+def torch_int8_available() -> bool:
+    """Whether this torch still has ``torch.ao.quantization.quantize_dynamic`` (deprecated
+    upstream, to be removed; the ``int8`` runtime needs it, ``onnx_int8`` does not).
+
+    >>> isinstance(torch_int8_available(), bool)
+    True
+    """
+    quantization = getattr(getattr(torch, "ao", None), "quantization", None)
+    return callable(getattr(quantization, "quantize_dynamic", None))
+
+
 def quantize_int8(module: nn.Module) -> nn.Module:
     """A dynamically quantised (int8 weights) copy of ``module``'s linear layers."""
+    if not torch_int8_available():
+        raise UsageError(f"torch {torch.__version__} no longer has torch.ao.quantization's "
+                         "dynamic quantisation, which the 'int8' runtime uses; use the "
+                         "'onnx_int8' runtime instead (serve.runtime or --runtime).")
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao (and the quantised tensor
         # constructors theirs); the API still works as documented
@@ -113,6 +139,33 @@ def export_onnx_bytes(module: nn.Module, input_kind: str, *, n_numeric: int = 0,
     return buffer.getvalue()
 
 
+def quantize_onnx_int8(model_bytes: bytes) -> bytes:
+    """``model_bytes`` with MatMul/Gemm weights quantised to int8 (ONNX Runtime's dynamic
+    quantisation, activations quantised on the fly); it reads and writes files, so it works in
+    a temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    advice = _DropAdvice()
+    root.addFilter(advice)  # its root-logger advice to pre-process applies to static quantisation
+    try:
+        with tempfile.TemporaryDirectory(prefix="driftloop-int8-") as work:
+            source, target = Path(work) / "model.onnx", Path(work) / "model.int8.onnx"
+            source.write_bytes(model_bytes)
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+            return target.read_bytes()
+    finally:
+        root.removeFilter(advice)
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
 class OnnxRuntime:
     """The module exported to ONNX and run by ONNX Runtime (or given ONNX bytes)."""
 
@@ -120,7 +173,8 @@ class OnnxRuntime:
 
     def __init__(self, module: nn.Module | None, input_kind: str, *, n_numeric: int = 0,
                  n_cat: int = 0, shape: list[int] | None = None,
-                 model_bytes: bytes | None = None, threads: int = 0) -> None:
+                 model_bytes: bytes | None = None, threads: int = 0,
+                 int8: bool = False) -> None:
         import onnxruntime as ort
 
         if model_bytes is None:
@@ -128,6 +182,11 @@ class OnnxRuntime:
                 raise UsageError("OnnxRuntime needs a module or ONNX model bytes.")
             model_bytes = export_onnx_bytes(module, input_kind, n_numeric=n_numeric,
                                             n_cat=n_cat, shape=shape)
+            if int8:
+                model_bytes = quantize_onnx_int8(model_bytes)
+        if int8:
+            self.name = "onnx_int8"
+        self.model_bytes = model_bytes  # what it runs: its size is the runtime's size on disk
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(model_bytes, options,
@@ -149,11 +208,11 @@ def build_runtime(kind: str, module: nn.Module, input_kind: str,
         return TorchRuntime(module, input_kind)
     if kind == "int8":
         return Int8Runtime(module, input_kind)
-    if kind == "onnx":
+    if kind in ("onnx", "onnx_int8"):
         return OnnxRuntime(module, input_kind,
                            n_numeric=int(model_inputs.get("n_numeric", 0)),
                            n_cat=len(model_inputs.get("cardinalities", [])),
-                           shape=model_inputs.get("shape"))
+                           shape=model_inputs.get("shape"), int8=kind == "onnx_int8")
     raise UsageError(f"runtime '{kind}' is not one of {', '.join(RUNTIMES)}.")
 
 
@@ -173,5 +232,5 @@ def finish(task: str, logits: np.ndarray, temperature: float = 1.0) -> np.ndarra
 
 __all__ = [
     "RUNTIMES", "Int8Runtime", "OnnxRuntime", "Runtime", "TorchRuntime", "build_runtime",
-    "export_onnx_bytes", "finish", "quantize_int8",
+    "export_onnx_bytes", "finish", "quantize_int8", "quantize_onnx_int8", "torch_int8_available",
 ]

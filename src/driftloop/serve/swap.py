@@ -42,6 +42,7 @@ from driftloop.models.loaded import LoadedModel
 from driftloop.registry import Registry
 from driftloop.registry.aliases import deactivated_message, deactivation
 from driftloop.registry.evidence import logged_pii_columns
+from driftloop.registry.runtime_choice import applied_runtime
 from driftloop.serve.batcher import Batcher
 from driftloop.serve.features import ColumnTransform
 from driftloop.serve.metrics import ServeMetrics
@@ -270,11 +271,18 @@ class ModelSlot:
         for task in list(self._retired):
             await task
 
+    def runtime_for(self, record: VersionRecord) -> str:
+        """``serve.runtime`` when set to a runtime; with ``auto`` (the default) the runtime
+        ``driftloop models optimize --apply`` recorded for ``record``, else ``torch``."""
+        if self.settings.runtime != "auto":
+            return self.settings.runtime
+        return applied_runtime(self.registry.audit, record) or "torch"
+
     def build(self, record: VersionRecord) -> ServedModel:
         """Load ``record``, build its runtime, validator and batcher, and warm it (blocking)."""
         loaded = self.registry.load(self.name, record.version)
         bundle = loaded.bundle
-        runtime = build_runtime(self.settings.runtime, loaded.module, bundle.input_kind,
+        runtime = build_runtime(self.runtime_for(record), loaded.module, bundle.input_kind,
                                 bundle.model_inputs)
         validator = None
         if bundle.schema is not None:

@@ -12,6 +12,11 @@ each column is checked once with set-of-types and numpy operations:
 A v1 request may also name the data subject of each instance, ``"ids": [...]`` beside
 ``"instances"`` (:func:`subject_ids`): never a feature, only logged as a keyed hash.
 
+Apart from :meth:`RequestValidator.frame` (pandas, imported there), this module imports only
+numpy, the standard library and :mod:`driftloop.errors`: an edge package
+(:mod:`driftloop.serve.edge`) carries a copy of it, the one import line rewritten to the
+package's own ``DriftloopError``, so edge devices refuse bad rows with the server's messages.
+
 Every refusal is a :class:`RequestInvalid` with an HTTP status (400 malformed, 413 too large,
 422 against the schema), the fields at fault and what was expected.
 
@@ -35,13 +40,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from driftloop.data.values import category_keys
 from driftloop.errors import DriftloopError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 _EXPECTED = {
@@ -169,6 +175,12 @@ class RequestValidator:
 
     def frame(self, columns: Mapping[str, list[Any]]) -> tuple[pd.DataFrame, dict[str, int]]:
         """A DataFrame the preprocessor accepts, and unknown-category counts per feature."""
+        # imported here: the rest of this module is numpy-only, so an edge package carries a
+        # copy of it (with no pandas) for the same checks and messages as the server's
+        import pandas as pd
+
+        from driftloop.data.values import category_keys
+
         data: dict[str, Any] = {}
         unknown: dict[str, int] = {}
         for name in self.names:

@@ -114,6 +114,51 @@ class ServingQueries(StoreCore):
                 session.execute(PredictionLogEntry.__table__.insert(), [dict(r) for r in rows])
         return len(rows)
 
+    def import_predictions(
+        self, model_name: str, rows: Sequence[Mapping[str, Any]], *,
+        audit: Callable[[Session, int], AuditRecord | None] | None = None,
+    ) -> int:
+        """Append the ``rows`` of ``model_name`` whose ``request_id`` the log does not hold
+        yet, and run ``audit(session, added)`` in the same transaction; returns how many
+        were added. Importing the same rows again adds nothing (edge logs synced twice).
+
+        Callers importing one model from several processes hold
+        :meth:`~driftloop.store.Store.model_lock`: two transactions could otherwise both
+        find a request id absent.
+
+        Examples
+        --------
+        >>> from driftloop.store import Store, utcnow
+        >>> store = Store.open("sqlite://")
+        >>> rows = [{"request_id": r, "model_name": "m", "version": 1, "at": utcnow(),
+        ...          "features": {}, "output": {}, "replica": "edge"} for r in ("a", "b")]
+        >>> store.import_predictions("m", rows), store.import_predictions("m", rows)
+        (2, 0)
+        >>> store.count_predictions()
+        2
+        >>> store.close()
+        """
+        wanted = sorted({str(r["request_id"]) for r in rows})
+
+        def work(session: Session) -> int:
+            held: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                held.update(session.scalars(select(PredictionLogEntry.request_id).where(
+                    PredictionLogEntry.model_name == model_name,
+                    PredictionLogEntry.request_id.in_(wanted[start:start + 500]))))
+            new, seen = [], set(held)
+            for r in rows:
+                if r["request_id"] not in seen:
+                    seen.add(r["request_id"])
+                    new.append({**r, "model_name": model_name})
+            if new:
+                session.execute(PredictionLogEntry.__table__.insert(), new)
+            if audit is not None:
+                audit(session, len(new))
+            return len(new)
+
+        return self.transact(work)
+
     def list_predictions(
         self, model_name: str | None = None, *, limit: int = 1000
     ) -> list[PredictionRow]:

@@ -44,6 +44,7 @@ from driftloop.errors import NotFoundError
 from driftloop.evaluate.metrics import drop_bound, primary_metric, watched_metric
 from driftloop.registry import Registry
 from driftloop.registry.evidence import data_checks, evaluations
+from driftloop.registry.runtime_choice import applied_runtime, latest_optimization
 from driftloop.store import VersionRecord
 from driftloop.store.audit_anchors import newest_anchor
 from driftloop.store.monitoring import AlertRecord, LoopRunRecord, WindowRecord
@@ -161,6 +162,7 @@ def version_view(registry: Registry, name: str, version: int) -> dict[str, Any]:
             "diagram": bool(evaluation.body.get("diagram_sha256")),
             "warnings": evaluation.body.get("warnings") or [],
         },
+        "runtime": _runtime(registry, record),
         "data_checks": [{
             "report": c.report.artifact_sha256, "label": c.label(), "passed": c.passed,
             "counts": c.body.get("counts") or c.report.summary,
@@ -316,6 +318,23 @@ def verify_view(registry: Registry) -> dict[str, Any]:
         "`driftloop audit anchor`." if anchor is None else
         f"checked against the anchor of entry {anchor.seq} taken {anchor.taken_at}.")
     return report
+
+
+def _runtime(registry: Registry, record: VersionRecord) -> dict[str, Any]:
+    """What `models optimize` measured for the version (no latency samples) and what is
+    applied."""
+    found = latest_optimization(registry.audit, registry.artifacts, record)
+    body = {} if found is None else found.body
+    return {
+        "applied": applied_runtime(registry.audit, record),
+        "recommended": body.get("recommended"), "metric": body.get("metric"),
+        "max_drop": body.get("max_drop"), "rows": body.get("rows"), "data": body.get("data"),
+        "batch": body.get("batch"), "report": None if found is None else found.report_sha256,
+        "measured_at": None if found is None else found.at,
+        "runtimes": [{k: v for k, v in r.items() if k != "latency_b1_us"}
+                     | {"p50_us": r["latency_b1_us"]["p50"], "p99_us": r["latency_b1_us"]["p99"]}
+                     for r in body.get("runtimes", [])],
+    }
 
 
 def _version_fields(v: VersionRecord) -> dict[str, Any]:

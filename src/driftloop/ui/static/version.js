@@ -122,6 +122,32 @@
     ]));
   }
 
+  function runtimePanel(data) {
+    const rt = data.runtime;
+    const applied = rt.applied ? `Applied: ${rt.applied} (served while serve.runtime is auto).`
+      : "Applied: none (served with torch unless serve.runtime names another).";
+    if (!rt.recommended) return panel("Runtime", el("p", { class: "muted" },
+      `${applied} Not measured: run driftloop models optimize ` +
+      `${data.version.model_name} ${data.version.version}.`));
+    const ratio = (i) => `${num(i.value, 2)} [${num(i.low, 2)}, ${num(i.high, 2)}]`;
+    const rows = rt.runtimes.map((r) => [r.name, num(r.p50_us, 1), num(r.p99_us, 1),
+      ratio(r.latency_ratio), num(r.throughput_rows_per_s, 0), r.size_bytes,
+      interval(r.metric), num(r.drop_upper_bound, 4),
+      r.eligible ? "✓ eligible" : r.refused.length ? "✗ refused" : "baseline"]);
+    const refused = rt.runtimes.flatMap((r) => r.refused.map((why) => el("li", {},
+      `${r.name}: ${why}`)));
+    return panel("Runtime",
+      el("p", { class: "sub" }, `Recommended ${rt.recommended} · measured ${time(rt.measured_at)}` +
+        ` UTC on ${rt.rows} rows of the ${rt.data} · max ${rt.metric} drop ${rt.max_drop}. ` +
+        applied),
+      el("div", { class: "scroll" }, table([{ label: "runtime" }, { label: "p50 µs", num: true },
+        { label: "p99 µs", num: true }, { label: "latency × fp32", num: true },
+        { label: `rows/s @${rt.batch}`, num: true }, { label: "bytes", num: true },
+        { label: rt.metric, num: true }, { label: "drop ≤", num: true }, { label: "decision" }],
+      rows, { id: "runtimes" })),
+      refused.length ? el("ul", { class: "sub" }, refused) : null);
+  }
+
   function lineagePanel(data) {
     const name = data.version.model_name;
     const link = (v) => el("a", { href: `/ui/models/${encodeURIComponent(name)}/versions/${v}` },
@@ -190,7 +216,7 @@
         el("a", { href: `/ui/models/${encodeURIComponent(name)}/monitoring` }, "Monitoring →"),
         el("a", { href: "/" }, "← all models")),
       el("div", { class: "grid" }, metricsPanel(data), curvePanel(data), calibrationPanel(data),
-        slicesPanel(data), checksPanel(data), lineagePanel(data)),
+        slicesPanel(data), checksPanel(data), runtimePanel(data), lineagePanel(data)),
       cardPanel(data),
     ];
     return { nodes, draw: () => drawCurve(data) };
