@@ -111,8 +111,8 @@ class Teacher:
         rows = len(inputs[0])
         parts = []
         for start in range(0, rows, _BATCH):
-            batch = [torch.from_numpy(np.ascontiguousarray(a[start:start + _BATCH]))
-                     for a in inputs]
+            # np.array copies: torch refuses the read-only views of memory-mapped files
+            batch = [torch.from_numpy(np.array(a[start:start + _BATCH])) for a in inputs]
             out = module(*batch).float()
             parts.append((out.squeeze(-1) if self.model.task == "regression" else out).numpy())
         if not parts:

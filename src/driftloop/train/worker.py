@@ -176,7 +176,7 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
         spec.task, spec.distill["temperature"], spec.distill["alpha"]))
     on_gpu = device.type == "cuda"
 
-    def train_loss(out: torch.Tensor, target: torch.Tensor,
+    def step_loss(out: torch.Tensor, target: torch.Tensor,
                    soft: torch.Tensor | None) -> torch.Tensor:
         if distill is None or soft is None:
             return _batch_loss(loss_fn, out, target)
@@ -186,11 +186,11 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
                          group: int, soft: torch.Tensor | None = None) -> torch.Tensor:
         """Forward and backward of one micro-batch; returns its (unscaled) mean loss."""
         if autocast is None:
-            loss = train_loss(net(*inputs), target, soft)
+            loss = step_loss(net(*inputs), target, soft)
         else:
             with autocast():
                 out = net(*inputs)
-            loss = train_loss(out.float(), target, soft)
+            loss = step_loss(out.float(), target, soft)
         scaled = scaler.scale(loss) if scaler.is_enabled() else loss
         (scaled if group == 1 else scaled / group).backward()
         return loss
