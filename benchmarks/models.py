@@ -52,6 +52,6 @@ def mlp_wide(model_inputs: dict[str, Any], n_outputs: int) -> nn.Module:
     """A wide teacher for the distillation benchmark: numeric features -> 512 -> 256 -> out.
 
     >>> sum(p.numel() for p in mlp_wide({"n_numeric": 64}, 10).parameters())
-    166154
+    167178
     """
     return BenchMLP(int(model_inputs["n_numeric"]), n_outputs, hidden=(512, 256))
