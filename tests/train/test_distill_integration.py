@@ -219,6 +219,8 @@ def test_cli_distills_with_json_and_the_gate_exits_by_the_student_gate(cli_env, 
     assert (body["distillation"]["temperature"], body["distillation"]["alpha"]) == (4.0, 0.9)
     ratio = body["distillation"]["param_ratio"]
     monkeypatch.setenv("DRIFTLOOP_GATES__STUDENT_MIN_SHRINK", str(ratio * 2))
+    code, out, _ = _cli(capsys, "models", "show", "cancer-cli:1")
+    assert code == 0 and "distillation: Distilled from cancer:1 (T=4, alpha=0.9)" in out
     code, out, _ = _cli(capsys, "models", "gate", "cancer-cli", "1", "--to", "production",
                         "--json")
     assert code == 1
