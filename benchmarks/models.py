@@ -46,3 +46,12 @@ def mlp_32_256_256_1(model_inputs: dict[str, Any], n_outputs: int) -> nn.Module:
     if model_inputs.get("cardinalities"):
         raise ValueError("the benchmark MLP takes numeric features only")
     return BenchMLP(int(model_inputs["n_numeric"]), n_outputs)
+
+
+def mlp_wide(model_inputs: dict[str, Any], n_outputs: int) -> nn.Module:
+    """A wide teacher for the distillation benchmark: numeric features -> 512 -> 256 -> out.
+
+    >>> sum(p.numel() for p in mlp_wide({"n_numeric": 64}, 10).parameters())
+    167178
+    """
+    return BenchMLP(int(model_inputs["n_numeric"]), n_outputs, hidden=(512, 256))

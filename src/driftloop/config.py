@@ -285,6 +285,16 @@ class GateSettings(BaseModel):
         None, ge=0.5, le=1, description="privacy gate (off when None): the upper bound of the "
         "strongest membership-inference attack's AUC interval must be at most this",
     )
+    # student gate (driftloop distill): off unless one of these is set
+    student_max_drop: float | None = Field(
+        None, ge=0, description="student gate: largest accepted upper bound of the paired "
+        "interval of teacher - student in compare_metric on the same test rows (absolute for "
+        "[0, 1] metrics, else relative to the teacher's value); None: not checked",
+    )
+    student_min_shrink: float | None = Field(
+        None, ge=1, description="student gate: fewest times fewer parameters the student must "
+        "have than its teacher (teacher params / student params); None: not checked",
+    )
     skip: list[str] = Field(default_factory=list, description="gates not run (still reported)")
 
     @model_validator(mode="after")

@@ -18,7 +18,7 @@ def test_auto_picks_by_input_kind():
 
 
 def test_unknown_model_lists_available_names():
-    with pytest.raises(UsageError, match="Available names: auto, mlp, cnn, gru"):
+    with pytest.raises(UsageError, match="Available names: auto, mlp, mlp-small, cnn, gru"):
         resolve_model_name("resnet", "table")
 
 
@@ -27,6 +27,8 @@ def test_unknown_model_lists_available_names():
     [
         ("mlp", {"n_numeric": 4, "cardinalities": [3, 5]},
          (torch.zeros(6, 4), torch.zeros(6, 2, dtype=torch.long))),
+        ("mlp-small", {"n_numeric": 4, "cardinalities": [3]},
+         (torch.zeros(6, 4), torch.zeros(6, 1, dtype=torch.long))),
         ("cnn", {"shape": [1, 8, 8]}, (torch.zeros(6, 1, 8, 8),)),
         ("gru", {"shape": [5, 3]}, (torch.zeros(6, 5, 3),)),
     ],

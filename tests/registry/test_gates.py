@@ -28,7 +28,7 @@ def test_a_better_candidate_is_accepted_with_values_and_bounds(registry, factory
     assert registry.holder("credit", "production").version == 2
     found = results(promotion.gates)
     assert list(found) == ["metric:roc_auc", "calibration", "slices", "data_check", "pii",
-                           "card", "holder", "robustness", "privacy"]
+                           "card", "holder", "robustness", "privacy", "student"]
     assert all(r.passed for r in found.values())
     holder = found["holder"]
     # right on a superset of the holder's rows: the interval's lower bound is above 0

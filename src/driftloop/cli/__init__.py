@@ -57,7 +57,7 @@ def _root(
 
 
 for _name, _command in (
-    ("train", train.train_cmd), ("worker", train.worker_cmd),
+    ("train", train.train_cmd), ("distill", train.distill_cmd), ("worker", train.worker_cmd),
     ("evaluate", train.evaluate_cmd), ("drift", monitor.drift_cmd),
     ("demo", loop.demo_cmd), ("serve", serve.serve_cmd), ("ui", serve.ui_cmd),
     ("monitor", monitor.monitor_cmd), ("ingest", ingest.ingest_cmd),

@@ -111,12 +111,19 @@ def models_show_cmd(
                    if runtime["recommended"] else "not measured: `driftloop models optimize`")
     out.print(f"  runtime: {runtime['applied'] or 'torch'} "
               f"({'applied' if runtime['applied'] else 'default'}; {recommended})", markup=False)
+    from driftloop.registry.distillation import DISTILL_KEY, distill_record
     from driftloop.registry.dp import DP_KEY, dp_record
 
     for key, value in record.metrics.items():
         if key == DP_KEY:
             dp = dp_record(record)
             out.print(f"  differential privacy: {dp.label() if dp else value}", markup=False)
+            continue
+        if key == DISTILL_KEY:
+            distilled = distill_record(record)
+            out.print(f"  distillation: {distilled.label() if distilled else value}"
+                      + (f", {distilled.param_ratio:g}x fewer parameters" if distilled else ""),
+                      markup=False)
             continue
         out.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
     out.print(f"  weights {record.weights_sha256}\n  bundle  {record.bundle_sha256}")

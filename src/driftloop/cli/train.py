@@ -1,5 +1,5 @@
-"""``driftloop train``, ``driftloop worker`` (the other nodes of a multi-node job) and
-``driftloop evaluate``."""
+"""``driftloop train``, ``driftloop distill``, ``driftloop worker`` (the other nodes of a
+multi-node job) and ``driftloop evaluate``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from driftloop.errors import UsageError
 def train_cmd(
     data: Annotated[Path | None, typer.Argument(help="CSV, Parquet or NPZ file.")] = None,
     target: Annotated[str | None, typer.Option(help="Column to predict (tables).")] = None,
-    model: Annotated[str, typer.Option(help="auto, mlp, cnn, gru or module:function.")] = "auto",
+    model: Annotated[
+        str, typer.Option(help="auto, mlp, mlp-small, cnn, gru or module:function.")] = "auto",
     workers: Annotated[int | None, typer.Option(help="Data-parallel processes.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size per worker.")] = None,
@@ -116,6 +117,50 @@ def train_cmd(
     print_training(result)
 
 
+def distill_cmd(
+    teacher: Annotated[str, typer.Argument(metavar="TEACHER[:VERSION]",
+                                           help="Registered teacher version.")],
+    data: Annotated[Path, typer.Argument(help="The teacher's training data (same file).")],
+    student: Annotated[
+        str, typer.Option(help="mlp-small (one hidden layer of 32), another built-in model "
+                          "or module:function.")] = "mlp-small",
+    temperature: Annotated[
+        float, typer.Option(help="Softening temperature T > 0 of the teacher's outputs.")
+    ] = 2.0,
+    alpha: Annotated[
+        float, typer.Option(help="Weight of the teacher term in [0, 1] (1 - alpha: labels).")
+    ] = 0.5,
+    name: Annotated[
+        str | None, typer.Option(help="Registered name (default: TEACHER-student).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-parallel processes.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size per worker.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate at the reference batch.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Distil a registered teacher into a smaller student and register it as a new version.
+
+    The student trains data-parallel on the teacher's temperature-softened outputs plus the
+    labels (regression: an MSE to the teacher's outputs plus one to the target), on the
+    teacher's exact splits of DATA. Its lineage parent is the teacher; `driftloop models
+    gate` checks it against the teacher with the student gate (gates.student_max_drop,
+    gates.student_min_shrink). Resume a stopped run with `driftloop train --resume RUN_ID`.
+    """
+    from driftloop.train.distill import distill
+
+    result = distill(
+        teacher, data, student=student, temperature=temperature, alpha=alpha, name=name,
+        workers=workers, epochs=epochs, batch_size=batch_size, lr=lr, settings=settings(),
+        progress=not json_out,
+    )
+    if json_out:
+        emit_json(result.to_json())
+        return
+    for line in result.warnings:
+        warn(line)
+    print_training(result)
+
+
 def worker_cmd(
     job: Annotated[str, typer.Option(help="Job name node 0 gave with --job.")],
     node_rank: Annotated[int, typer.Option(help="This node's rank, 1 to nnodes - 1.")],
@@ -175,6 +220,11 @@ def print_training(result: Any) -> None:
         out.print(f"differential privacy: ε spent {dp['epsilon']:.3g} of {dp['target_epsilon']:g}"
                   f" at δ {dp['delta']:.3g} · σ {dp['noise_multiplier']:.3g} · C "
                   f"{dp['max_grad_norm']:g} · q {dp['sample_rate']:.3g} · {dp['steps']} steps")
+    distilled = getattr(result, "distillation", None)
+    if distilled:
+        out.print(f"distilled from {distilled['teacher']} (T={distilled['temperature']:g}, "
+                  f"alpha={distilled['alpha']:g}) · {distilled['student_params']:,} parameters "
+                  f"vs {distilled['teacher_params']:,} ({distilled['param_ratio']:g}x fewer)")
     out.print(f"weights sha256 {result.weights_sha256}")
     out.print(f"run folder {result.run_dir}")
 

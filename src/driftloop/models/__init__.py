@@ -8,7 +8,7 @@ Examples
 --------
 >>> from driftloop.models import MODELS, resolve_model_name
 >>> sorted(MODELS), resolve_model_name("auto", "image")
-(['cnn', 'gru', 'mlp'], 'cnn')
+(['cnn', 'gru', 'mlp', 'mlp-small'], 'cnn')
 """
 
 from __future__ import annotations

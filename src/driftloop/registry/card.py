@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftloop.config import CARD_FIELDS, CardSettings
 from driftloop.errors import UsageError
+from driftloop.registry.distillation import card_items as distill_card_items
 from driftloop.registry.dp import card_items as dp_card_items
 from driftloop.registry.evidence import DataCheck, Evaluation, data_checks, evaluations
 from driftloop.registry.lineage import feature_views_text
@@ -242,7 +243,8 @@ def build_card(
         ("Weights (safetensors sha256)", version.weights_sha256),
         ("Training run", None if run is None else
          f"{run.id} · {run.world_size} worker(s) · code commit {run.git_commit or 'unknown'}"),
-        ("Retrained from", f"v{parent.version}" if parent else "no parent version"),
+        *(distill_card_items(version) or [
+            ("Retrained from", f"v{parent.version}" if parent else "no parent version")]),
         ("Aliases", ", ".join(aliases) if aliases else "none"),
         *runtime_card_items(registry.audit, registry.artifacts, version),
         ("Owners", text.get("owners")),

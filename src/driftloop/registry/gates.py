@@ -26,6 +26,11 @@ robustness          off unless ``max_robust_drop`` is set: the upper bound of th
 privacy             (only when ``privacy_auc_max`` is set) the upper bound of the strongest
                     membership-inference attack's AUC interval ≤ ``privacy_auc_max``
                     (``driftloop evaluate NAME:V DATA --privacy``)
+student             (only when ``student_max_drop`` or ``student_min_shrink`` is set, and
+                    only for a version ``driftloop distill`` made) on the same test rows as
+                    its teacher, the upper bound of the paired interval of teacher − student
+                    in ``compare_metric`` ≤ ``student_max_drop``; and teacher parameters /
+                    student parameters ≥ ``student_min_shrink``
 ==================  =====================================================================
 
 The holder gate never decides on two point estimates: both versions' evaluation reports keep
@@ -46,7 +51,7 @@ Examples
 >>> report.passed
 False
 >>> print(report.summary())
-churn v1 → production: 5 of 9 gates failed
+churn v1 → production: 5 of 10 gates failed
   FAIL metric:roc_auc   measured 0.41  bound >= 0.5  roc_auc 0.41 (test metrics recorded at registration; no interval)
   ok   calibration      measured 0.02  bound <= 0.1  ECE 0.02 (test metrics recorded at registration)
   FAIL slices           measured None  bound <= 0.05  missing evidence: no evaluation report with slices is linked to churn v1; run `driftloop evaluate churn:1 DATA --slices COL,...`
@@ -56,6 +61,7 @@ churn v1 → production: 5 of 9 gates failed
   ok   holder           measured None  bound None  production has no holder yet
   ok   robustness       measured None  bound None  off: gates.max_robust_drop is not set
   ok   privacy          measured None  bound None  off: gates.privacy_auc_max is not set
+  ok   student          measured None  bound None  off: gates.student_max_drop is not set
 """  # noqa: E501
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ from driftloop.config import GateSettings
 from driftloop.errors import CheckFailed, ConfigError
 from driftloop.evaluate.metrics import METRICS, Metric, primary_metric
 from driftloop.evaluate.paired import PAIRED_METRICS, RowOutcomes, paired_difference
+from driftloop.registry.distillation import distill_record
 from driftloop.registry.evidence import DataCheck, Evaluation
 from driftloop.store import VersionRecord, canonical_json
 
@@ -138,6 +145,10 @@ class Evidence:
     features: list[str] | None = field(default_factory=list)
     card_missing: list[str] | None = None
     privacy: Evaluation | None = None  # the newest evaluation with a privacy audit
+    # a distilled candidate's teacher, and the two versions' reports on the same data
+    teacher: VersionRecord | None = None
+    student_evaluation: Evaluation | None = None
+    teacher_evaluation: Evaluation | None = None
 
     @property
     def ref(self) -> str:
@@ -469,6 +480,78 @@ def _check_robustness(ev: Evidence, policy: GateSettings) -> list[GateResult]:
                        {"epsilon": wanted, **found})]
 
 
+def _check_student(ev: Evidence, policy: GateSettings) -> list[GateResult]:
+    if policy.student_max_drop is None and policy.student_min_shrink is None:
+        return _off("student", "student_max_drop")
+    record = distill_record(ev.candidate)
+    if record is None:
+        return [GateResult("student", True, None, None,
+                           f"off: {ev.ref} was not distilled (`driftloop distill`)")]
+    results = []
+    if policy.student_min_shrink is not None:
+        shrink = policy.student_min_shrink
+        results.append(GateResult(
+            "student:size", record.param_ratio >= shrink, record.param_ratio, f">= {shrink:g}",
+            f"{record.teacher_params:,} teacher parameters ({record.teacher}) / "
+            f"{record.student_params:,} student parameters = {record.param_ratio:.4g}x; the "
+            f"policy asks at least {shrink:g}x", {"teacher_params": record.teacher_params,
+                                                   "student_params": record.student_params}))
+    if policy.student_max_drop is not None:
+        results.append(_student_drop(ev, policy, record.teacher))
+    return results
+
+
+def _student_drop(ev: Evidence, policy: GateSettings, teacher_ref: str) -> GateResult:
+    """Teacher − student on the same rows, by a paired bootstrap; its upper bound is gated."""
+    limit = float(policy.student_max_drop)  # type: ignore[arg-type]
+    name = policy.compare_metric or primary_metric(ev.candidate.task)
+    metric = _known_metric(name, "compare_metric")
+    kind = "absolute" if metric.bounded else "relative"
+    bound = f"<= {limit:g} ({kind})"
+    ref = f"{ev.candidate.model_name}:{ev.candidate.version}"
+    if ev.teacher is None:
+        return GateResult("student:metric", False, None, bound, f"missing evidence: the "
+                          f"teacher {teacher_ref} of {ev.ref} is not in the store")
+    if name not in PAIRED_METRICS or not _applies(metric, ev.candidate.task):
+        return GateResult("student:metric", False, None, bound, f"setting "
+                          f"'gates.compare_metric' is {name}, which cannot be compared row by "
+                          f"row for a {ev.candidate.task} model; leave it unset")
+    mine, theirs = ev.student_evaluation, ev.teacher_evaluation
+    outcomes = (None if mine is None or theirs is None
+                else (_row_outcomes(mine), _row_outcomes(theirs)))
+    if outcomes is None or outcomes[0] is None or outcomes[1] is None:
+        return GateResult("student:metric", False, None, bound, f"missing evidence: {ev.ref} "
+                          f"and its teacher {teacher_ref} have no reports on the same data with "
+                          f"per-row outcomes; evaluate both on one holdout (`driftloop "
+                          f"evaluate {ref} DATA` and `driftloop evaluate {teacher_ref} DATA`)")
+    student, teacher = outcomes
+    misaligned = student.aligned_with(teacher)
+    if misaligned is not None:
+        return GateResult("student:metric", False, None, bound, f"{ev.ref} and its teacher "
+                          f"were not scored on the same rows ({misaligned}); evaluate both on "
+                          "one holdout")
+    if student.rows < policy.min_holdout_rows:
+        return GateResult("student:metric", False, student.rows,
+                          f">= {policy.min_holdout_rows} rows", f"only {student.rows} paired "
+                          f"rows: the student gate needs at least gates.min_holdout_rows = "
+                          f"{policy.min_holdout_rows}; evaluate both on a larger holdout")
+    c = paired_difference(name, student, teacher, confidence=policy.confidence,
+                          n_resamples=policy.resamples, seed=_SEED)
+    # c.difference is the student's improvement; the drop is its negative
+    drop, drop_high = -c.difference + 0.0, -c.low + 0.0
+    allowed = limit if metric.bounded else limit * abs(c.holder)
+    passed = drop_high <= allowed
+    detail = (f"{name} {c.candidate:.4g} vs teacher {teacher_ref} {c.holder:.4g} on {c.rows} "
+              f"paired rows ({c.disagreements} scored differently): drop {drop:+.4g}, "
+              f"{c.confidence:.0%} interval [{-c.high + 0.0:+.4g}, {drop_high:+.4g}]; its upper "
+              f"bound must be at most {allowed:.4g}"
+              + ("" if passed else "; the student may lose more than allowed")
+              + f" ({mine.label()})")  # type: ignore[union-attr]
+    return GateResult("student:metric", passed, round(drop_high, 6), f"<= {allowed:.4g}",
+                      detail, {**c.to_json(), "drop": drop, "drop_high": drop_high,
+                               "allowed": allowed, "teacher": teacher_ref})
+
+
 def _row_outcomes(evaluation: Evaluation) -> RowOutcomes | None:
     stored = evaluation.body.get("per_row")
     return None if not stored else RowOutcomes.from_json(stored)
@@ -489,6 +572,9 @@ GATES: dict[str, Gate] = {
              _check_robustness),
         Gate("privacy", "membership-inference attack AUC (upper bound) at most privacy_auc_max",
              _check_privacy),
+        Gate("student", "a distilled student within student_max_drop of its teacher on paired "
+             "rows and at least student_min_shrink times smaller (off when unset)",
+             _check_student),
     )
 }
 """Every gate, in the order they are run and reported."""

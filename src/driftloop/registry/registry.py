@@ -47,12 +47,13 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from driftloop.config import Settings
-from driftloop.errors import DriftloopError, UsageError
+from driftloop.errors import DriftloopError, NotFoundError, UsageError
 from driftloop.evaluate.report import EvaluationReport
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
 from driftloop.registry.aliases import Promotion, check_alias, deactivation, rollback_target
 from driftloop.registry.card import ModelCard, build_card, card_text, missing_text
+from driftloop.registry.distillation import distill_record
 from driftloop.registry.evaluation import evaluate_version
 from driftloop.registry.evidence import Evaluation, data_checks, evaluations, features
 from driftloop.registry.gates import Evidence, GateRefused, GateReport, run_gates
@@ -425,8 +426,26 @@ class Registry:
             features=features(self.bundle(candidate).schema),
             card_missing=missing_text(text, self.settings.gates.card_required),
             privacy=next((e for e in mine if e.body.get("privacy")), None),
+            **self._teacher_evidence(candidate, mine),
         )
         return run_gates(evidence, self.settings.gates)
+
+    def _teacher_evidence(
+        self, candidate: VersionRecord, mine: list[Evaluation]
+    ) -> dict[str, Any]:
+        """A distilled candidate's teacher and both versions' newest reports on the same data
+        (the student gate's evidence); nothing for other versions."""
+        record = distill_record(candidate)
+        if record is None:
+            return {}
+        try:
+            teacher = self.store.get_version_by_id(record.teacher_id)
+        except NotFoundError:
+            return {}
+        theirs = evaluations(self.store, self.artifacts, teacher)
+        student, paired = _pick_evaluations(mine, theirs, None)
+        return {"teacher": teacher, "student_evaluation": student if paired else None,
+                "teacher_evaluation": paired}
 
     def _same_test_split(self, a: VersionRecord, b: VersionRecord) -> bool:
         if a.run_id is None or b.run_id is None:

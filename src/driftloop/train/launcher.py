@@ -56,6 +56,7 @@ from driftloop.monitor.reference import (
     store_training_reference,
     write_training_profile,
 )
+from driftloop.registry.distillation import DISTILL_KEY, student_record
 from driftloop.registry.evaluation import store_report
 from driftloop.registry.names import check_model_name, model_name_from
 from driftloop.registry.registry import Registry
@@ -76,6 +77,7 @@ from driftloop.train.spec import (
     TrainSpec,
     write_json_atomic,
 )
+from driftloop.train.teacher import Teacher
 from driftloop.train.torchrun import Rendezvous, agent_environment, cores, torchrun_command
 
 BUNDLE_FILE = "bundle.json"
@@ -108,6 +110,8 @@ class TrainResult:
     evaluation: dict[str, Any] = field(default_factory=dict)  # the test split's report
     # DP-SGD's record (ε spent, δ, σ, C, q, steps, accountant); None: trained without DP
     differential_privacy: dict[str, Any] | None = None
+    # a distilled student's record (teacher, T, alpha, sizes); None: not distilled
+    distillation: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +149,7 @@ def train(
     dp_delta: float | None = None,
     dp_max_grad_norm: float | None = None,
     features: Sequence[str] | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -200,6 +205,11 @@ def train(
         folder (``data/features.parquet``); the entity keys are not model inputs and the time
         column only splits. The views' registered versions go into the bundle and the run's
         params (lineage).
+    teacher
+        Train a student of this teacher (set by :func:`driftloop.train.distill.distill`, which
+        also passes the teacher's split and preprocessing settings): the prepared data must be
+        the teacher's, its outputs are written into the run folder, and the version records
+        ``distillation`` in its metrics with the teacher as its lineage parent.
 
     Examples
     --------
@@ -253,6 +263,11 @@ def train(
         model_name = check_model_name(name) if name else _default_name(data)
         model_ref = resolve_model_name(model_ref, prepared.input_kind)
         dp_plan = _plan_dp(cfg, prepared, model_ref, world_size)
+        if teacher is not None and dp_plan is not None:
+            raise UsageError(
+                "distillation with differential privacy is not supported (the teacher saw the "
+                "training rows without DP-SGD); unset train.dp.epsilon for `driftloop distill`."
+            )
         # bad input is reported first (above, exit 2); then the data check refuses errors not
         # ignored (exit 1) and names the columns holding personal data, which are left out
         checked = precheck(
@@ -266,6 +281,8 @@ def train(
                 test_fraction=cfg.test_fraction, time_column=time_column,
                 group_column=group_column, input_kind=input_kind, exclude=checked.exclude,
             )
+        if teacher is not None:
+            teacher.check_data(prepared)
 
         params = {
             **cfg.model_dump(), "model": model_ref, "task": prepared.task, "target": target,
@@ -278,10 +295,13 @@ def train(
             params["entity_table"] = joined.entity_uri
         if dp_plan is not None:
             params[DP_KEY] = dp_plan  # the plan; the version's metrics hold what was spent
+        if teacher is not None:
+            params[DISTILL_KEY] = teacher.spec_entry()
         run_dir = (settings.runs_dir / run_id).resolve()
         # the folder the ranks read is written (and, for other nodes, published) before the run
         # is recorded, so that the record can say where the other nodes find it
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan,
+                                 teacher,
                                  feature_views=None if joined is None else joined.feature_views)
         if joined is not None:
             # the source of record is the joined table (what was trained on; the loop
@@ -460,11 +480,22 @@ def _launch_and_record(
         bundle, evaluation = calibrate_and_evaluate(registry, run_id, run_dir, bundle, weights)
         metrics = evaluation.headline_metrics()
         duration = time.perf_counter() - started
+        stored: dict[str, Any] = dict(metrics)
         dp_record = outputs["result"].get(DP_KEY)
+        if dp_record is not None:
+            stored[DP_KEY] = dp_record
+        distilled = None
+        if spec.distill is not None:
+            # the spec, not this call, names the teacher: a resumed run keeps its parent
+            distilled = student_record(spec.distill, spec.model, weights)
+            stored[DISTILL_KEY] = distilled
+            parent = int(spec.distill["teacher_id"])
         version = registry.register(
-            model_name, run_id=run_id, bundle=bundle, weights=weights,
-            metrics={**metrics, DP_KEY: dp_record} if dp_record is not None else metrics,
-            actor="driftloop train", reason=f"trained by run {run_id}", parent_id=parent,
+            model_name, run_id=run_id, bundle=bundle, weights=weights, metrics=stored,
+            actor="driftloop distill" if distilled else "driftloop train",
+            reason=(f"distilled from {distilled['teacher']} by run {run_id}" if distilled
+                    else f"trained by run {run_id}"),
+            parent_id=parent,
         )
         evaluation = store_report(evaluation, registry, version=version, run_id=run_id)
         _store_reference_profile(registry, version, run_id, run_dir, bundle, weights)
@@ -489,6 +520,7 @@ def _launch_and_record(
         warnings=warnings, step_seconds_p50=result.get("step_seconds_p50", 0.0),
         step_seconds_p95=result.get("step_seconds_p95", 0.0),
         evaluation=evaluation.to_json(), differential_privacy=result.get(DP_KEY),
+        distillation=distilled,
     )
 
 
@@ -582,7 +614,8 @@ def _factory_warning(model_ref: str, allowed: list[str]) -> list[str]:
 
 def _write_run_folder(
     run_dir: Path, run_id: str, prepared: PreparedData, model_ref: str, cfg: Any, progress: bool,
-    dp: dict[str, Any] | None = None, feature_views: list[dict[str, Any]] | None = None,
+    dp: dict[str, Any] | None = None, teacher: Teacher | None = None,
+    feature_views: list[dict[str, Any]] | None = None,
 ) -> TrainSpec:
     workers = int(cfg.workers)
     spec = TrainSpec(
@@ -594,6 +627,7 @@ def _write_run_folder(
         accumulate=cfg.accumulate, precision=cfg.precision,
         checkpoint_every=cfg.checkpoint_every, consistency_every=cfg.consistency_every,
         collective_timeout_s=cfg.collective_timeout, dp=dp,
+        distill=None if teacher is None else teacher.spec_entry(),
     )
     (run_dir / DATA_DIR).mkdir(parents=True, exist_ok=True)
     # the test split and the bundle live in the run folder too, so that a resumed run can be
@@ -609,8 +643,23 @@ def _write_run_folder(
             if value is None:
                 value = np.zeros((len(arrays.y), 0), np.int64)
             np.save(run_dir / DATA_DIR / fname, np.ascontiguousarray(value))
+    if teacher is not None:
+        spec = _write_teacher_outputs(run_dir, spec, teacher)
     spec.write(run_dir)  # written last: a run folder with a spec is complete
     return spec
+
+
+def _write_teacher_outputs(run_dir: Path, spec: TrainSpec, teacher: Teacher) -> TrainSpec:
+    """The teacher's outputs on every row of every split, beside the arrays (row i for row i);
+    the spec records how long that took."""
+    started = time.perf_counter()
+    for split in ("train", "val", "test"):
+        *inputs, _ = (np.load(run_dir / DATA_DIR / f, mmap_mode="r")
+                      for f in spec.array_files(split))
+        np.save(run_dir / DATA_DIR / spec.teacher_file(split), teacher.outputs(inputs))
+    seconds = time.perf_counter() - started
+    return dataclasses.replace(spec, distill={**(spec.distill or {}),
+                                              "precompute_seconds": round(seconds, 4)})
 
 
 def _n_outputs(prepared: PreparedData) -> int:

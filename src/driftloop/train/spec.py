@@ -5,6 +5,7 @@ database)::
 
     RUN/spec.json                    this record
     RUN/data/{train,val}_{x,xcat,y}.npy   arrays the ranks memory-map (xcat only for tables)
+    RUN/data/{train,val,test}_teacher.npy  a distilled run's teacher outputs (same rows)
     RUN/outputs/weights.safetensors  best weights (rank 0)
     RUN/outputs/history.json         one entry per epoch (rank 0, rewritten each epoch)
     RUN/outputs/result.json          throughput, best epoch, … (rank 0, at the end)
@@ -70,12 +71,24 @@ class TrainSpec:
     consistency_every: int = 0
     collective_timeout_s: float = 60.0
     dp: dict[str, Any] | None = None  # DP-SGD plan (driftloop.train.privacy.plan_dp); None: off
+    # knowledge distillation (driftloop.train.distill): teacher, temperature, alpha; None: off
+    distill: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def array_files(self, split: str) -> list[str]:
         """File names of the input arrays then the target of ``split``."""
         inputs = ["x", "xcat"] if self.input_kind == "table" else ["x"]
         return [f"{split}_{name}.npy" for name in [*inputs, "y"]]
+
+    def teacher_file(self, split: str) -> str:
+        """File name of the teacher's outputs on ``split`` (a distilled run only): float32
+        logits (classification, rows × classes) or standardised outputs (regression, rows),
+        row ``i`` for row ``i`` of the split's other arrays.
+
+        >>> TrainSpec("r", "binary", "table", "mlp", {}, 2).teacher_file("train")
+        'train_teacher.npy'
+        """
+        return f"{split}_teacher.npy"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

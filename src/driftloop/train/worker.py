@@ -25,7 +25,11 @@ DistributedDataParallel, checkpoints into ``RUN/checkpoints/`` (node N > 0:
 ``RUN/checkpoints/node-N/``), and rank 0 (the "master" process) writes ``RUN/outputs/``. It
 never touches the database. It uses ``OMP_NUM_THREADS`` threads when set (the launcher sets it
 from the cores of the node it runs on), else the spec's ``threads_per_worker``. A spec with a
-``dp`` plan trains with DP-SGD instead of DDP (:mod:`driftloop.train.privacy`).
+``dp`` plan trains with DP-SGD instead of DDP (:mod:`driftloop.train.privacy`). A spec with a
+``distill`` entry trains a student: each batch also carries the teacher's outputs on the same
+rows (``RUN/data/train_teacher.npy``, sharded with the other arrays) and the loss is
+:class:`driftloop.train.distill_loss.DistillLoss`; validation (early stopping) stays on the
+labels.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from driftloop.train.collectives import (
     name_missing_ranks,
     newest_common_step,
 )
+from driftloop.train.distill_loss import DistillLoss
 from driftloop.train.faults import Faults, Ledger
 from driftloop.train.loader import ShardedLoader, eval_shard
 from driftloop.train.privacy import DP_KEY, PrivateTraining
@@ -152,9 +157,11 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
     # ... then offset by rank so dropout masks differ between ranks
     torch.manual_seed(spec.seed + 1000 * rank)
 
-    train = ShardedLoader(
-        _load(run_dir, spec.array_files("train")), rank, world_size, spec.batch_size, spec.seed
-    )
+    # a student's loader also shards the teacher's outputs, so each batch has those of its rows
+    train_files = spec.array_files("train") + (
+        [spec.teacher_file("train")] if spec.distill is not None else [])
+    train = ShardedLoader(_load(run_dir, train_files), rank, world_size, spec.batch_size,
+                          spec.seed)
     val = _load(run_dir, spec.array_files("val"))
     accumulate = max(1, spec.accumulate)
     global_batch = spec.batch_size * world_size * accumulate
@@ -165,17 +172,25 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s, warmup))
     autocast, scaler = _precision(spec.precision, device)
     loss_fn = _loss_fn(spec.task)
+    distill = (None if spec.distill is None else DistillLoss(
+        spec.task, spec.distill["temperature"], spec.distill["alpha"]))
     on_gpu = device.type == "cuda"
 
+    def step_loss(out: torch.Tensor, target: torch.Tensor,
+                   soft: torch.Tensor | None) -> torch.Tensor:
+        if distill is None or soft is None:
+            return _batch_loss(loss_fn, out, target)
+        return distill(out, soft, target)
+
     def forward_backward(inputs: list[torch.Tensor], target: torch.Tensor,
-                         group: int) -> torch.Tensor:
+                         group: int, soft: torch.Tensor | None = None) -> torch.Tensor:
         """Forward and backward of one micro-batch; returns its (unscaled) mean loss."""
         if autocast is None:
-            loss = _batch_loss(loss_fn, net(*inputs), target)
+            loss = step_loss(net(*inputs), target, soft)
         else:
             with autocast():
                 out = net(*inputs)
-            loss = _batch_loss(loss_fn, out.float(), target)
+            loss = step_loss(out.float(), target, soft)
         scaled = scaler.scale(loss) if scaler.is_enabled() else loss
         (scaled if group == 1 else scaled / group).backward()
         return loss
@@ -245,17 +260,18 @@ def run(run_dir: Path, node_rank: int | None = None) -> None:
                     ledger.record(epoch, step, index.tolist())
                 if on_gpu:
                     batch = [t.to(device, non_blocking=True) for t in batch]
+                soft = batch.pop() if distill is not None else None  # the teacher's outputs
                 *inputs, target = batch
                 sync = (step + 1) % accumulate == 0 or step + 1 == train.steps_per_epoch
                 group = 1 if accumulate == 1 else _group_size(step, train.steps_per_epoch,
                                                               accumulate)
                 if sync or not ddp:
-                    loss = forward_backward(inputs, target, group)
+                    loss = forward_backward(inputs, target, group, soft)
                 else:
                     # no_sync: gradients of the first K-1 micro-batches stay local, so one
                     # all-reduce serves K micro-batches
                     with net.no_sync():
-                        loss = forward_backward(inputs, target, group)
+                        loss = forward_backward(inputs, target, group, soft)
                 loss_sum.add_(loss.detach(), alpha=len(target))
                 loop["rows"] += len(target)
                 bar.advance(len(target) * world_size)
