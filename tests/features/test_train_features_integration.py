@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from driftloop.cli import main
+from driftloop.errors import UsageError
 from driftloop.registry import Registry
 from driftloop.train.launcher import train
 
@@ -123,3 +124,26 @@ def test_bad_feature_input_exits_2_with_one_message(workdir, capsys, store_url, 
         code = main(["train", *args, "--target", "label", "--workers", "1"])
         err = capsys.readouterr().err
         assert code == 2 and expected in err and "Traceback" not in err, (args, err)
+
+
+def test_a_retrain_from_the_joined_table_keeps_the_views(tmp_path, dl_settings):
+    """What the loop does for a feature-view version: retrain from the run's joined table with
+    the champion's views carried over, so serving keeps looking them up; a table that lacks a
+    view's feature is refused."""
+    _sources(tmp_path)
+    settings = _settings(dl_settings, tmp_path)
+    common = {"workers": 1, "epochs": 2, "batch_size": 32, "seed": 3, "name": "churn",
+              "time_column": "at", "settings": settings, "progress": False}
+    first = train(tmp_path / "rows.csv", "label", features=["stats"], **common)
+    with Registry.open(settings) as registry:
+        uses = registry.bundle(registry.get("churn", first.version)).feature_views
+    joined = f"{first.run_dir}/data/features.parquet"
+    again = train(joined, "label", feature_uses=uses, **common)
+    with Registry.open(settings) as registry:
+        kept = registry.bundle(registry.get("churn", again.version)).feature_views
+        run = registry.store.get_run(again.run_id)
+    assert kept == uses and run.params["features"] == uses
+
+    pd.read_parquet(joined).drop(columns="orders").to_csv(tmp_path / "less.csv", index=False)
+    with pytest.raises(UsageError, match="no feature orders"):
+        train(tmp_path / "less.csv", "label", feature_uses=uses, **common)

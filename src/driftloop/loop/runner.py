@@ -202,10 +202,10 @@ def _retrain_and_decide(
         raise UsageError(f"{model} v{champion.version} has no training run with a target "
                          "column to retrain from.")
     since = None if result.trigger is None else result.trigger.numbers.get("since_log_id")
+    bundle = registry.bundle(champion)
     data = assemble(registry.store, model, target=target, loop=loop,
                     artifacts=registry.artifacts, tag=f"loop{result.loop_run_id}",
-                    source=params.get("source"), since_log_id=since,
-                    bundle=registry.bundle(champion))
+                    source=params.get("source"), since_log_id=since, bundle=bundle)
     window = (f"labelled rows since the change (log id {since})" if data.after_change
               else f"{loop.data_window} window")
     note("data", f"training set: {data.train_rows} rows ({window}; {data.source_rows} from the "
@@ -219,6 +219,9 @@ def _retrain_and_decide(
         data.train_uri, target, model=params.get("model", "auto"), name=model,
         task=params.get("task"), settings=train_settings, progress=progress,
         parent=champion.id,
+        # a version trained with feature views retrains from its joined table plus logged rows
+        # (which hold the looked-up values): the challenger keeps looking them up when served
+        feature_uses=bundle.feature_views,
     )
     result.challenger_version = trained.version
     _audit(registry, "loop_retrain", model, {

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,7 @@ def train(
     dp_max_grad_norm: float | None = None,
     features: Sequence[str] | None = None,
     teacher: Teacher | None = None,
+    feature_uses: Sequence[Mapping[str, Any]] | None = None,
 ) -> TrainResult:
     """Train a model data-parallel on ``data`` and register it as a new version.
 
@@ -205,6 +206,11 @@ def train(
         folder (``data/features.parquet``); the entity keys are not model inputs and the time
         column only splits. The views' registered versions go into the bundle and the run's
         params (lineage).
+    feature_uses
+        The feature views (``FeatureUse`` JSON, from the bundle of the version being retrained)
+        whose columns ``data`` already holds: the loop retrains a feature-view version from its
+        joined table plus logged rows, and the new version keeps looking those columns up by
+        entity key when served. Each view's features must be features of ``data``.
     teacher
         Train a student of this teacher (set by :func:`driftloop.train.distill.distill`, which
         also passes the teacher's split and preprocessing settings): the prepared data must be
@@ -300,9 +306,12 @@ def train(
         run_dir = (settings.runs_dir / run_id).resolve()
         # the folder the ranks read is written (and, for other nodes, published) before the run
         # is recorded, so that the record can say where the other nodes find it
+        views = (joined.feature_views if joined is not None
+                 else _inherited_views(feature_uses, prepared, features))
+        if views is not None and joined is None:
+            params["features"] = views
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan,
-                                 teacher,
-                                 feature_views=None if joined is None else joined.feature_views)
+                                 teacher, feature_views=views)
         if joined is not None:
             # the source of record is the joined table (what was trained on; the loop
             # retrains from it), the entity table it was joined from is kept beside it
@@ -328,6 +337,26 @@ def train(
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
                                   model_name, progress, warnings=warnings, parent=parent,
                                   nodes=nodes)
+
+
+def _inherited_views(uses: Sequence[Mapping[str, Any]] | None, prepared: PreparedData,
+                     features: Sequence[str] | None) -> list[dict[str, Any]] | None:
+    """``feature_uses`` checked against the prepared table's features (None: none given)."""
+    if not uses:
+        return None
+    if features:
+        raise UsageError("pass either features (views to join) or feature_uses (views already "
+                         "joined), not both")
+    have = set(prepared.schema.feature_names if prepared.schema is not None else ())
+    views = [FeatureUse.from_json(dict(use)).to_json() for use in uses]
+    for view in views:
+        lacking = [f for f in view["features"] if f not in have]
+        if lacking:
+            raise UsageError(f"feature view {view['view']} v{view['version']}: the table has no "
+                             f"feature {', '.join(lacking)}; retrain from the joined table "
+                             "(the run folder's data/features.parquet) or join the views again "
+                             "with --features")
+    return views
 
 
 @dataclass(frozen=True)
