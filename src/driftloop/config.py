@@ -632,8 +632,16 @@ class FeatureViewSettings(BaseModel):
     name: str = Field(pattern=_NAME_PATTERN, description="the view's name, e.g. customer_stats")
     entity: str = Field(description="the entity (features.entities) its rows belong to")
     source: str = Field(
-        min_length=1, description="a CSV or Parquet file or folder (a path or any fsspec URL) "
-        "holding the entity keys, the event time and the features",
+        "", description="a CSV or Parquet file or folder (a path or any fsspec URL) holding the "
+        "entity keys, the event time and the features (or give `table`)",
+    )
+    table: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$",
+        description="instead of a file: a table (or view; `schema.table` allowed) of the SQL "
+        "database at `database_url`, read column by column (never a query)",
+    )
+    database_url: str = Field(
+        "", description="the SQLAlchemy URL `table` is read from; empty: the store's database",
     )
     event_time: str = Field(description="column: when each value became true in the world")
     created_time: str | None = Field(
@@ -646,6 +654,13 @@ class FeatureViewSettings(BaseModel):
     )
     features: list[str] = Field(min_length=1, description="the feature columns it serves")
     description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeatureViewSettings:
+        if bool(self.source) == bool(self.table):
+            raise ValueError(f"features.views {self.name}: give either source (a file, folder "
+                             "or URL) or table (a SQL table), exactly one")
+        return self
 
     @field_validator("ttl")
     @classmethod

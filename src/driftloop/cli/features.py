@@ -91,7 +91,9 @@ def features_show_cmd(
     spec, entity = record.spec["view"], record.spec["entity"]
     plain(f"view {record.name} v{record.version}  (sha256 {record.spec_hash})")
     plain(f"  registered  {record.created_at:%Y-%m-%d %H:%M} by {record.actor}")
-    plain(f"  source      {spec['source']}")
+    source = spec.get("source") or (f"table {spec['table']} of "
+                                     f"{spec.get('database_url') or 'the store database'}")
+    plain(f"  source      {source}")
     plain(f"  entity      {entity['name']} keyed by {', '.join(entity['keys'])}")
     plain(f"  event time  {spec['event_time']}")
     plain(f"  created     {spec.get('created_time') or '- (no ingestion time column)'}")

@@ -111,7 +111,7 @@ def materialize(store: Store, settings: Settings, views: Sequence[str] | None = 
             view = settings.features.view(name)
             entity = settings.features.entity(view.entity)
             version = registered_version(store, settings, name)
-            table = read_view_source(view, entity).table
+            table = read_view_source(view, entity, settings.store_url).table
             results.append(materialize_view(store, target, view, entity, version, table,
                                             key=key, since=since, actor=actor))
     finally:

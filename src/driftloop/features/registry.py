@@ -74,7 +74,8 @@ def resolve_views(store: Store, settings: Settings, names: Sequence[str], *,
         record = register_view(store, settings, name, actor=actor).record
         uses.append(FeatureUse.of(record.spec, record.version))
     features = settings.features
-    return [(use, read_view_source(features.view(use.view), features.entity(use.entity)))
+    return [(use, read_view_source(features.view(use.view), features.entity(use.entity),
+                                   settings.store_url))
             for use in uses]
 
 

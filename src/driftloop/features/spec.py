@@ -38,13 +38,17 @@ from driftloop.config import FeatureSettings, duration_seconds
 from driftloop.data.hashing import hash_value
 from driftloop.data.values import category_keys
 from driftloop.store.canonical import canonical_json
+from driftloop.store.engine import safe_url
 
 
 def view_spec(settings: FeatureSettings, name: str) -> dict[str, Any]:
     """The declaration of view ``name`` and of its entity, as JSON (KeyError: not declared)."""
     view = settings.view(name)
     entity = settings.entity(view.entity)
-    return {"view": view.model_dump(mode="json"), "entity": entity.model_dump(mode="json")}
+    declared = view.model_dump(mode="json")
+    if declared.get("database_url"):  # the spec is stored: never with a password in it
+        declared["database_url"] = safe_url(declared["database_url"])
+    return {"view": declared, "entity": entity.model_dump(mode="json")}
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

@@ -196,8 +196,8 @@ def _hashed_view(settings: Settings, use: FeatureUse, features: list[str], key: 
     if spec_hash(view_spec(settings.features, use.view)) != use.spec_hash:
         notes.append(f"view {use.view}'s declaration changed since the version was trained "
                      f"(its spec hash differs): compared with the current source "
-                     f"{declared.source}.")
-    frame = read_view_source(declared, entity)
+                     f"{declared.source or declared.table}.")
+    frame = read_view_source(declared, entity, settings.store_url)
     table = frame.table if isinstance(frame.table, pd.DataFrame) else frame.table.to_pandas()
     texts = pd.Series(entity_key_texts(table, frame.keys), dtype=object)
     hashes = {t: hash_value(t, key) for t in texts.dropna().unique()}
