@@ -91,6 +91,9 @@ def erase_cmd(
     if result.skipped_snapshots:
         say(f"  {len(result.skipped_snapshots)} snapshot(s) have no column "
             f"'{result.id_column}' and were left alone")
+    if result.online_features:
+        say(f"  {result.online_features} online feature row(s) of the subject as an entity "
+            "(re-materialising brings them back while the view's source still holds them)")
     if result.shared_request_ids:
         say(f"  {result.shared_request_ids} request id(s) were shared with other rows; their "
             "feedback was removed too")

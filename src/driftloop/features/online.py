@@ -178,6 +178,15 @@ class RedisOnlineStore:
                 found[h] = _record(view, h, json.loads(raw))
         return found
 
+    def delete(self, views: Iterable[str], hashes: Iterable[str]) -> int:
+        """Remove the records of ``hashes`` in each of ``views`` (erasure); how many existed."""
+        keys = [self.key_of(v, h) for v in views for h in hashes]
+        try:
+            return sum(int(self._client.delete(*keys[i:i + _REDIS_BATCH]))
+                       for i in range(0, len(keys), _REDIS_BATCH))
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+
     def rows(self, view: str) -> dict[str, OnlineFeatureRecord]:
         """Every record of ``view`` by entity hash (for checks; scans the keyspace)."""
         prefix = self.key_of(view, "")

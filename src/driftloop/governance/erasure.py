@@ -130,6 +130,9 @@ class ErasureResult:
     by_subject
         Of the ``prediction_log`` rows, those found by the ``subject`` their request sent in
         ``ids`` (the others matched the id column only).
+    online_features
+        The subject's rows (as an entity of the feature store) removed from the online table:
+        the store's database and, when ``features.online_url`` is one, Redis.
 
     Examples
     --------
@@ -148,11 +151,13 @@ class ErasureResult:
     audit_seq: int | None
     dry_run: bool = False
     by_subject: int = 0
+    online_features: int = 0
 
     @property
     def erased(self) -> int:
         """Rows removed everywhere."""
-        return self.prediction_log + self.feedback + sum(self.snapshots.values())
+        return (self.prediction_log + self.feedback + sum(self.snapshots.values())
+                + self.online_features)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +166,7 @@ class ErasureResult:
             "snapshots": dict(self.snapshots), "skipped_snapshots": list(self.skipped_snapshots),
             "shared_request_ids": self.shared_request_ids, "erased": self.erased,
             "audit_seq": self.audit_seq, "dry_run": self.dry_run, "by_subject": self.by_subject,
+            "online_features": self.online_features,
         }
 
 
@@ -508,21 +514,27 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     if not rows and not any(r.removed for r in plan.rewrites):
         _require_known_column(store, column, plan)
     skipped = [s.label for s in plan.skipped]
+    # the subject as an entity of the feature store: its online rows are keyed by the same hash
+    entity_hashes = sorted(hashed)
     if dry_run:
         return ErasureResult(
             digest, column, len(rows), store.count_feedback(request_ids),
             {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
             store.count_shared_request_ids(request_ids, excluding=rows), None, dry_run=True,
-            by_subject=by_subject)
+            by_subject=by_subject, online_features=store.count_online_entities(entity_hashes))
+    in_redis = _erase_from_redis(settings, entity_hashes)  # before the commit: a retry redoes it
 
     def audit(session: Session, erased: ErasedRows) -> AuditRecord:
         details = _audit_details(digest, column, erased.prediction_log, erased.feedback, plan)
         details["prediction_log_by_subject"] = by_subject
+        if erased.online_features + in_redis:  # the subject was an entity of a feature view
+            details["counts"]["online_features"] = erased.online_features + in_redis
         return registry.audit.append_in(session, actor, "erase", f"subject:{digest}", details)
 
     try:
         _stage_all(plan)  # 1) rewritten snapshots staged: nothing changed yet
-        erased = store.erase_log_rows(rows, request_ids, audit=audit)  # 2) the commit point
+        erased = store.erase_log_rows(rows, request_ids, audit=audit,  # 2) the commit point
+                                      entity_hashes=entity_hashes)
     except BaseException:
         _drop_staged(plan)
         raise
@@ -530,7 +542,22 @@ def _erase(registry: Registry, subject_id: str, column: str, actor: str,
     return ErasureResult(digest, column, erased.prediction_log, erased.feedback,
                          {r.snapshot.label: r.removed for r in plan.rewrites}, skipped,
                          erased.shared_request_ids, erased.audit_seq,
-                         by_subject=by_subject)
+                         by_subject=by_subject,
+                         online_features=erased.online_features + in_redis)
+
+
+def _erase_from_redis(settings: Settings, entity_hashes: list[str]) -> int:
+    """Remove the subject's records from a Redis online table, when one is configured."""
+    from driftloop.features.online import RedisOnlineStore
+
+    url = settings.features.online_url.strip()
+    if not url or not url.startswith(("redis://", "rediss://", "unix://")):
+        return 0
+    online = RedisOnlineStore(url)
+    try:
+        return online.delete([v.name for v in settings.features.views], entity_hashes)
+    finally:
+        online.close()
 
 
 def _audit_details(digest: str, column: str, logged: int, feedback: int,

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from driftloop.store.core import StoreCore
 from driftloop.store.records import AuditRecord
-from driftloop.store.tables import FeedbackEntry, PredictionLogEntry
+from driftloop.store.tables import FeedbackEntry, OnlineFeatureRow, PredictionLogEntry
 
 _CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
 
@@ -58,12 +58,15 @@ class ErasedRows:
         Request ids of the deleted log rows that other log rows still have.
     audit_seq
         The audit entry the hook appended in the same transaction (None without one).
+    online_features
+        Rows deleted from the feature store's online table (the subject as an entity).
     """
 
     prediction_log: int
     feedback: int
     shared_request_ids: int
     audit_seq: int | None = None
+    online_features: int = 0
 
 
 ErasureHook = Callable[[Session, ErasedRows], AuditRecord | None]
@@ -198,13 +201,26 @@ class ErasureQueries(StoreCore):
                 shared.update(r.request_id for r in session.execute(query) if r.id not in mine)
         return len(shared)
 
+    def count_online_entities(self, entity_hashes: Sequence[str]) -> int:
+        """Online feature rows (any view) kept under these entity hashes (an erasure's dry run).
+
+        >>> from driftloop.store import Store
+        >>> with Store.open("sqlite://") as store:
+        ...     store.count_online_entities(["ab" * 32])
+        0
+        """
+        with self.session(write=False) as session:
+            return sum(int(session.scalar(select(func.count()).select_from(OnlineFeatureRow)
+                                          .where(OnlineFeatureRow.entity_hash.in_(chunk))) or 0)
+                       for chunk in _chunks(list(entity_hashes)))
+
     def erase_log_rows(
         self, log_ids: Sequence[int], request_ids: Sequence[str], *,
-        audit: ErasureHook | None = None,
+        audit: ErasureHook | None = None, entity_hashes: Sequence[str] = (),
     ) -> ErasedRows:
-        """Delete the log rows ``log_ids`` and every feedback row of ``request_ids``, and run
-        ``audit(session, counts)`` in the same transaction (retried as a whole when another
-        process wins the audit tail).
+        """Delete the log rows ``log_ids``, every feedback row of ``request_ids`` and the online
+        feature rows of ``entity_hashes``, and run ``audit(session, counts)`` in the same
+        transaction (retried as a whole when another process wins the audit tail).
 
         Examples
         --------
@@ -216,7 +232,9 @@ class ErasureQueries(StoreCore):
         >>> log = AuditLog(store)
         >>> store.erase_log_rows([1], ["a"], audit=lambda s, erased: log.append_in(
         ...     s, "dpo", "erase", "subject:x", {"rows": erased.prediction_log}))
-        ErasedRows(prediction_log=1, feedback=1, shared_request_ids=1, audit_seq=1)
+        ... # doctest: +NORMALIZE_WHITESPACE
+        ErasedRows(prediction_log=1, feedback=1, shared_request_ids=1, audit_seq=1,
+                   online_features=0)
         >>> store.count_predictions(), [f.request_id for f in store.list_feedback()]
         (2, ['b'])
         >>> store.close()
@@ -225,7 +243,8 @@ class ErasureQueries(StoreCore):
             logged = _delete_in(session, PredictionLogEntry.id, log_ids)
             shared = _count_in(session, PredictionLogEntry.request_id, request_ids)
             feedback = _delete_in(session, FeedbackEntry.request_id, request_ids)
-            erased = ErasedRows(logged, feedback, shared)
+            online = _delete_in(session, OnlineFeatureRow.entity_hash, list(entity_hashes))
+            erased = ErasedRows(logged, feedback, shared, online_features=online)
             entry = audit(session, erased) if audit is not None else None
             return erased if entry is None else dataclasses.replace(erased, audit_seq=entry.seq)
 
