@@ -43,3 +43,16 @@ def test_the_worse_slice_is_flagged_as_with_the_row_bootstrap():
         assert s.interval.low == pytest.approx(reference.low, abs=0.01)
         assert s.interval.high == pytest.approx(reference.high, abs=0.01)
         assert s.interval.excludes(report.overall) == reference.excludes(report.overall)
+
+
+@pytest.mark.parametrize("name", ["rmse", "mae"])
+@pytest.mark.parametrize("n", [30, 2500])
+def test_regression_slice_interval_is_the_row_bootstrap_on_the_same_draws(name, n):
+    rng = np.random.default_rng(n)
+    y = rng.normal(size=n)
+    pred = y + rng.normal(0, 0.5, n) * (1 + (np.arange(n) % 3))
+    rows = bootstrap_interval(METRICS[name], y, pred, n_resamples=1000, seed=4)
+    means = _slice_interval(METRICS[name], y, pred, 1000, 0.95, 4)
+    assert means.value == rows.value
+    assert means.low == pytest.approx(rows.low, rel=1e-9)
+    assert means.high == pytest.approx(rows.high, rel=1e-9)
