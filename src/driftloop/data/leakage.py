@@ -165,16 +165,15 @@ def _binned_auc(bins: np.ndarray, codes: np.ndarray, n_classes: int, folds: np.n
     # per-row AUC, without sorting every row)
     n_bins = int(bins.max()) + 1
     prior = np.bincount(codes, minlength=n_classes) / len(codes)
-    scores, counts = [], []
+    # rows per (fold, bin, class) in one pass; a fold's scores come from the other fold's counts
+    counts = np.bincount((folds * n_bins + bins) * n_classes + codes,
+                         minlength=2 * n_bins * n_classes).reshape(2, n_bins, n_classes)
+    scores = []
     for fold in (0, 1):
-        fit, apply = folds != fold, folds == fold
-        rows = np.bincount(bins[fit], minlength=n_bins).astype(np.float64)
-        per_class = np.bincount(bins[fit] * n_classes + codes[fit],
-                                minlength=n_bins * n_classes).reshape(n_bins, n_classes)
+        per_class = counts[1 - fold]
+        rows = per_class.sum(axis=1).astype(np.float64)
         scores.append((per_class + SMOOTHING * prior) / (rows[:, None] + SMOOTHING))
-        counts.append(np.bincount(bins[apply] * n_classes + codes[apply],
-                                  minlength=n_bins * n_classes).reshape(n_bins, n_classes))
-    score, count = np.concatenate(scores), np.concatenate(counts).astype(np.float64)
+    score, count = np.concatenate(scores), counts.reshape(2 * n_bins, n_classes).astype(float)
     aucs = []
     for c in range(1, 2) if n_classes == 2 else range(n_classes):
         values, group = np.unique(score[:, c], return_inverse=True)
