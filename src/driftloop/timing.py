@@ -19,7 +19,7 @@ Examples
 ...     with phase("epochs"):
 ...         pass
 >>> recorder.to_json()
-{'check': 2.0, 'check.aucs': 0.5, 'epochs': 1.0, 'other': 4.0, 'total': 7.0}
+{'check.aucs': 0.5, 'check': 2.0, 'epochs': 1.0, 'other': 4.0, 'total': 7.0}
 """
 
 from __future__ import annotations
