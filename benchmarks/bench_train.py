@@ -43,6 +43,12 @@ Parts (``--parts``, default all)
                  worst case, ``consistency_every=1`` (inside the timed steps) vs default.
     checkpoint   seconds per checkpoint save and share of an epoch's step time (default: one
                  save per epoch end).
+    whole        (only when named: ``--parts whole``) the whole ``driftloop train`` command in a
+                 fresh process (CSV-free: a Parquet file; every check and the full evaluation
+                 run) against the whole raw DDP script (``torchrun plain_ddp.py`` on the same
+                 prepared arrays), wall time from the parent, median of ``--repeats``, bytecode
+                 compiled first; driftloop's phases (``train --json``) beside it. Target:
+                 ratio <= 2 (issue 21).
 
 Noise
     The runs of one repeat are interleaved (every configuration once, the order reversed on odd
@@ -59,6 +65,7 @@ How to run (from the repository root)::
     .venv/bin/python benchmarks/bench_train.py                          # everything
     .venv/bin/python benchmarks/bench_train.py --parts throughput,scaling
     .venv/bin/python benchmarks/bench_train.py --repeats 1 --epochs 2   # quick smoke
+    .venv/bin/python benchmarks/bench_train.py --parts whole --workers 2 --repeats 5
 
 Prints JSON lines on stdout (one per run, one per configuration's medians, then one summary
 per batch size with every ratio and target) and a readable summary on stderr. Exits 0 unless a
@@ -89,6 +96,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PLAIN = BENCH_DIR / "plain_ddp.py"
 MODEL = "models:mlp_32_256_256_1"
 PARTS = ("throughput", "scaling", "dataloader", "consistency", "checkpoint")
+EXTRA_PARTS = ("whole",)  # only when named: `--parts whole`
+WHOLE_TARGET = 2.0  # issue 21: the whole `driftloop train` <= 2x the raw DDP script's wall time
 TARGETS = {
     "p50_speed_ratio": 0.97,        # plain_p50 / driftloop_p50, at least
     "p95_overhead": 0.05,           # driftloop_p95 / plain_p95 - 1, at most
@@ -414,6 +423,104 @@ def bench_one_batch(frame: pd.DataFrame, home: Path, args: argparse.Namespace, b
     return summarise(results, parts, workers, ncores, args, batch, loads)
 
 
+# --- part "whole" (issue 21, "time to a registered model") -------------------------------------
+# The whole `driftloop train` command as a user runs it (a fresh process: imports, read and
+# prepare, data check, worker start-up and epochs, calibration and test-split evaluation,
+# registration), wall time from the parent, against the whole raw DDP script
+# (`torchrun plain_ddp.py`: imports, reading the prepared arrays, the epochs; no data check, no
+# evaluation). Runs alternate (driftloop, raw, raw, driftloop, ...) so load hits both alike.
+
+
+def _whole_driftloop(home: Path, data: Path, workers: int, epochs: int,
+                     batch: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "driftloop", "train", str(data), "--target", "target",
+           "--model", MODEL, "--workers", str(workers), "--epochs", str(epochs),
+           "--batch-size", str(batch), "--json"]
+    started = time.perf_counter()
+    env = {k: v for k, v in run_env(1).items() if k != "OMP_NUM_THREADS"}  # the launcher's own
+    proc = subprocess.run(cmd, cwd=home, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"driftloop train failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout)
+    if result["epochs_run"] != epochs:
+        raise SystemExit(f"driftloop train ran {result['epochs_run']} epochs, not {epochs}")
+    return {"wall_s": wall, "phases": result["phases"], "run_dir": result["run_dir"]}
+
+
+def _whole_plain(run_dir: Path, workers: int) -> dict[str, Any]:
+    threads = max(1, cores() // workers)  # as driftloop's spec (threads_per_worker) has it
+    cmd = [*torchrun(workers), str(PLAIN), "--run-dir", str(run_dir), "--loader", "slicing"]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=run_env(threads), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"plain_ddp.py failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    out = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+    return {"wall_s": wall, "train_seconds": float(out["train_seconds"])}
+
+
+def bench_whole(frame: pd.DataFrame, home: Path, args: argparse.Namespace, batch: int,
+                workers: int) -> dict[str, Any]:
+    """Median wall time of the whole command and of the raw DDP script, phases and ratio."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "src"),
+                    str(BENCH_DIR)], check=True)  # bytecode cached, as a user's install has
+    home.mkdir(parents=True, exist_ok=True)
+    data = home / "data.parquet"
+    frame.to_parquet(data, index=False)
+    dl_runs: list[dict[str, Any]] = []
+    plain_runs: list[dict[str, Any]] = []
+    loads: list[float] = []
+    for rep in range(args.repeats):
+        order = ("driftloop", "plain") if rep % 2 == 0 else ("plain", "driftloop")
+        for impl in order:
+            if impl == "plain" and not dl_runs:
+                continue  # the raw script reads the arrays of driftloop's first run folder
+            if impl == "driftloop":
+                record = _whole_driftloop(home, data, workers, args.epochs, batch)
+                dl_runs.append(record)
+            else:
+                record = _whole_plain(Path(dl_runs[0]["run_dir"]), workers)
+                plain_runs.append(record)
+            loads.append(load_average())
+            emit({"part": "whole", "impl": impl, "repeat": rep, "workers": workers,
+                  "epochs": args.epochs, "batch_size": batch, "load_average_1m": loads[-1],
+                  **{k: v for k, v in record.items() if k != "run_dir"}})
+    while len(plain_runs) < len(dl_runs):  # the first repeat's skipped raw run
+        plain_runs.append(_whole_plain(Path(dl_runs[0]["run_dir"]), workers))
+    names = list(dl_runs[0]["phases"])
+    phases = {k: round(statistics.median(r["phases"].get(k, 0.0) for r in dl_runs), 3)
+              for k in names}
+    dl_wall = statistics.median(r["wall_s"] for r in dl_runs)
+    plain_wall = statistics.median(r["wall_s"] for r in plain_runs)
+    ratio = dl_wall / plain_wall
+    summary = {
+        "part": "whole", "summary": True, "runs": len(dl_runs), "workers": workers,
+        "epochs": args.epochs, "rows": len(frame), "driftloop_wall_s_median": round(dl_wall, 3),
+        "driftloop_wall_s_min_max": [round(min(r["wall_s"] for r in dl_runs), 3),
+                                     round(max(r["wall_s"] for r in dl_runs), 3)],
+        "plain_wall_s_median": round(plain_wall, 3),
+        "plain_train_seconds_median": round(
+            statistics.median(r["train_seconds"] for r in plain_runs), 3),
+        "ratio": round(ratio, 3), "target_ratio_at_most": WHOLE_TARGET,
+        "target_met": ratio <= WHOLE_TARGET, "driftloop_phases_median": phases,
+        "load_average_1m_min_max": [min(loads), max(loads)],
+    }
+    emit(summary)
+    top = " · ".join(f"{k} {v:.1f}" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])
+                     if "." not in k and k != "total")
+    print(f"[bench_train] whole: driftloop train {dl_wall:.1f} s vs raw DDP script "
+          f"{plain_wall:.1f} s = {ratio:.2f}x (target <= {WHOLE_TARGET:g}x: "
+          f"{'met' if ratio <= WHOLE_TARGET else 'NOT met'}); phases (medians): {top}",
+          file=sys.stderr, flush=True)
+    parts_line = " · ".join(f"{k} {v:.1f}" for k, v in phases.items() if "." in k)
+    print(f"[bench_train] whole: parts {parts_line}", file=sys.stderr, flush=True)
+    return summary
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS),
@@ -427,9 +534,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(parts) - set(PARTS)
+    unknown = set(parts) - set(PARTS) - set(EXTRA_PARTS)
     if unknown:
-        parser.error(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
+        parser.error(f"unknown part(s) {sorted(unknown)}; choose from "
+                     f"{', '.join(PARTS + EXTRA_PARTS)}")
     workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
     if "scaling" in parts and 1 not in workers:
         workers = [1, *workers]
@@ -448,7 +556,10 @@ def main() -> int:
     frame = make_table(args.rows, args.seed)
     summaries = []
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as tmp:
-        for batch in batches:
+        if "whole" in parts:
+            bench_whole(frame, Path(tmp) / "whole", args, batches[0], max(workers))
+            parts = [p for p in parts if p != "whole"]
+        for batch in batches if parts else []:
             summaries.append(bench_one_batch(frame, Path(tmp), args, batch, parts, workers))
     for s in summaries:
         lo, hi = s["load_average_1m_min_max"]

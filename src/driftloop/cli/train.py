@@ -92,23 +92,27 @@ def train_cmd(
     other nodes; --workers is per node.
     """
     from driftloop.features.retrieve import parse_view_names
+    from driftloop.timing import Phases, since_process_start
     from driftloop.train.launcher import train
     from driftloop.train.torchrun import rendezvous_from_flags
 
     nodes = rendezvous_from_flags(nnodes, node_rank, rdzv_endpoint, job, join_timeout,
                                   local_addr)
 
-    result = train(
-        data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
-        lr=lr, seed=seed, name=name, task=task, time_column=time_column,
-        group_column=group_column, input_kind=input_kind, accumulate=accumulate,
-        precision=precision, checkpoint_every=checkpoint_every,
-        consistency_every=consistency_every, collective_timeout=collective_timeout,
-        max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
-        ignore_checks=ignore_check or (), allow_pii=allow_pii or (), nodes=nodes,
-        dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm,
-        features=None if features is None else parse_view_names(features),
-    )
+    # this process runs one command: its phases start when it did ("start": the interpreter
+    # and the imports); train() records into this recorder
+    with Phases(started_ago=since_process_start()).active():
+        result = train(
+            data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
+            lr=lr, seed=seed, name=name, task=task, time_column=time_column,
+            group_column=group_column, input_kind=input_kind, accumulate=accumulate,
+            precision=precision, checkpoint_every=checkpoint_every,
+            consistency_every=consistency_every, collective_timeout=collective_timeout,
+            max_restarts=max_restarts, resume=resume, settings=settings(), progress=not json_out,
+            ignore_checks=ignore_check or (), allow_pii=allow_pii or (), nodes=nodes,
+            dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_max_grad_norm=dp_max_grad_norm,
+            features=None if features is None else parse_view_names(features),
+        )
     if json_out:
         emit_json(result.to_json())
         return
@@ -215,6 +219,9 @@ def print_training(result: Any) -> None:
         f"{result.samples_per_s:,.0f} samples/s · {result.duration_s:.1f} s · best epoch "
         f"{result.best_epoch + 1} of {result.epochs_run}"
     )
+    phases = getattr(result, "phases", None)
+    if phases:
+        out.print(phase_line(phases))
     dp = getattr(result, "differential_privacy", None)
     if dp:
         out.print(f"differential privacy: ε spent {dp['epsilon']:.3g} of {dp['target_epsilon']:g}"
@@ -227,6 +234,19 @@ def print_training(result: Any) -> None:
                   f"vs {distilled['teacher_params']:,} ({distilled['param_ratio']:g}x fewer)")
     out.print(f"weights sha256 {result.weights_sha256}")
     out.print(f"run folder {result.run_dir}")
+
+
+def phase_line(phases: dict[str, float]) -> str:
+    """The top-level phases on one line, longest first.
+
+    >>> phase_line({"start": 1.0, "data_check": 2.5, "data_check.leakage_aucs": 2.0,
+    ...             "other": 0.2, "total": 3.7})
+    'time 3.7 s: data_check 2.5 · start 1.0 · other 0.2'
+    """
+    top = sorted(((k, v) for k, v in phases.items() if "." not in k and k != "total"),
+                 key=lambda kv: -kv[1])
+    return f"time {phases.get('total', 0.0):.1f} s: " + " · ".join(
+        f"{k} {v:.1f}" for k, v in top)
 
 
 def _epsilons(text: str) -> list[float]:

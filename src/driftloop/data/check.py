@@ -66,6 +66,7 @@ from driftloop.data.read import read_table
 from driftloop.data.schema import Schema, Task, infer_schema
 from driftloop.data.values import category_keys, missing_mask
 from driftloop.errors import DataError, UsageError
+from driftloop.timing import phase
 
 if TYPE_CHECKING:
     from driftloop.store import ArtifactStore, ReportRecord, Store
@@ -351,8 +352,9 @@ def _target_leakage(
     labelled: pd.DataFrame, schema: Schema, y: np.ndarray, cfg: CheckSettings
 ) -> list[Finding]:
     kinds = {c.name: c.kind for c in schema.features}
-    aucs = feature_aucs(labelled, kinds, y, regression=schema.task == "regression",
-                        max_rows=cfg.leakage_max_rows, seed=cfg.seed)
+    with phase("data_check.leakage_aucs"):
+        aucs = feature_aucs(labelled, kinds, y, regression=schema.task == "regression",
+                            max_rows=cfg.leakage_max_rows, seed=cfg.seed)
     what = "target above its median" if schema.task == "regression" else "the target"
     return [
         Finding(
@@ -418,8 +420,10 @@ def _label_errors(
     kinds = {c.name: c.kind for c in schema.features if c.name not in leaked}
     if len(labelled) < MIN_LABEL_ROWS or not kinds:
         return []
-    issues = find_label_errors(frame.iloc[labelled], kinds, codes, folds=cfg.label_error_folds,
-                               max_rows=cfg.label_error_max_rows, seed=cfg.seed)
+    with phase("data_check.label_errors"):
+        issues = find_label_errors(frame.iloc[labelled], kinds, codes,
+                                   folds=cfg.label_error_folds,
+                                   max_rows=cfg.label_error_max_rows, seed=cfg.seed)
     if issues is None or issues.count == 0:
         return []
     rows = labelled[issues.rows]

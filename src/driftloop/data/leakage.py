@@ -38,7 +38,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from driftloop.config import CheckSettings
 from driftloop.data.values import category_keys, missing_mask, parse_booleans, parse_numbers
@@ -112,7 +111,7 @@ def feature_aucs(
         auc = _binned_auc(bins, codes, len(classes), folds)
         if numbers is not None and len(classes) == 2:
             filled = np.where(np.isnan(numbers), np.nanmin(numbers) - 1.0, numbers)
-            direct = float(roc_auc_score(codes == 1, filled))
+            direct = rank_auc(codes == 1, filled)
             auc = max(auc, direct, 1.0 - direct)
         out[name] = float(auc)
     return out
@@ -137,21 +136,51 @@ def _bins(column: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     return bins, values
 
 
+def rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of ``score`` for the boolean ``positive``: the Mann–Whitney statistic with ties
+    counted half, the value ``sklearn.metrics.roc_auc_score`` gives (to float rounding).
+
+    Written here because sklearn's checks and curve building cost ~5× this one sort on the
+    200k-row columns the data check scores (issue 21), and the tie groups are all it needs.
+
+    >>> rank_auc(np.array([0, 0, 1, 1], bool), np.array([.1, .4, .35, .8]))
+    0.75
+    """
+    _, group = np.unique(score, return_inverse=True)
+    pos = np.bincount(group, weights=positive.astype(np.float64))
+    neg = np.bincount(group).astype(np.float64) - pos
+    return _grouped_auc(pos, neg)
+
+
+def _grouped_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    # pos / neg: positive and negative rows per tie group, groups in ascending score order
+    total = pos.sum() * neg.sum()
+    below = np.cumsum(neg) - neg
+    return float(np.dot(pos, below + 0.5 * neg) / total)
+
+
 def _binned_auc(bins: np.ndarray, codes: np.ndarray, n_classes: int, folds: np.ndarray) -> float:
+    # a row's score is its bin's smoothed class rate in the other fold, so rows of one
+    # (fold, bin) share a score: the AUC is computed on those groups' class counts (exactly the
+    # per-row AUC, without sorting every row)
     n_bins = int(bins.max()) + 1
     prior = np.bincount(codes, minlength=n_classes) / len(codes)
-    scores = np.zeros((len(codes), n_classes))
+    # rows per (fold, bin, class) in one pass; a fold's scores come from the other fold's counts
+    counts = np.bincount((folds * n_bins + bins) * n_classes + codes,
+                         minlength=2 * n_bins * n_classes).reshape(2, n_bins, n_classes)
+    scores = []
     for fold in (0, 1):
-        fit, apply = folds != fold, folds == fold
-        rows = np.bincount(bins[fit], minlength=n_bins).astype(np.float64)
-        per_class = np.bincount(bins[fit] * n_classes + codes[fit],
-                                minlength=n_bins * n_classes).reshape(n_bins, n_classes)
-        rate = (per_class + SMOOTHING * prior) / (rows[:, None] + SMOOTHING)
-        scores[apply] = rate[bins[apply]]
-    if n_classes == 2:
-        return float(roc_auc_score(codes == 1, scores[:, 1]))
-    aucs = [roc_auc_score(codes == c, scores[:, c]) for c in range(n_classes)]
-    return float(np.dot(aucs, prior))
+        per_class = counts[1 - fold]
+        rows = per_class.sum(axis=1).astype(np.float64)
+        scores.append((per_class + SMOOTHING * prior) / (rows[:, None] + SMOOTHING))
+    score, count = np.concatenate(scores), counts.reshape(2 * n_bins, n_classes).astype(float)
+    aucs = []
+    for c in range(1, 2) if n_classes == 2 else range(n_classes):
+        values, group = np.unique(score[:, c], return_inverse=True)
+        pos = np.bincount(group, weights=count[:, c], minlength=len(values))
+        neg = np.bincount(group, weights=count.sum(axis=1) - count[:, c], minlength=len(values))
+        aucs.append(_grouped_auc(pos, neg))
+    return aucs[0] if n_classes == 2 else float(np.dot(aucs, prior))
 
 
 def _row_hashes(frame: pd.DataFrame, columns: list[str], decimals: int | None) -> np.ndarray:
@@ -174,4 +203,4 @@ def _row_hashes(frame: pd.DataFrame, columns: list[str], decimals: int | None) -
     return pd.util.hash_pandas_object(pd.DataFrame(normal), index=False).to_numpy()
 
 
-__all__ = ["feature_aucs", "row_overlap", "value_overlap"]
+__all__ = ["feature_aucs", "rank_auc", "row_overlap", "value_overlap"]

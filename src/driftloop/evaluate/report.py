@@ -48,6 +48,7 @@ from driftloop.evaluate.intervals import Interval, metric_intervals
 from driftloop.evaluate.metrics import classification_metrics, regression_metrics
 from driftloop.evaluate.paired import RowOutcomes
 from driftloop.evaluate.slices import SliceReport, evaluate_slices
+from driftloop.timing import phase
 
 if TYPE_CHECKING:
     from driftloop.models import LoadedModel
@@ -223,7 +224,8 @@ def build_report(
     if len(y_true) == 0:
         raise DataError("nothing to evaluate: zero rows with a target value.")
     boot = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
-    intervals = metric_intervals(task, y_true, outputs, **boot)
+    with phase("evaluation.metric_intervals"):
+        intervals = metric_intervals(task, y_true, outputs, **boot)
     calibration = diagram = None
     if task == "regression":
         points = regression_metrics(y_true, outputs)
@@ -244,10 +246,11 @@ def build_report(
     if slices:
         if frame is None:
             raise UsageError("slices need the raw rows (a table); arrays cannot be sliced.")
-        slice_report = evaluate_slices(
-            frame, list(slices), y_true, outputs, task, n_bins=slice_bins,
-            min_count=slice_min_count, tolerance=slice_tolerance, **boot,
-        )
+        with phase("evaluation.slices"):
+            slice_report = evaluate_slices(
+                frame, list(slices), y_true, outputs, task, n_bins=slice_bins,
+                min_count=slice_min_count, tolerance=slice_tolerance, **boot,
+            )
     return EvaluationReport(
         task=task, dataset={"rows": int(len(y_true)), **dict(dataset or {})},
         metrics=intervals, point_metrics=points, calibration=calibration, slices=slice_report,

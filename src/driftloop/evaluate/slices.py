@@ -43,7 +43,12 @@ import pandas as pd
 from driftloop.config import EvaluateSettings
 from driftloop.data.values import category_keys, missing_mask
 from driftloop.errors import DataError
-from driftloop.evaluate.intervals import Interval, bootstrap_interval
+from driftloop.evaluate.intervals import (
+    Interval,
+    bootstrap_interval,
+    percentile_interval,
+    resample_indices,
+)
 from driftloop.evaluate.metrics import METRICS, Metric, primary_metric
 
 _DEFAULTS = EvaluateSettings()
@@ -212,10 +217,8 @@ def evaluate_slices(
             if count < min_count:
                 slices.append(Slice(column, value, count, None, None, too_small=True))
                 continue
-            interval = bootstrap_interval(
-                chosen, y_true[rows], outputs[rows], n_resamples=n_resamples,
-                confidence=confidence, seed=seed,
-            )
+            interval = _slice_interval(chosen, y_true[rows], outputs[rows], n_resamples,
+                                       confidence, seed)
             if not np.isfinite(interval.value):
                 slices.append(Slice(column, value, count, None, None))
                 continue
@@ -227,6 +230,47 @@ def evaluate_slices(
         tolerance=tolerance, tolerance_kind="absolute" if chosen.bounded else "relative",
         min_count=min_count, slices=slices,
     )
+
+
+_MEAN_METRICS = {  # metric -> (per-row values, what turns their mean into the metric)
+    "rmse": lambda e: (e * e, np.sqrt),
+    "mae": lambda e: (np.abs(e), lambda m: m),
+}
+
+
+def _slice_interval(chosen: Metric, y: np.ndarray, outputs: np.ndarray, n_resamples: int,
+                    confidence: float, seed: int) -> Interval:
+    """The bootstrap interval of the slice's metric.
+
+    Accuracy (the default slice metric of a classifier) is a mean of 0/1 outcomes, so the
+    number of correct rows in a bootstrap resample of the slice's n rows (n draws with
+    replacement, k of the n correct) is exactly Binomial(n, k / n): drawing that count directly
+    gives the same bootstrap distribution as drawing n row indices per resample, in O(R)
+    rather than O(R·n) (issue 21: slices were most of a training run's evaluation). The
+    replicates are other draws of the same distribution, so an interval's ends move only by
+    Monte Carlo error (well under 0.005 at the default 1,000 resamples on 30+ rows), as they
+    would with another seed.
+
+    RMSE and MAE (a regressor's) are a function of a mean of per-row values (squared or
+    absolute errors): each resample's mean is taken over the drawn rows' values directly, on
+    the very draws :func:`~driftloop.evaluate.intervals.bootstrap_interval` makes (same seed,
+    same chunks), instead of building a count matrix and multiplying it: the same replicates
+    up to float rounding. Any other metric is bootstrapped as before.
+    """
+    if chosen.name in _MEAN_METRICS and outputs.ndim == 1:
+        errors = np.asarray(outputs, np.float64) - np.asarray(y, np.float64)
+        per_row, finish = _MEAN_METRICS[chosen.name](errors)
+        chunks = [per_row[indices].mean(axis=1)
+                  for indices in resample_indices(len(y), n_resamples, seed)]
+        return percentile_interval(float(chosen(y, outputs)), finish(np.concatenate(chunks)),
+                                   confidence)
+    if chosen.name != "accuracy" or outputs.ndim != 2:
+        return bootstrap_interval(chosen, y, outputs, n_resamples=n_resamples,
+                                  confidence=confidence, seed=seed)
+    n = len(y)
+    correct = int(np.count_nonzero(outputs.argmax(axis=1) == y))
+    replicates = np.random.default_rng(seed).binomial(n, correct / n, size=n_resamples) / n
+    return percentile_interval(correct / n, replicates, confidence)
 
 
 def _metric(name: str, task: str) -> Metric:

@@ -32,6 +32,7 @@ from driftloop.evaluate.report import EvaluationReport, build_report, report_opt
 from driftloop.evaluate.robustness import robustness_section
 from driftloop.models.bundle import ModelBundle
 from driftloop.models.loaded import LoadedModel
+from driftloop.timing import phase
 from driftloop.train.spec import DATA_DIR, TrainSpec
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ def calibrate_and_evaluate(
     settings recorded in the run's params (so that a resumed run evaluates alike)."""
     params = registry.store.get_run(run_id).params
     settings = EvaluateSettings.model_validate(params.get("evaluate") or {})
-    bundle = calibrate(bundle, weights, run_dir)
+    with phase("evaluation.calibration"):
+        bundle = calibrate(bundle, weights, run_dir)
     dataset = {"fingerprint": bundle.fingerprints.get("test", ""),
                "source": str(params.get("source", "")), "role": "test"}
     return bundle, evaluate_test_split(bundle, weights, run_dir, settings, dataset)
@@ -114,8 +116,9 @@ def evaluate_test_split(
         dataset=dataset, **report_options(settings),
     )
     x, x_cat = inputs[0], (inputs[1] if len(inputs) > 1 else None)
-    return dataclasses.replace(report, robustness=robustness_section(loaded, x, x_cat, y,
-                                                                     settings))
+    with phase("evaluation.robustness"):
+        robust = robustness_section(loaded, x, x_cat, y, settings)
+    return dataclasses.replace(report, robustness=robust)
 
 
 def _split(run_dir: Path, split: str) -> list[np.ndarray]:

@@ -60,6 +60,7 @@ from driftloop.registry.distillation import DISTILL_KEY, student_record
 from driftloop.registry.evaluation import store_report
 from driftloop.registry.names import check_model_name, model_name_from
 from driftloop.registry.registry import Registry
+from driftloop.timing import Phases, current, record
 from driftloop.train.evaluation import calibrate_and_evaluate, write_slice_rows
 from driftloop.train.nodes import check_port_free, job_run_id, publish_run
 from driftloop.train.precheck import precheck, record_precheck
@@ -81,6 +82,7 @@ from driftloop.train.teacher import Teacher
 from driftloop.train.torchrun import Rendezvous, agent_environment, cores, torchrun_command
 
 BUNDLE_FILE = "bundle.json"
+PHASES_FILE = "phases.json"  # in the run folder: where the command's wall time went
 JOINED_FILE = "features.parquet"  # in DATA_DIR: the entity table with its views joined
 
 ModelArg = str | Callable[[dict[str, Any], int], nn.Module]
@@ -112,6 +114,9 @@ class TrainResult:
     differential_privacy: dict[str, Any] | None = None
     # a distilled student's record (teacher, T, alpha, sizes); None: not distilled
     distillation: dict[str, Any] | None = None
+    # wall seconds per phase of this call (driftloop.timing): top-level phases + "other" sum to
+    # "total"; dotted names ("data_check.leakage_aucs") are parts of their parent
+    phases: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +231,38 @@ def train(
     >>> result.metrics["accuracy"] > 0.9                          # doctest: +SKIP
     True
     """
+    recorder = current() or Phases()
+    with recorder.active():
+        result = _train(
+            data, target, model=model, workers=workers, epochs=epochs, batch_size=batch_size,
+            lr=lr, seed=seed, name=name, task=task, time_column=time_column,
+            group_column=group_column, input_kind=input_kind, accumulate=accumulate,
+            precision=precision, checkpoint_every=checkpoint_every,
+            consistency_every=consistency_every, collective_timeout=collective_timeout,
+            max_restarts=max_restarts, resume=resume, ignore_checks=ignore_checks,
+            allow_pii=allow_pii, settings=settings, progress=progress, parent=parent,
+            nodes=nodes, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+            dp_max_grad_norm=dp_max_grad_norm, features=features, teacher=teacher,
+            feature_uses=feature_uses,
+        )
+    phases = recorder.to_json()
+    write_json_atomic(Path(result.run_dir) / PHASES_FILE, phases)
+    return dataclasses.replace(result, phases=phases)
+
+
+def _train(
+    data: Any, target: str | None, *, model: ModelArg, workers: int | None,
+    epochs: int | None, batch_size: int | None, lr: float | None, seed: int | None,
+    name: str | None, task: str | None, time_column: str | None, group_column: str | None,
+    input_kind: str | None, accumulate: int | None, precision: str | None,
+    checkpoint_every: int | None, consistency_every: int | None,
+    collective_timeout: float | None, max_restarts: int | None, resume: str | None,
+    ignore_checks: Sequence[str], allow_pii: Sequence[str], settings: Settings | None,
+    progress: bool, parent: int | None, nodes: Rendezvous | None, dp_epsilon: float | None,
+    dp_delta: float | None, dp_max_grad_norm: float | None, features: Sequence[str] | None,
+    teacher: Teacher | None, feature_uses: Sequence[Mapping[str, Any]] | None,
+) -> TrainResult:
+    """:func:`train`'s work, its phases timed into the current recorder."""
     overrides = {
         "workers": workers, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
         "accumulate": accumulate, "precision": precision, "checkpoint_every": checkpoint_every,
@@ -256,6 +293,7 @@ def train(
             )
         model_ref = model if isinstance(model, str) else factory_reference(model)
         name = name or (_default_name(data) if features else None)
+        started = time.perf_counter()
         joined = _join_features(registry, data, features, time_column)
         if joined is not None:
             data = joined.frame
@@ -264,6 +302,7 @@ def train(
             test_fraction=cfg.test_fraction, time_column=time_column, group_column=group_column,
             input_kind=input_kind,
         )
+        record("prepare", started)
         world_size = cfg.workers * (nodes.nnodes if nodes is not None else 1)
         _check_enough_rows(prepared, world_size, cfg.batch_size)
         model_name = check_model_name(name) if name else _default_name(data)
@@ -276,17 +315,21 @@ def train(
             )
         # bad input is reported first (above, exit 2); then the data check refuses errors not
         # ignored (exit 1) and names the columns holding personal data, which are left out
+        started = time.perf_counter()
         checked = precheck(
             data, target, task=prepared.task, group_column=group_column,
             input_kind=prepared.input_kind, ignore_checks=ignore_checks, allow_pii=allow_pii,
             settings=settings,
         )
+        record("data_check", started)
         if checked.exclude:
+            started = time.perf_counter()
             prepared = prepare(
                 data, target, task=task, seed=cfg.seed, val_fraction=cfg.val_fraction,
                 test_fraction=cfg.test_fraction, time_column=time_column,
                 group_column=group_column, input_kind=input_kind, exclude=checked.exclude,
             )
+            record("prepare", started)
         if teacher is not None:
             teacher.check_data(prepared)
 
@@ -310,6 +353,7 @@ def train(
                  else _inherited_views(feature_uses, prepared, features))
         if views is not None and joined is None:
             params["features"] = views
+        started = time.perf_counter()
         spec = _write_run_folder(run_dir, run_id, prepared, model_ref, cfg, progress, dp_plan,
                                  teacher, feature_views=views)
         if joined is not None:
@@ -332,6 +376,7 @@ def train(
         except BaseException as exc:
             registry.store.finish_run(run_id, "failed", error=str(exc))
             raise
+        record("run_folder", started)
         warnings = list(prepared.warnings) + _factory_warning(
             model_ref, settings.security.model_factories)
         return _launch_and_record(registry, run_id, run_dir, spec, cfg.workers, cfg.max_restarts,
@@ -496,7 +541,9 @@ def _launch_and_record(
     started = time.perf_counter()
     try:
         _launch(run_dir, workers, max_restarts, show_progress=progress, nodes=nodes)
+        record("workers", started)
         outputs = _read_outputs(run_dir)
+        _epoch_phases(outputs["history"])
         for epoch in outputs["history"]:
             registry.store.add_run_metrics(
                 run_id, int(epoch["epoch"]),
@@ -506,7 +553,10 @@ def _launch_and_record(
         bundle = ModelBundle.from_json(
             json.loads((run_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
         )
+        evaluating = time.perf_counter()
         bundle, evaluation = calibrate_and_evaluate(registry, run_id, run_dir, bundle, weights)
+        record("evaluation", evaluating)
+        registering = time.perf_counter()
         metrics = evaluation.headline_metrics()
         duration = time.perf_counter() - started
         stored: dict[str, Any] = dict(metrics)
@@ -532,6 +582,7 @@ def _launch_and_record(
             run_id, "succeeded", duration_s=duration,
             samples_per_s=outputs["result"]["samples_per_s"],
         )
+        record("registration", registering)
     except BaseException as exc:
         why = "interrupted (resume with --resume)" if isinstance(exc, KeyboardInterrupt) else exc
         registry.store.finish_run(
@@ -551,6 +602,16 @@ def _launch_and_record(
         evaluation=evaluation.to_json(), differential_privacy=result.get(DP_KEY),
         distillation=distilled,
     )
+
+
+def _epoch_phases(history: list[dict[str, Any]]) -> None:
+    """Split the workers' phase into the epochs (the ranks' own timing) and the rest."""
+    recorder = current()
+    if recorder is None or "workers" not in recorder.seconds:
+        return
+    epochs = sum(float(e.get("seconds", 0.0)) for e in history)
+    recorder.add("workers.epochs", epochs)
+    recorder.add("workers.startup_and_exit", max(0.0, recorder.seconds["workers"] - epochs))
 
 
 def _store_reference_profile(
