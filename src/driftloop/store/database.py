@@ -37,6 +37,7 @@ from driftloop.store.datasets import DatasetQueries
 from driftloop.store.erasure import ErasureQueries
 from driftloop.store.features import FeatureViewQueries
 from driftloop.store.keys import ApiKeyQueries
+from driftloop.store.jobs import JobQueries, JobRecord
 from driftloop.store.locks import LockQueries
 from driftloop.store.monitoring import MonitoringQueries
 from driftloop.store.online_features import OnlineFeatureQueries
@@ -49,7 +50,7 @@ from driftloop.store.versions import AuditHook, VersionQueries
 class Store(
     DatasetQueries, RunQueries, VersionQueries, AliasQueries, ServingQueries, ErasureQueries,
     ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries, FeatureViewQueries,
-    OnlineFeatureQueries,
+    OnlineFeatureQueries, JobQueries,
 ):
     """Database of runs, datasets, model versions, aliases, the prediction log and monitoring,
     at any SQLAlchemy URL.
