@@ -36,8 +36,8 @@ from driftloop.store.core import EventHook
 from driftloop.store.datasets import DatasetQueries
 from driftloop.store.erasure import ErasureQueries
 from driftloop.store.features import FeatureViewQueries
+from driftloop.store.jobs import JobQueries
 from driftloop.store.keys import ApiKeyQueries
-from driftloop.store.jobs import JobQueries, JobRecord
 from driftloop.store.locks import LockQueries
 from driftloop.store.monitoring import MonitoringQueries
 from driftloop.store.online_features import OnlineFeatureQueries
