@@ -26,6 +26,7 @@ from driftloop.config import Settings
 from driftloop.errors import DriftloopError
 from driftloop.registry import Registry
 from driftloop.train.spec import OUTPUTS_DIR, PROGRESS_FILE
+from driftloop.ui.explain import baselines, split_probabilities
 from driftloop.ui.workbench import read_upload
 
 POLL_S = 0.5
@@ -100,8 +101,12 @@ def run_train(settings: Settings, registry: Registry, job: Any) -> dict[str, Any
                       epochs=settings.ui.train_epochs, workers=settings.ui.train_workers,
                       allow_pii=list(params.get("allow_pii", [])), settings=settings,
                       progress=True)
-    return {"version": result.version, "metrics": result.metrics, "run_id": result.run_id,
-            "epochs_run": result.epochs_run}
+    done = {"version": result.version, "metrics": result.metrics, "run_id": result.run_id,
+            "epochs_run": result.epochs_run, "baselines": []}
+    if params.get("task") in ("binary", "multiclass"):
+        probs = split_probabilities(registry, job.model_name, result.version, result.run_dir)
+        done["baselines"] = baselines(result.run_dir, probs, seed=settings.train.seed)
+    return done
 
 
 WORK = {"check": run_check, "train": run_train}

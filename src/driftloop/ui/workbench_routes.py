@@ -14,6 +14,9 @@ loopback server::
     GET  /ui/api/jobs?model=NAME              the model's newest job (a reloaded page's)
     GET  /ui/api/jobs/{id}
     POST /ui/api/jobs/{id}/cancel
+    GET  /ui/api/workbench/models/{name}/versions/{v}   the evaluation in words
+    POST /ui/api/workbench/models/{name}/promote        {"version", "alias", "reason"}
+    POST /ui/api/workbench/models/{name}/versions/{v}/score?filename=  a table -> scored CSV
 """
 
 from __future__ import annotations
@@ -30,10 +33,18 @@ from driftloop.http import KeyChecker, Refused
 from driftloop.http.keys import PresentedKey
 from driftloop.registry import Registry
 from driftloop.registry.names import check_model_name
-from driftloop.ui.admin import admin_actor
+from driftloop.ui.admin import admin_actor, promote
 from driftloop.ui.answers import _answer, _body, _documented, _error
+from driftloop.ui.explain import explain
 from driftloop.ui.jobs import cancel_job, job_view, start_job
-from driftloop.ui.workbench import describe_target, preview, read_upload, save_upload
+from driftloop.ui.scoring import score_frame, to_csv
+from driftloop.ui.workbench import (
+    describe_target,
+    preview,
+    read_upload,
+    save_upload,
+    upload_path,
+)
 
 _MAX_JOB_BODY = 65_536
 
@@ -48,6 +59,8 @@ def add_workbench_routes(router: APIRouter, login: APIRouter, registry: Registry
         if secret is None and keys.is_open():
             return "dashboard"
         return admin_actor(registry.store, secret)
+
+    add_use_routes(router, login, registry, actor)
 
     @router.get("/ui/api/workbench", responses=_documented())
     def api_workbench() -> Response:
@@ -148,8 +161,54 @@ def add_workbench_routes(router: APIRouter, login: APIRouter, registry: Registry
         return _answer(lambda: job_view(cancel_job(registry, job_id, actor(secret))))
 
 
+def add_use_routes(router: APIRouter, login: APIRouter, registry: Registry,
+                   actor: Any) -> None:
+    """Flows 2 and 3: the evaluation in words, promote with a reason, score a file."""
+    settings = registry.settings
+
+    @router.get("/ui/api/workbench/models/{name}/versions/{version}", responses=_documented(404))
+    def api_explained(name: str, version: int) -> Response:
+        """The version's evaluation as sentences, with its baselines when a job trained it."""
+        def work() -> Any:
+            body = explain(registry, name, version)
+            job = registry.store.latest_job(name)
+            found = job is not None and (job.result or {}).get("version") == version
+            body["baselines"] = job.result.get("baselines", []) if found else []
+            return body
+        return _answer(work)
+
+    @login.post("/ui/api/workbench/models/{name}/promote", responses=_documented(409, 422))
+    async def api_promote(name: str, request: Request, secret: PresentedKey) -> Response:
+        """Promote with a reason, through the registry's gates (audited as the dashboard)."""
+        raw = await request.body()
+        return await run_in_threadpool(
+            _answer, lambda: promote(registry, name, _body(raw), actor(secret)))
+
+    @login.post("/ui/api/workbench/models/{name}/versions/{version}/score",
+                responses=_documented(404, 413, 422))
+    async def api_score(name: str, version: int, request: Request, secret: PresentedKey,
+                        filename: str = "rows.csv") -> Response:
+        """Score an uploaded table: the same CSV with prediction and probability columns."""
+        try:
+            await run_in_threadpool(actor, secret)
+            sha = await save_upload(request.stream(), uploads_of(settings), filename,
+                                    limit=settings.ui.upload_limit_bytes)
+        except Refused as exc:
+            return _error(exc.status, exc.code, str(exc))
+
+        def work() -> Response:
+            scored = score_frame(registry, name, version, read_upload(uploads_of(settings), sha))
+            return Response(to_csv(scored), media_type="text/csv", headers={
+                "Content-Disposition": f'attachment; filename="{name}-v{version}-scored.csv"'})
+        return await run_in_threadpool(_answer, work)
+
+
+def uploads_of(settings: Any) -> Path:
+    """Where uploads are kept."""
+    return Path(settings.home) / "uploads"
+
+
 def _size(folder: Path, sha: str) -> int:
-    from driftloop.ui.workbench import upload_path
     return upload_path(folder, sha).stat().st_size
 
 
