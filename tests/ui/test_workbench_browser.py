@@ -140,7 +140,14 @@ def test_a_person_uploads_checks_excludes_and_trains_and_a_reload_shows_the_same
     assert answer.status_code == 200, answer.text
     assert scored["prediction"].astype(str).tolist() == [
         str(x) for x in answer.json()["predictions"]]
-    assert "health-summary" in p.content() and p.inner_text("#health-summary")
+    assert p.inner_text("#health-summary")
+    # is it still healthy: one loop iteration from the page, with its story
+    p.click("#loop-run")
+    p.wait_for_selector("#loop-story [data-outcome], #loop-story .error", timeout=120_000)
+    run = registry.store.list_loop_runs("loans")
+    assert run and p.get_attribute("#loop-story [data-outcome]", "data-outcome") == (
+        run[-1].outcome)
+    page.shot("w5-loop")
     assert page.errors == []
 
 

@@ -109,7 +109,17 @@ def run_train(settings: Settings, registry: Registry, job: Any) -> dict[str, Any
     return done
 
 
-WORK = {"check": run_check, "train": run_train}
+def run_loop(settings: Settings, registry: Registry, job: Any) -> dict[str, Any]:
+    """One loop iteration (``driftloop loop run-once``), with its story step by step."""
+    from driftloop.loop.runner import run_once
+
+    story: list[str] = []
+    outcome = run_once(job.model_name, settings=settings, registry=registry,
+                       say=lambda step, message: story.append(f"{step}: {message}"))
+    return {**outcome.to_json(), "story": story}
+
+
+WORK = {"check": run_check, "train": run_train, "loop": run_loop}
 
 
 def _last_seq(registry: Registry) -> int:

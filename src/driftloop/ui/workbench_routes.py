@@ -128,9 +128,12 @@ def add_workbench_routes(router: APIRouter, login: APIRouter, registry: Registry
             who = actor(secret)
             body = _body(raw)
             kind = body.get("kind")
-            if kind not in ("check", "train"):
-                raise Refused(422, "bad_kind", "'kind' must be check or train.")
+            if kind not in ("check", "train", "loop"):
+                raise Refused(422, "bad_kind", "'kind' must be check, train or loop.")
             model = check_model_name(str(body.get("model") or ""))
+            if kind == "loop":
+                registry.store.get_version(model)  # an unknown model is named as such (404)
+                return job_view(start_job(registry, settings, kind, model, {}, who))
             sha, target = str(body.get("upload") or ""), str(body.get("target") or "")
             described = describe_target(uploads, sha, target)  # 404 / 422 before any job
             exclude = body.get("exclude") or []

@@ -289,9 +289,33 @@
       el("section", { id: "health", "aria-label": "Is it still healthy?" },
         el("h3", {}, "Is it still healthy?"),
         el("p", { id: "health-summary" }, await healthSentence(model)),
+        el("div", { class: "buttons" }, el("button", { id: "loop-run", type: "button",
+          onclick: () => runLoop(model) }, "Run one loop iteration now")),
+        el("div", { id: "loop-story", role: "status", "aria-live": "polite" }),
         el("p", {}, el("a", { href: `/ui/models/${encodeURIComponent(model)}/monitoring` },
           "Monitoring →"))));
     document.body.dataset.job = "succeeded";
+  }
+
+  async function runLoop(model) {
+    const area = document.getElementById("loop-story");
+    area.textContent = "Running one loop iteration in the background…";
+    try {
+      let job = await api("/ui/api/jobs", { method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ kind: "loop", model }) });
+      while (job.active) {
+        await new Promise((done) => setTimeout(done, 500));
+        job = await api(`/ui/api/jobs/${job.id}`);
+      }
+      area.replaceChildren(job.status === "succeeded"
+        ? el("div", { "data-outcome": job.result.outcome },
+          el("p", {}, `Outcome: ${job.result.outcome.replaceAll("_", " ")}.`),
+          el("ol", {}, job.result.story.map((line) => el("li", {}, line))))
+        : el("p", { class: "error" }, `✗ ${job.error}`));
+    } catch (error) {
+      area.replaceChildren(el("p", { class: "error" }, `✗ ${error.message}`));
+    }
   }
 
   async function healthSentence(model) {
