@@ -41,13 +41,17 @@ def right_in_100(interval: dict[str, Any]) -> str:
 def verdict(difference: float, low: float, high: float, other: str) -> str:
     """The paired comparison with ``other`` in words, decided by the interval."""
     if low > 0:
-        return f"better than {other} (by {round(100 * low)} to {round(100 * high)} points of " \
-               "accuracy)"
+        return f"better than {other} (by {_points(low)} to {_points(high)} points of accuracy)"
     if high < 0:
-        return f"worse than {other} (by {round(-100 * high)} to {round(-100 * low)} points of " \
-               "accuracy)"
-    return f"no clear difference from {other} (between {round(100 * low)} and " \
-           f"{round(100 * high)} points)"
+        return f"worse than {other} (by {_points(-high)} to {_points(-low)} points of accuracy)"
+    return f"no clear difference from {other} (between {_points(low)} and {_points(high)} " \
+           "points)"
+
+
+def _points(share: float) -> str:
+    """Percentage points, one decimal below 10 (so a small gap does not read as 0)."""
+    points = 100 * share
+    return f"{points:.1f}".rstrip("0").rstrip(".") if abs(points) < 10 else f"{points:.0f}"
 
 
 def baselines(run_dir: str | Path, model_probs: np.ndarray, *, seed: int = 0

@@ -159,7 +159,7 @@
       `Download the ${f.rows.length} row(s) concerned (CSV)`)) : null));
     document.getElementById("findings-area").replaceChildren(
       items.length ? el("ul", { id: "findings" }, items) : el("p", {}, "Nothing to fix."),
-      columnsPanel());
+      columnsPanel());  // both always nodes
   }
 
   function columnsPanel() {
@@ -211,10 +211,10 @@
       : job.status === "succeeded"
         ? `✓ Trained ${job.model_name} v${job.result.version} in ${job.result.epochs_run} epochs.`
         : `✗ ${job.status}: ${job.error}`;
-    area.replaceChildren(bar, el("p", { id: "progress-text", "data-job": job.id,
-                                        "data-status": job.status }, line),
+    area.replaceChildren(...[bar, el("p", { id: "progress-text", "data-job": job.id,
+                                            "data-status": job.status }, line),
       job.active ? el("div", { class: "buttons" }, cancel) : null,
-      job.status === "succeeded" ? el("div", { id: "use-area" }) : null);
+      job.status === "succeeded" ? el("div", { id: "use-area" }) : null].filter(Boolean));
     if (job.status === "succeeded") showEvaluation(job.model_name, job.result.version);
     else document.body.dataset.job = job.status;
   }
