@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ def start_job(registry: Registry, settings: Settings, kind: str, model: str,
             [sys.executable, "-m", "driftloop.ui.job_worker", str(job.id), str(config)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # reaped by a thread of the server, so a finished worker leaves no zombie behind
+    threading.Thread(target=proc.wait, name=f"job-{job.id}", daemon=True).start()
     return registry.store.update_job(job.id, pid=proc.pid)
 
 
