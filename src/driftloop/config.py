@@ -741,6 +741,17 @@ class SecuritySettings(BaseModel):
     )
 
 
+class UISettings(BaseModel):
+    """``ui:``: the dashboard's workbench (uploads and the jobs it starts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    upload_limit_bytes: int = Field(
+        2 * 1024**3, ge=1, description="the largest file the workbench accepts (shown on the "
+        "page); a larger upload is refused as soon as it passes the limit")
+    train_epochs: int = Field(20, ge=1, description="epochs of a training the workbench starts")
+    train_workers: int = Field(1, ge=1, description="training processes of a workbench job")
+
+
 class Settings(BaseSettings):
     """All driftloop settings; build with :meth:`Settings.load`."""
 
@@ -764,6 +775,7 @@ class Settings(BaseSettings):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    ui: UISettings = Field(default_factory=UISettings)
     actor: str = Field(
         "", max_length=128, description="who the audit log records (a role or service id, not a "
         "name); empty: a pseudonymous id of the operating-system user",

@@ -30,7 +30,7 @@ def store(db_url: str) -> Iterator[Store]:
 def test_upgrade_creates_every_table(store: Store) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
-    assert store.schema_revision() == Store.head_revision() == "0011"
+    assert store.schema_revision() == Store.head_revision() == "0012"
 
 
 def test_migrated_database_matches_the_models_exactly(store: Store) -> None:
@@ -108,9 +108,9 @@ def test_new_revision_finds_nothing_to_change(tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
     path = new_revision("nothing changed", script_location=location)
-    assert path.name == "0012_nothing_changed.py"
+    assert path.name == "0013_nothing_changed.py"
     source = path.read_text()
-    assert "down_revision = '0011'" in source
+    assert "down_revision = '0012'" in source
     upgrade_body = source.split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op." not in upgrade_body
 

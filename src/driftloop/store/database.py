@@ -36,6 +36,7 @@ from driftloop.store.core import EventHook
 from driftloop.store.datasets import DatasetQueries
 from driftloop.store.erasure import ErasureQueries
 from driftloop.store.features import FeatureViewQueries
+from driftloop.store.jobs import JobQueries
 from driftloop.store.keys import ApiKeyQueries
 from driftloop.store.locks import LockQueries
 from driftloop.store.monitoring import MonitoringQueries
@@ -49,7 +50,7 @@ from driftloop.store.versions import AuditHook, VersionQueries
 class Store(
     DatasetQueries, RunQueries, VersionQueries, AliasQueries, ServingQueries, ErasureQueries,
     ApiKeyQueries, MonitoringQueries, LockQueries, RolloutQueries, FeatureViewQueries,
-    OnlineFeatureQueries,
+    OnlineFeatureQueries, JobQueries,
 ):
     """Database of runs, datasets, model versions, aliases, the prediction log and monitoring,
     at any SQLAlchemy URL.

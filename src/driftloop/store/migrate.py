@@ -58,7 +58,7 @@ def head_revision() -> str:
     Examples
     --------
     >>> head_revision()
-    '0011'
+    '0012'
     """
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "driftloop ships at least one migration"

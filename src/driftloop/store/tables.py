@@ -513,6 +513,38 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+JOB_KINDS = ("check", "train", "loop")
+JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+
+
+class Job(Base):
+    """Long work the dashboard started (a data check, a training, a loop iteration), done by a
+    background worker process: its state lives here so every replica and a reloaded page show
+    it. At most one job per model is unfinished, kept by the database."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        _one_of("kind", JOB_KINDS, "kind"),
+        _one_of("status", JOB_STATUSES, "status"),
+        Index("uq_jobs_open_model", "model_name", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean)  # queued, running or cancelling
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 __all__ = [
     "Alert",
     "AliasMove",
@@ -524,6 +556,9 @@ __all__ = [
     "FeatureMaterialization",
     "FeatureView",
     "FeedbackEntry",
+    "JOB_KINDS",
+    "JOB_STATUSES",
+    "Job",
     "ModelAlias",
     "LoopRun",
     "ModelVersion",

@@ -38,7 +38,6 @@ auth, 404 unknown model or window, 409 refused (gates failed, no rollout under w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path as FilePath
 from string import Template
@@ -49,13 +48,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from driftloop.errors import CheckFailed, DriftloopError, NotFoundError, UsageError
-from driftloop.http import ERROR_SCHEMA, KeyChecker, Refused, error_response
+from driftloop.http import KeyChecker, Refused, error_response
 from driftloop.http.exposure import is_loopback
 from driftloop.http.keys import SESSION_COOKIE, PresentedKey, grants
 from driftloop.registry import Registry
 from driftloop.ui import views
 from driftloop.ui.admin import ACTIONS, admin_actor
+from driftloop.ui.answers import _MAX_BODY, _answer, _body, _documented, _error
+from driftloop.ui.workbench_routes import add_workbench_routes
 
 STATIC = FilePath(__file__).with_name("static")
 PAGES = {
@@ -65,52 +65,11 @@ PAGES = {
     "loop": "Loop",
     "rollouts": "Rollouts",
     "audit": "Audit log",
+    "new": "New model",
 }
-_MAX_BODY = 16_384
 _SESSION_S = 8 * 3600  # the session cookie's lifetime; the key's revocation ends it sooner
 _MAX_ID = 2**31 - 1  # beyond any stored id, and within every database's integer
 Number = Annotated[int, Path(ge=1, le=_MAX_ID)]
-
-
-_WHY = {400: "The body is not a JSON object.", 401: "No API key, or an unknown or revoked one.",
-        403: "The key's role does not allow this (read needs read or admin; actions admin).",
-        404: "No such model, version, window or action.",
-        409: "Refused (a gate failed, or no rollout is under way).",
-        413: "The body is over the limit.", 422: "Bad input (e.g. no reason given)."}
-
-
-def _documented(*statuses: int, png: bool = False) -> dict[int | str, Any]:
-    """The ``responses=`` of a dashboard route: its success body and its error answers."""
-    media = "image/png" if png else "application/json"
-    schema = {"type": "string", "format": "binary"} if png else {"type": "object"}
-    out: dict[int | str, Any] = {200: {"content": {media: {"schema": schema}}}}
-    for status in sorted({401, 403, *statuses}):  # every route may need a key
-        out[status] = {"description": _WHY[status],
-                       "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-    return out
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return error_response(Refused(status, code, message))
-
-
-def _answer(work: Callable[[], Any]) -> Response:
-    """Run ``work`` and answer its JSON, or the error it raised as a 4xx."""
-    try:
-        body = work()
-    except Refused as exc:
-        return _error(exc.status, exc.code, str(exc))
-    except NotFoundError as exc:
-        return _error(404, "not_found", str(exc))
-    except CheckFailed as exc:
-        return _error(409, "refused", str(exc))
-    except UsageError as exc:
-        return _error(422, "invalid", str(exc))
-    except DriftloopError as exc:
-        return _error(409, "conflict", str(exc))
-    if isinstance(body, Response):
-        return body
-    return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
 
 def page_html(page: str) -> str:
@@ -147,6 +106,8 @@ def create_router(registry: Registry, keys: KeyChecker | None = None) -> APIRout
     login.add_api_route("/ui/rollouts", page("rollouts"), methods=["GET"],
                          include_in_schema=False)
     login.add_api_route("/ui/audit", page("audit"), methods=["GET"], include_in_schema=False)
+    login.add_api_route("/ui/new", page("new"), methods=["GET"], include_in_schema=False)
+    add_workbench_routes(router, login, registry, keys)
 
     @router.get("/ui/api/models", responses=_documented())
     def api_models() -> Response:
@@ -303,18 +264,6 @@ async def _read_body(request: Request) -> bytes:
         if len(body) > _MAX_BODY:
             raise Refused(413, "too_large", f"the body is over {_MAX_BODY} bytes.")
     return bytes(body)
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    if len(raw) > _MAX_BODY:
-        raise Refused(413, "too_large", f"the body is over {_MAX_BODY} bytes.")
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):
-        raise Refused(400, "bad_json", "the body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise Refused(400, "bad_shape", "the body must be a JSON object.")
-    return body
 
 
 __all__ = ["PAGES", "STATIC", "create_router", "mount_dashboard", "page_html"]
