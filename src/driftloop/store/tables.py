@@ -7,8 +7,8 @@ Examples
 --------
 >>> print(*sorted(Base.metadata.tables))  # doctest: +NORMALIZE_WHITESPACE
 alerts alias_moves api_keys audit_entries datasets feature_materializations feature_online
-feature_views feedback loop_runs model_aliases model_versions monitor_windows prediction_log
-reload_signals reports rollout_observations rollouts run_datasets run_metrics runs
+feature_views feedback jobs loop_runs model_aliases model_versions monitor_windows
+prediction_log reload_signals reports rollout_observations rollouts run_datasets run_metrics runs
 >>> Run.__table__.c.status.type
 String(length=16)
 """
