@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,10 @@ from driftloop.ui.workbench import (
     save_upload,
     upload_path,
 )
+
+# a version or job number: beyond any stored id and within every database's integer
+_MAX_NUMBER = 2**31 - 1
+Number = Annotated[int, PathParam(ge=1, le=_MAX_NUMBER)]
 
 _MAX_JOB_BODY = 65_536
 
@@ -95,7 +100,7 @@ def add_workbench_routes(router: APIRouter, login: APIRouter, registry: Registry
         return _answer(lambda: preview(uploads, sha))
 
     @router.get("/ui/api/uploads/{sha}/target", responses=_documented(404, 422))
-    def api_target(sha: str, column: str) -> Response:
+    def api_target(sha: str, column: str = "") -> Response:
         """The task ``column`` implies, in words (422: it cannot be predicted)."""
         return _answer(lambda: describe_target(uploads, sha, column))
 
@@ -154,12 +159,12 @@ def add_workbench_routes(router: APIRouter, login: APIRouter, registry: Registry
         return _answer(lambda: {"job": job_view(registry.store.latest_job(model))})
 
     @router.get("/ui/api/jobs/{job_id}", responses=_documented(404))
-    def api_job(job_id: int) -> Response:
+    def api_job(job_id: Number) -> Response:
         """One job: status, progress, result or error."""
         return _answer(lambda: job_view(registry.store.get_job(job_id)))
 
     @login.post("/ui/api/jobs/{job_id}/cancel", responses=_documented(404, 409))
-    def api_cancel(job_id: int, secret: PresentedKey) -> Response:
+    def api_cancel(job_id: Number, secret: PresentedKey) -> Response:
         """Stop an unfinished job (audited)."""
         return _answer(lambda: job_view(cancel_job(registry, job_id, actor(secret))))
 
@@ -170,7 +175,7 @@ def add_use_routes(router: APIRouter, login: APIRouter, registry: Registry,
     settings = registry.settings
 
     @router.get("/ui/api/workbench/models/{name}/versions/{version}", responses=_documented(404))
-    def api_explained(name: str, version: int) -> Response:
+    def api_explained(name: str, version: Number) -> Response:
         """The version's evaluation as sentences, with its baselines when a job trained it."""
         def work() -> Any:
             body = explain(registry, name, version)
@@ -189,9 +194,15 @@ def add_use_routes(router: APIRouter, login: APIRouter, registry: Registry,
 
     @login.post("/ui/api/workbench/models/{name}/versions/{version}/score",
                 responses=_documented(404, 413, 422))
-    async def api_score(name: str, version: int, request: Request, secret: PresentedKey,
+    async def api_score(name: str, version: str, request: Request, secret: PresentedKey,
                         filename: str = "rows.csv") -> Response:
         """Score an uploaded table: the same CSV with prediction and probability columns."""
+        # parsed here so that a bad number is answered in the documented error shape
+        number = int(version) if version.isascii() and version.isdigit() else 0
+        if not 1 <= number <= _MAX_NUMBER:
+            return _error(404, "not_found", "no such version: the version is a whole number "
+                          f"from 1 to {_MAX_NUMBER}.")
+        version = number  # type: ignore[assignment]
         try:
             await run_in_threadpool(actor, secret)
             sha = await save_upload(request.stream(), uploads_of(settings), filename,
