@@ -105,7 +105,10 @@ def join_as_of(rows: pd.DataFrame, views: Sequence[ViewFrame], *, time_column: s
             for name in view.features:
                 # pandas' take with allow_fill: -1 becomes the dtype's missing value (ints
                 # become floats with NaN, as a CSV round trip would read them).
-                values = pd.api.extensions.take(source[name].array, picked, allow_fill=True)
+                # numpy-backed columns as ndarrays (pandas < 2.3 warns on a NumpyExtensionArray)
+                column = source[name]
+                data = column.to_numpy() if isinstance(column.dtype, np.dtype) else column.array
+                values = pd.api.extensions.take(data, picked, allow_fill=True)
                 columns[name] = values
                 missing[view.name][name] = int(pd.isna(values).sum())
     features = pd.DataFrame(columns, index=range(len(rows)))

@@ -132,6 +132,12 @@ def registered_version(store: Store, settings: Settings, name: str) -> int:
     return int(match.version)
 
 
+def _datetimes(column: pd.Series) -> list[datetime]:
+    """Python datetimes of a datetime column (its ``.dt.to_pydatetime()`` warns on pandas 2.2
+    and changes its return type later)."""
+    return [t.to_pydatetime() for t in column]
+
+
 def materialize_view(store: Store, online: OnlineStore, view: FeatureViewSettings,
                      entity: EntitySettings, version: int, table: Any, *, key: str, actor: str,
                      since: datetime | None = None) -> MaterializeResult:
@@ -157,9 +163,8 @@ def materialize_view(store: Store, online: OnlineStore, view: FeatureViewSetting
     values = _json_records(frame.loc[latest.index, view.features])
     rows = [{"entity_hash": hash_value(text, key), "values": vals, "event_time": ev,
              "created_time": cr if created is not None else None}
-            for text, ev, cr, vals in zip(latest["text"], latest["event"].dt.to_pydatetime(),
-                                          latest["created"].dt.to_pydatetime(), values,
-                                          strict=True)]
+            for text, ev, cr, vals in zip(latest["text"], _datetimes(latest["event"]),
+                                          _datetimes(latest["created"]), values, strict=True)]
     written = online.write(view.name, version, rows)
     until = (mark[usable].max().to_pydatetime() if bool(usable.any())
              else (start or _EPOCH))
