@@ -88,13 +88,18 @@ def export_edge_package(registry: Registry, name: str, version: int | None,
         }
         _write_json(work / "manifest.json", manifest)
         files["manifest.json"] = (work / "manifest.json").stat().st_size
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
+        _publish(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return EdgePackage(target, files)
+
+
+def _publish(work: Path, target: Path) -> None:
+    """Put the finished folder ``work`` in place of ``target`` (a rename, so never half-written)."""
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(work, target)
 
 
 _SRC = Path(__file__).resolve().parents[1]  # src/driftloop
@@ -245,9 +250,7 @@ def export_edge_project(registry: Registry, name: str, version: int | None,
         _write_json(code / "SHA256SUMS.json", sums)
         files = {p.relative_to(work).as_posix(): p.stat().st_size
                  for p in sorted(work.rglob("*")) if p.is_file()}
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work, target)
+        _publish(work, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
